@@ -1,0 +1,64 @@
+//! One typed error for the library. Every message names what was wrong (the layer, the
+//! file, the argument) with its numbers, and says what to do about it. The binary adds
+//! context ("reading model.safetensors") and prints the chain.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A layer does not fit the shape it receives (found when the network is built).
+    #[error("layer {index} {repr}: {message}")]
+    Shape {
+        index: usize,
+        repr: String,
+        message: String,
+    },
+
+    /// A layer's own arguments are invalid (zero sizes, stride 0, p outside [0, 1), ...).
+    #[error("{layer}: {message}")]
+    Config { layer: String, message: String },
+
+    /// The text form of a network could not be parsed.
+    #[error("{message}\n{excerpt}")]
+    Spec { message: String, excerpt: String },
+
+    /// A model file is unreadable, or its tensors do not fit its network.
+    #[error("{path}: {message}", path = path.display())]
+    Model { path: PathBuf, message: String },
+
+    /// A dataset file is missing, corrupt or inconsistent.
+    #[error("{path}: {message}", path = path.display())]
+    Data { path: PathBuf, message: String },
+
+    /// An input tensor or image is not what the network takes.
+    #[error("{0}")]
+    Input(String),
+
+    /// An operating-system error, with the file it concerns.
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn config(layer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            layer: layer.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! im2col / col2im: turn a convolution into one matrix multiply.
+//!
+//! inp (c, h, w) -> col (c·kh·kw, oh·ow): row `(ci, ky, kx)` holds, for every output
+//! position `(oy, ox)`, the input pixel that kernel tap `(ky, kx)` of channel ci sees
+//! there (zero in the padding). Then out (oc, oh·ow) = weight (oc, c·kh·kw) · col.
+//!
+//! Why im2col here: the book's networks have few channels (1 → 20 → 40) and 5×5 kernels,
+//! so the GEMM's inner dimension c·kh·kw (25, 500) is what gives it work; a direct
+//! convolution with 1 input channel would have almost no reuse per load.
+
+/// Geometry of one convolution window pass over one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    pub fn col_rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    pub fn col_cols(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// Fills `col` (c·kh·kw × oh·ow) from one image `inp` (c × h × w).
+pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
+    debug_assert_eq!(inp.len(), g.c * g.h * g.w);
+    debug_assert_eq!(col.len(), g.col_rows() * g.col_cols());
+    let ncols = g.col_cols();
+    for ci in 0..g.c {
+        let plane = &inp[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let dst = &mut col[row * ncols..(row + 1) * ncols];
+                for oy in 0..g.oh {
+                    let y = (oy * g.sh + ky) as isize - g.ph as isize;
+                    let out_row = &mut dst[oy * g.ow..(oy + 1) * g.ow];
+                    if y < 0 || y >= g.h as isize {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[y as usize * g.w..(y as usize + 1) * g.w];
+                    if g.sw == 1 && g.pw == 0 {
+                        // The common case: a contiguous run of the input row.
+                        out_row.copy_from_slice(&src[kx..kx + g.ow]);
+                        continue;
+                    }
+                    for (ox, o) in out_row.iter_mut().enumerate() {
+                        let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                        *o = if x < 0 || x >= g.w as isize {
+                            0.0
+                        } else {
+                            src[x as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `col` back onto the input pixel it
+/// was copied from. `dinp` must be zeroed (or hold a gradient to add to).
+pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
+    debug_assert_eq!(dinp.len(), g.c * g.h * g.w);
+    let ncols = g.col_cols();
+    for ci in 0..g.c {
+        let plane = &mut dinp[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let src = &col[row * ncols..(row + 1) * ncols];
+                for oy in 0..g.oh {
+                    let y = (oy * g.sh + ky) as isize - g.ph as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[y as usize * g.w..(y as usize + 1) * g.w];
+                    for ox in 0..g.ow {
+                        let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                        if x >= 0 && x < g.w as isize {
+                            dst[x as usize] += src[oy * g.ow + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reference convolution of one image, straight from the definition:
+/// out[o, oy, ox] = bias[o] + Σ_{ci,ky,kx} weight[o, ci, ky, kx] · inp[ci, oy·sh+ky−ph, ox·sw+kx−pw].
+pub fn conv2d_naive(
+    g: &ConvGeom,
+    inp: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    oc: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; oc * g.oh * g.ow];
+    for o in 0..oc {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let mut acc = bias.map_or(0.0, |b| b[o] as f64);
+                for ci in 0..g.c {
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let y = (oy * g.sh + ky) as isize - g.ph as isize;
+                            let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                            if y < 0 || x < 0 || y >= g.h as isize || x >= g.w as isize {
+                                continue;
+                            }
+                            let wv = weight[((o * g.c + ci) * g.kh + ky) * g.kw + kx];
+                            let iv = inp[(ci * g.h + y as usize) * g.w + x as usize];
+                            acc += wv as f64 * iv as f64;
+                        }
+                    }
+                }
+                out[(o * g.oh + oy) * g.ow + ox] = acc as f32;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gemm::{MatRef, gemm};
+    use crate::rng::Rng;
+
+    fn geom(
+        c: usize,
+        h: usize,
+        w: usize,
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize),
+    ) -> ConvGeom {
+        ConvGeom {
+            c,
+            h,
+            w,
+            kh: k.0,
+            kw: k.1,
+            sh: s.0,
+            sw: s.1,
+            ph: p.0,
+            pw: p.1,
+            oh: (h + 2 * p.0 - k.0) / s.0 + 1,
+            ow: (w + 2 * p.1 - k.1) / s.1 + 1,
+        }
+    }
+
+    #[test]
+    fn im2col_gemm_matches_naive_convolution() {
+        let mut rng = Rng::new(5);
+        let cases = [
+            geom(1, 28, 28, (5, 5), (1, 1), (0, 0)),
+            geom(3, 7, 9, (3, 2), (2, 1), (1, 1)),
+            geom(2, 5, 4, (1, 1), (1, 2), (0, 1)),
+            geom(1, 17, 3, (3, 3), (3, 3), (1, 1)),
+        ];
+        for g in cases {
+            let oc = 3;
+            let inp: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
+            let weight: Vec<f32> = (0..oc * g.col_rows()).map(|_| rng.symmetric(1.0)).collect();
+            let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+            im2col(&g, &inp, &mut col);
+            let mut out = vec![0.0; oc * g.col_cols()];
+            gemm(
+                1.0,
+                MatRef::new(&weight, oc, g.col_rows()),
+                MatRef::new(&col, g.col_rows(), g.col_cols()),
+                0.0,
+                &mut out,
+            );
+            let want = conv2d_naive(&g, &inp, &weight, None, oc);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-4, "{g:?} index {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), y> == <x, col2im(y)> for random x, y: the defining property.
+        let mut rng = Rng::new(9);
+        let g = geom(2, 6, 5, (3, 3), (2, 1), (1, 1));
+        let x: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
+        let y: Vec<f32> = (0..g.col_rows() * g.col_cols())
+            .map(|_| rng.symmetric(1.0))
+            .collect();
+        let mut col = vec![0.0; y.len()];
+        im2col(&g, &x, &mut col);
+        let mut back = vec![0.0; x.len()];
+        col2im(&g, &y, &mut back);
+        let lhs: f64 = col.iter().zip(&y).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+}

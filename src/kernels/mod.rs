@@ -1,0 +1,7 @@
+//! Loops only: slices and sizes in, no layer structs, no `Result`. Each fast kernel has
+//! a plain `*_naive` twin kept as the documented reference; tests compare the two on
+//! awkward sizes. Sizes use llm.c's vocabulary: `n, c, h, w, oc, oh, ow, kh, kw`.
+
+pub mod gemm;
+pub mod im2col;
+pub mod pool;

@@ -1,0 +1,52 @@
+//! Flatten: (N, C, H, W) -> (N, C·H·W), in PyTorch's C, H, W order, so a weight trained
+//! in PyTorch after `nn.Flatten()` means the same here. PyTorch: `nn.Flatten()`
+//! (start_dim=1, end_dim=-1). The data does not move; only the shape changes.
+
+use super::{BuildContext, Layer, Mode, ShapeStep};
+use crate::tensor::Tensor;
+
+/// Flattens every image to one vector. PyTorch: `nn.Flatten`.
+#[derive(Clone, Debug, Default)]
+pub struct Flatten {
+    input: Vec<usize>,
+}
+
+impl Flatten {
+    pub fn new() -> Self {
+        Flatten::default()
+    }
+}
+
+impl Layer for Flatten {
+    fn kind(&self) -> &'static str {
+        "Flatten"
+    }
+
+    fn repr(&self) -> String {
+        "Flatten(start_dim=1, end_dim=-1)".into()
+    }
+
+    fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
+        let (total, arithmetic) = crate::shape::product_explained(ctx.input)
+            .ok_or_else(|| "the flattened size overflows".to_string())?;
+        self.input = ctx.input.to_vec();
+        Ok(ShapeStep {
+            out: vec![total],
+            arithmetic,
+            macs: 0,
+        })
+    }
+
+    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
+        let n = inp.batch();
+        inp.clone()
+            .reshape(&[n, inp.len() / n.max(1)])
+            .expect("same element count")
+    }
+
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut shape = vec![dout.batch()];
+        shape.extend_from_slice(&self.input);
+        dout.clone().reshape(&shape).expect("same element count")
+    }
+}

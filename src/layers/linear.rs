@@ -1,0 +1,198 @@
+//! Linear: every output a weighted sum of every input. PyTorch: `nn.Linear(in_features,
+//! out_features, bias=True)`; `LazyLinear(out_features)` infers `in_features` when built.
+//!
+//! input (N, I) -> output (N, O); weight (O, I) as in PyTorch, bias (O).
+//! out = inp · weightᵀ + bias, one matrix multiply for the whole batch.
+
+use super::{BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, checked_param_count};
+use crate::kernels::gemm::{MatRef, gemm};
+use crate::tensor::Tensor;
+
+/// Fully connected layer. PyTorch: `nn.Linear`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// `None` until built for a `LazyLinear`.
+    in_features: Option<usize>,
+    out_features: usize,
+    has_bias: bool,
+    weight: Option<Param>,
+    bias: Option<Param>,
+    /// The last forward input, kept for dweight.
+    inp: Tensor,
+}
+
+/// `LazyLinear(out_features)`: a [`Linear`] whose `in_features` is read off the input
+/// when the network is built. PyTorch: `nn.LazyLinear`.
+pub struct LazyLinear;
+
+impl LazyLinear {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(out_features: usize) -> Linear {
+        Linear::with_in(None, out_features)
+    }
+}
+
+impl Linear {
+    /// `Linear(in_features, out_features)` with a bias.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        Linear::with_in(Some(in_features), out_features)
+    }
+
+    fn with_in(in_features: Option<usize>, out_features: usize) -> Self {
+        Linear {
+            in_features,
+            out_features,
+            has_bias: true,
+            weight: None,
+            bias: None,
+            inp: Tensor::zeros(&[0]),
+        }
+    }
+
+    /// PyTorch's `bias=`.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.has_bias = bias;
+        self
+    }
+}
+
+impl Layer for Linear {
+    fn kind(&self) -> &'static str {
+        "Linear"
+    }
+
+    fn repr(&self) -> String {
+        let (name, fin) = match self.in_features {
+            Some(i) => ("Linear", i),
+            None => ("LazyLinear", 0),
+        };
+        format!(
+            "{name}(in_features={fin}, out_features={}, bias={})",
+            self.out_features,
+            if self.has_bias { "True" } else { "False" }
+        )
+    }
+
+    fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
+        if self.out_features == 0 {
+            return Err("out_features must be at least 1".into());
+        }
+        let &[features] = ctx.input else {
+            let (total, _) =
+                crate::shape::product_explained(ctx.input).unwrap_or((0, String::new()));
+            return Err(format!(
+                "expects flat features but receives images shaped {} from {}; put Flatten() \
+                 before it (it would then receive {total} features)",
+                crate::shape::fmt_shape(ctx.input),
+                ctx.source
+            ));
+        };
+        let inferred = self.in_features.is_none();
+        match self.in_features {
+            Some(i) if i != features => {
+                return Err(format!(
+                    "receives {}; use Linear({features}, {}) or LazyLinear({})",
+                    ctx.describe_features(features),
+                    self.out_features,
+                    self.out_features
+                ));
+            }
+            _ => self.in_features = Some(features),
+        }
+        let wdims = [self.out_features, features];
+        let wcount = checked_param_count("Linear", &wdims)?;
+        self.init_params(&mut InitContext {
+            scheme: Init::PyTorch,
+            rng: ctx.rng,
+            next_pool: 1,
+            is_output: false,
+        });
+        let arithmetic = if inferred {
+            format!("in_features inferred: {}", ctx.describe_features(features))
+        } else {
+            format!("{features} → {}", self.out_features)
+        };
+        Ok(ShapeStep {
+            out: vec![self.out_features],
+            arithmetic,
+            macs: wcount as u64,
+        })
+    }
+
+    fn init_params(&mut self, ctx: &mut InitContext) {
+        let (i, o) = (self.in_features.expect("built"), self.out_features);
+        let (wvals, bvals) = ctx.draw(o * i, o, i, o);
+        self.weight = Some(Param::new(
+            Tensor::from_vec(&[o, i], wvals).expect("weight length"),
+        ));
+        self.bias = self
+            .has_bias
+            .then(|| Param::new(Tensor::from_vec(&[o], bvals).expect("bias length")));
+    }
+
+    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
+        let n = inp.batch();
+        let (i, o) = (self.in_features.expect("built"), self.out_features);
+        debug_assert_eq!(inp.shape(), &[n, i]);
+        let mut out = Tensor::zeros(&[n, o]);
+        if let Some(b) = &self.bias {
+            for row in out.data_mut().chunks_mut(o) {
+                row.copy_from_slice(b.value.data());
+            }
+        }
+        let w = &self.weight.as_ref().expect("built").value;
+        // out (N × O) = inp (N × I) · weightᵀ (I × O) + bias
+        gemm(
+            1.0,
+            MatRef::new(inp.data(), n, i),
+            MatRef::new(w.data(), o, i).t(),
+            if self.bias.is_some() { 1.0 } else { 0.0 },
+            out.data_mut(),
+        );
+        self.inp.clone_from(inp);
+        out
+    }
+
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let n = self.inp.batch();
+        let (i, o) = (self.in_features.expect("built"), self.out_features);
+        debug_assert_eq!(dout.shape(), &[n, o]);
+        // forward: out[n, o] = bias[o] + Σ_i weight[o, i] · inp[n, i]
+        // dbias[o] += Σ_n dout[n, o]
+        if let Some(b) = &mut self.bias {
+            let db = b.grad.data_mut();
+            for row in dout.data().chunks(o) {
+                for (d, &g) in db.iter_mut().zip(row) {
+                    *d += g;
+                }
+            }
+        }
+        let w = self.weight.as_mut().expect("built");
+        // dweight (O × I) += doutᵀ (O × N) · inp (N × I)
+        gemm(
+            1.0,
+            MatRef::new(dout.data(), n, o).t(),
+            MatRef::new(self.inp.data(), n, i),
+            1.0,
+            w.grad.data_mut(),
+        );
+        // dinp (N × I) = dout (N × O) · weight (O × I)
+        let mut dinp = Tensor::zeros(&[n, i]);
+        gemm(
+            1.0,
+            MatRef::new(dout.data(), n, o),
+            MatRef::new(w.value.data(), o, i),
+            0.0,
+            dinp.data_mut(),
+        );
+        dinp
+    }
+
+    fn params(&self) -> Vec<(&'static str, &Param)> {
+        super::weight_bias(&self.weight, &self.bias)
+    }
+
+    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        super::weight_bias_mut(&mut self.weight, &mut self.bias)
+    }
+}

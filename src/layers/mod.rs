@@ -1,0 +1,318 @@
+//! The layers, one file each, and the [`Layer`] trait they share.
+//!
+//! A layer is built once by [`crate::Sequential`] for the shape it will receive (this is
+//! where lazy sizes are inferred, shapes are checked and parameters initialised); after
+//! that, `forward` and `backward` trust the shapes and only `debug_assert!` them.
+//! Shapes here are per image: `[C, H, W]` for feature maps, `[F]` for flat features; the
+//! batch dimension N is added in front of them at run time.
+
+mod avgpool2d;
+mod conv2d;
+mod dropout;
+mod flatten;
+mod linear;
+mod maxpool2d;
+mod relu;
+mod sigmoid;
+mod softmax;
+mod tanh;
+
+pub use avgpool2d::AvgPool2d;
+pub use conv2d::{Conv2d, LazyConv2d};
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use linear::{LazyLinear, Linear};
+pub use maxpool2d::MaxPool2d;
+pub use relu::ReLU;
+pub use sigmoid::Sigmoid;
+pub use softmax::{LogSoftmax, Softmax};
+pub use tanh::Tanh;
+
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Training or evaluation. Dropout is active only in `Train`. PyTorch: `model.train()` /
+/// `model.eval()`, passed explicitly instead of kept as hidden state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// How fresh parameters are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Init {
+    /// PyTorch's default: weights kaiming-uniform with a = √5, i.e. U(±1/√fan_in), and
+    /// biases U(±1/√fan_in).
+    #[default]
+    PyTorch,
+    /// Nielsen's network3.py: weights N(0, 1/n_out) (n_out = the units each input
+    /// reaches, divided by the pooling that follows a conv layer), biases N(0, 1).
+    Book,
+}
+
+/// A learnable tensor and the gradient accumulated for it by `backward`.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    pub fn new(value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { value, grad }
+    }
+}
+
+/// What a layer does to one image's shape, found when the network is built.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeStep {
+    /// The output shape per image.
+    pub out: Vec<usize>,
+    /// How the output shape follows from the input, e.g. `(28 + 2·0 − 5)/1 + 1 = 24`.
+    pub arithmetic: String,
+    /// Multiply-accumulates per image in the forward pass.
+    pub macs: u64,
+}
+
+/// What [`Layer::build`] is told about its place in the network.
+pub struct BuildContext<'a> {
+    /// The shape of one image arriving at this layer.
+    pub input: &'a [usize],
+    /// Who produces that input, for messages: `layer 3 Flatten` or `the input`.
+    pub source: String,
+    /// When the input is flat and came out of a Flatten, the shape it flattened; lets a
+    /// message say `2880 = 20 × 12 × 12`.
+    pub flattened_from: Option<Vec<usize>>,
+    /// Draws the layer's first parameters (PyTorch's default) and its dropout stream.
+    pub rng: &'a mut Rng,
+}
+
+/// What [`Layer::init_params`] needs to draw a layer's parameters.
+pub struct InitContext<'a> {
+    pub scheme: Init,
+    pub rng: &'a mut Rng,
+    /// The area of the pooling window that follows this layer (1 if none): the book's
+    /// initialisation divides a conv layer's fan-out by it.
+    pub next_pool: usize,
+    /// True for the last layer with parameters: the book initialises its softmax layer
+    /// to zeros.
+    pub is_output: bool,
+}
+
+impl InitContext<'_> {
+    /// Draws a `count`-value weight and a `bias_count`-value bias with the scheme.
+    /// `fan_in` is the inputs each output sums; `fan_out` the outputs each input reaches.
+    pub fn draw(
+        &mut self,
+        count: usize,
+        bias_count: usize,
+        fan_in: usize,
+        fan_out: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        match (self.scheme, self.is_output) {
+            (Init::PyTorch, _) => (
+                init_pytorch(self.rng, count, fan_in),
+                init_pytorch(self.rng, bias_count, fan_in),
+            ),
+            // network3.py's SoftmaxLayer starts from zeros.
+            (Init::Book, true) => (vec![0.0; count], vec![0.0; bias_count]),
+            (Init::Book, false) => {
+                let n_out = (fan_out / self.next_pool.max(1)).max(1);
+                (
+                    init_normal(self.rng, count, (1.0 / n_out as f64).sqrt()),
+                    init_normal(self.rng, bias_count, 1.0),
+                )
+            }
+        }
+    }
+}
+
+impl BuildContext<'_> {
+    /// `2880 = 20 × 12 × 12 features from layer 3 Flatten` or `784 features from the input`.
+    pub fn describe_features(&self, features: usize) -> String {
+        match &self.flattened_from {
+            Some(dims) if dims.len() > 1 => {
+                let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                format!(
+                    "{features} = {} features from {}",
+                    parts.join(" × "),
+                    self.source
+                )
+            }
+            _ => format!("{features} features from {}", self.source),
+        }
+    }
+}
+
+/// One layer of a [`crate::Sequential`] network.
+///
+/// Contract: `build` is called exactly once before `forward`; `backward` follows the
+/// `forward` whose batch it differentiates, adds parameter gradients into
+/// [`Param::grad`] (PyTorch's accumulate semantics: call `zero_grad` between steps), and
+/// returns the gradient with respect to the layer's input.
+pub trait Layer: Send + Sync + std::fmt::Debug {
+    /// The PyTorch class name: `Conv2d`, `ReLU`, ...
+    fn kind(&self) -> &'static str;
+
+    /// PyTorch's repr, e.g. `Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))`. It is
+    /// also the canonical spec of the layer: the spec parser reads it back.
+    fn repr(&self) -> String;
+
+    /// Checks the input shape, infers lazy sizes, allocates and initialises parameters
+    /// (PyTorch's default). The error is the message only; [`crate::Sequential`]
+    /// prefixes the layer index and repr.
+    fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String>;
+
+    /// Re-draws the parameters with another scheme (after `build`). PyTorch:
+    /// `model.apply(init_fn)`.
+    fn init_params(&mut self, _ctx: &mut InitContext) {}
+
+    /// Computes the output for a batch, keeping what `backward` needs.
+    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor;
+
+    /// Given dL/d(output), adds dL/d(parameters) and returns dL/d(input).
+    fn backward(&mut self, dout: &Tensor) -> Tensor;
+
+    /// Named parameters in PyTorch's state_dict order (`weight`, then `bias`).
+    fn params(&self) -> Vec<(&'static str, &Param)> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        Vec::new()
+    }
+
+    /// The random generator a layer draws from while training (dropout masks), so a
+    /// checkpoint can store and restore it.
+    fn rng_mut(&mut self) -> Option<&mut Rng> {
+        None
+    }
+}
+
+/// `(5, 5)`: PyTorch's repr of a pair.
+pub(crate) fn pair(p: (usize, usize)) -> String {
+    format!("({}, {})", p.0, p.1)
+}
+
+/// Shapes the parameters of a freshly built layer, checking the size is allocatable.
+pub(crate) fn checked_param_count(layer: &str, dims: &[usize]) -> Result<usize, String> {
+    let mut total: usize = 1;
+    for &d in dims {
+        total = total.checked_mul(d).ok_or_else(|| too_many(layer, dims))?;
+    }
+    if total > crate::shape::MAX_PARAMS_PER_LAYER {
+        return Err(too_many(layer, dims));
+    }
+    Ok(total)
+}
+
+fn too_many(layer: &str, dims: &[usize]) -> String {
+    format!(
+        "{layer} would need a weight of shape {} ({} parameters), more than seqnet \
+         allocates for one layer ({}); check the sizes for a typo",
+        crate::shape::fmt_shape(dims),
+        dims.iter().map(|&d| d as u128).product::<u128>(),
+        crate::shape::MAX_PARAMS_PER_LAYER
+    )
+}
+
+/// Draws parameters the PyTorch way: U(±1/√fan_in) for weight and bias.
+pub(crate) fn init_pytorch(rng: &mut Rng, count: usize, fan_in: usize) -> Vec<f32> {
+    let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+    (0..count).map(|_| rng.symmetric(bound)).collect()
+}
+
+/// Draws N(0, std²) values (the book's initialisation).
+pub(crate) fn init_normal(rng: &mut Rng, count: usize, std: f64) -> Vec<f32> {
+    (0..count).map(|_| (rng.normal() * std) as f32).collect()
+}
+
+/// Elementwise layers (ReLU, Sigmoid, Tanh) share this build: any shape passes through.
+pub(crate) fn passthrough(input: &[usize]) -> ShapeStep {
+    ShapeStep {
+        out: input.to_vec(),
+        arithmetic: "unchanged".to_string(),
+        macs: 0,
+    }
+}
+
+/// A size given as one int (`5`) or a `(height, width)` pair, as PyTorch accepts for
+/// kernel_size, stride and padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size2(pub usize, pub usize);
+
+impl From<usize> for Size2 {
+    fn from(v: usize) -> Self {
+        Size2(v, v)
+    }
+}
+
+impl From<(usize, usize)> for Size2 {
+    fn from(v: (usize, usize)) -> Self {
+        Size2(v.0, v.1)
+    }
+}
+
+impl Size2 {
+    pub(crate) fn tuple(self) -> (usize, usize) {
+        (self.0, self.1)
+    }
+}
+
+/// Applies `f` to every element, in parallel chunks (elementwise layers).
+pub(crate) fn map_elements(inp: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+    use rayon::prelude::*;
+    let mut out = Tensor::zeros(inp.shape());
+    out.data_mut()
+        .par_chunks_mut(4096)
+        .zip(inp.data().par_chunks(4096))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
+    out
+}
+
+/// dinp = dout · f'(…), where `local(out)` is the derivative written in terms of the
+/// forward output (ReLU, Sigmoid and Tanh all can be).
+pub(crate) fn chain_elements(
+    dout: &Tensor,
+    out: &Tensor,
+    local: impl Fn(f32) -> f32 + Sync,
+) -> Tensor {
+    use rayon::prelude::*;
+    let mut dinp = Tensor::zeros(dout.shape());
+    dinp.data_mut()
+        .par_chunks_mut(4096)
+        .zip(
+            dout.data()
+                .par_chunks(4096)
+                .zip(out.data().par_chunks(4096)),
+        )
+        .for_each(|(di, (d, o))| {
+            for ((di, &d), &o) in di.iter_mut().zip(d).zip(o) {
+                *di = d * local(o);
+            }
+        });
+    dinp
+}
+
+/// The weight-then-bias list of a layer's optional parameters (state_dict order).
+pub(crate) fn weight_bias<'a>(
+    w: &'a Option<Param>,
+    b: &'a Option<Param>,
+) -> Vec<(&'static str, &'a Param)> {
+    [("weight", w.as_ref()), ("bias", b.as_ref())]
+        .into_iter()
+        .filter_map(|(name, p)| p.map(|p| (name, p)))
+        .collect()
+}
+
+pub(crate) fn weight_bias_mut<'a>(
+    w: &'a mut Option<Param>,
+    b: &'a mut Option<Param>,
+) -> Vec<(&'static str, &'a mut Param)> {
+    [("weight", w.as_mut()), ("bias", b.as_mut())]
+        .into_iter()
+        .filter_map(|(name, p)| p.map(|p| (name, p)))
+        .collect()
+}

@@ -1,0 +1,57 @@
+//! # seqnet
+//!
+//! PyTorch-style `Sequential` convolutional networks in pure Rust, built for the CNNs of
+//! chapter 6 of Michael Nielsen's *Neural Networks and Deep Learning*. Every layer checks
+//! and explains the shape it receives when the network is built; forward and backward
+//! compute what PyTorch computes.
+//!
+//! ```
+//! use seqnet::{Conv2d, Flatten, LazyLinear, Linear, MaxPool2d, Mode, ReLU, Sequential, Tensor};
+//!
+//! // nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+//! //               nn.LazyLinear(100), nn.ReLU(), nn.Linear(100, 10))
+//! let mut net = Sequential::new([1, 28, 28])
+//!     .add(Conv2d::new(1, 20, 5))?
+//!     .add(ReLU::new())?
+//!     .add(MaxPool2d::new(2))?
+//!     .add(Flatten::new())?
+//!     .add(LazyLinear::new(100))? // in_features inferred: 20 × 12 × 12 = 2880
+//!     .add(ReLU::new())?
+//!     .add(Linear::new(100, 10))?;
+//! assert_eq!(net.num_params(), 289_630);
+//!
+//! // A batch of two blank images: forward, loss, backward.
+//! let x = Tensor::zeros(&[2, 1, 28, 28]);
+//! let logits = net.forward(&x, Mode::Train)?;
+//! assert_eq!(logits.shape(), &[2, 10]);
+//! let (loss, dlogits) = seqnet::loss::cross_entropy(&logits, &[3, 7]);
+//! net.backward(&dlogits);
+//! assert!(loss > 0.0);
+//!
+//! // A wrong size is caught when the layer is added, with the arithmetic:
+//! let err = Sequential::new([1, 28, 28])
+//!     .add(Conv2d::new(1, 20, 5))?
+//!     .add(MaxPool2d::new(2))?
+//!     .add(Flatten::new())?
+//!     .add(Linear::new(800, 100))
+//!     .unwrap_err();
+//! assert!(err.to_string().contains("2880 = 20 × 12 × 12"));
+//! # Ok::<(), seqnet::Error>(())
+//! ```
+
+pub mod error;
+pub mod kernels;
+pub mod layers;
+pub mod loss;
+pub mod rng;
+pub mod sequential;
+pub mod shape;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use layers::{
+    AvgPool2d, Conv2d, Dropout, Flatten, Init, Layer, LazyConv2d, LazyLinear, Linear, LogSoftmax,
+    MaxPool2d, Mode, ReLU, Sigmoid, Softmax, Tanh,
+};
+pub use sequential::Sequential;
+pub use tensor::Tensor;

@@ -1,0 +1,81 @@
+//! Mean softmax cross-entropy on raw logits. PyTorch: `nn.CrossEntropyLoss()` (reduction
+//! 'mean').
+//!
+//! loss = (1/N) Σ_n [ln Σ_k e^(z_nk − m_n) + m_n − z_n,y_n], m_n = max_k z_nk: the
+//! log-sum-exp is taken after subtracting the max, so large logits cannot overflow.
+//! Its gradient is the classic dL/dz_nk = (softmax(z_n)_k − [k = y_n]) / N.
+
+use crate::tensor::Tensor;
+
+/// The mean cross-entropy of `logits` (`[N, K]`) against `labels`, and dL/dlogits.
+/// With `log_probs`, the logits are already log-probabilities (a network ending in
+/// LogSoftmax): the loss is then PyTorch's `NLLLoss`, which gives the same numbers.
+pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> (f32, Tensor) {
+    let n = logits.batch();
+    let k = logits.len() / n.max(1);
+    debug_assert_eq!(labels.len(), n);
+    let mut grad = Tensor::zeros(logits.shape());
+    let mut total = 0.0f64;
+    let scale = 1.0 / n.max(1) as f32;
+    for (i, (&y, g)) in labels.iter().zip(grad.data_mut().chunks_mut(k)).enumerate() {
+        let z = logits.item(i);
+        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = z.iter().map(|&v| (v - m).exp()).sum();
+        let log_sum = sum.ln();
+        total += (log_sum + m - z[y]) as f64;
+        for (j, (gj, &zj)) in g.iter_mut().zip(z).enumerate() {
+            let p = (zj - m).exp() / sum;
+            *gj = (p - if j == y { 1.0 } else { 0.0 }) * scale;
+        }
+    }
+    ((total / n.max(1) as f64) as f32, grad)
+}
+
+/// Class probabilities from a network's output: softmax of logits, exp of
+/// log-probabilities (LogSoftmax), or the output itself after Softmax.
+pub fn probabilities(out: &Tensor, last_layer: Option<&str>) -> Tensor {
+    let n = out.batch();
+    let k = out.len() / n.max(1);
+    let mut probs = out.clone();
+    for row in probs.data_mut().chunks_mut(k.max(1)) {
+        match last_layer {
+            Some("Softmax") => {}
+            Some("LogSoftmax") => row.iter_mut().for_each(|v| *v = v.exp()),
+            _ => {
+                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for v in row.iter_mut() {
+                    *v = (*v - m).exp();
+                    sum += *v;
+                }
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+    }
+    probs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_matches_hand_computation_and_is_stable() {
+        // torch.nn.functional.cross_entropy(torch.tensor([[1., 2., 3.], [1000., 0., -1000.]]),
+        //                                   torch.tensor([2, 1])) = 250.2039...
+        let logits = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0]).unwrap();
+        let (loss, grad) = cross_entropy(&logits, &[2, 1]);
+        let first = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 3.0;
+        let expected = (first + 1000.0) / 2.0;
+        assert!(
+            (loss as f64 - expected).abs() < 1e-3,
+            "{loss} vs {expected}"
+        );
+        assert!(loss.is_finite());
+        // Gradient rows sum to zero; the true class gets p − 1.
+        for row in grad.data().chunks(3) {
+            assert!(row.iter().sum::<f32>().abs() < 1e-6);
+        }
+        assert!((grad.data()[4] - (-0.5)).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,156 @@
+//! The size arithmetic of convolution and pooling, and the sentences that explain it.
+//!
+//! Every formula here is PyTorch's (dilation 1):
+//! `out = ⌊(in + 2·padding − kernel) / stride⌋ + 1`, with `⌈…⌉` instead of `⌊…⌋` under
+//! `ceil_mode`, in which case a last window that would start in the right padding is
+//! dropped.
+
+use crate::error::{Error, Result};
+
+/// Largest number of f32 values one image may occupy in any layer (1 GiB).
+/// Larger networks are almost certainly a typo (an extra zero) and would exhaust memory.
+pub const MAX_ELEMENTS_PER_IMAGE: usize = 1 << 28;
+/// Largest number of parameters one layer may hold (4 GiB of f32).
+pub const MAX_PARAMS_PER_LAYER: usize = 1 << 30;
+
+/// `[1, 28, 28]` as `1×28×28`.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    parts.join("×")
+}
+
+/// Parses `1x28x28` (also `1×28×28`, `1,28,28` or `[1, 28, 28]`).
+pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
+    let cleaned = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let dims: std::result::Result<Vec<usize>, _> = cleaned
+        .split(['x', '×', ','])
+        .map(|d| d.trim().parse::<usize>())
+        .collect();
+    match dims {
+        Ok(d) if !d.is_empty() && d.iter().all(|&v| v > 0) => Ok(d),
+        _ => Err(Error::Input(format!(
+            "input shape '{text}' is not of the form C×H×W with positive whole numbers, \
+             e.g. 1x28x28 for MNIST"
+        ))),
+    }
+}
+
+/// The output length of one spatial dimension of a convolution or pooling window,
+/// with the arithmetic written out, e.g. `(28 + 2·0 − 5)/1 + 1 = 24`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowSize {
+    pub out: usize,
+    pub arithmetic: String,
+}
+
+/// Output length for input `len`, `kernel`, `stride`, `padding`; `None` when the
+/// (padded) input is shorter than the kernel.
+pub fn window_out(
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ceil_mode: bool,
+    show_padding: bool,
+) -> Option<WindowSize> {
+    let padded = len.checked_add(padding.checked_mul(2)?)?;
+    if padded < kernel || stride == 0 {
+        return None;
+    }
+    let span = padded - kernel;
+    // Rounding can only matter with a stride above 1; that is when the brackets show.
+    let rounds = stride > 1;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    };
+    // PyTorch: with ceil_mode the last window must start inside the input or left padding.
+    if ceil_mode && (out - 1) * stride >= len + padding {
+        out -= 1;
+    }
+    let inner = if show_padding || padding > 0 {
+        format!("{len} + 2·{padding} − {kernel}")
+    } else {
+        format!("{len} − {kernel}")
+    };
+    let arithmetic = if !rounds {
+        format!("({inner})/{stride} + 1 = {out}")
+    } else if ceil_mode {
+        format!("⌈({inner})/{stride}⌉ + 1 = {out}")
+    } else {
+        format!("⌊({inner})/{stride}⌋ + 1 = {out}")
+    };
+    Some(WindowSize { out, arithmetic })
+}
+
+/// Explains a 2-D window: one formula when height and width agree, otherwise both.
+pub fn explain_hw(h: &WindowSize, w: &WindowSize, same_inputs: bool) -> String {
+    if same_inputs {
+        h.arithmetic.clone()
+    } else {
+        format!("H: {}; W: {}", h.arithmetic, w.arithmetic)
+    }
+}
+
+/// `a · b · c = product`, checking that the product stays allocatable.
+pub fn product_explained(dims: &[usize]) -> Option<(usize, String)> {
+    let mut total: usize = 1;
+    for &d in dims {
+        total = total.checked_mul(d)?;
+    }
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    Some((total, format!("{} = {total}", parts.join(" · "))))
+}
+
+/// Checked element count of a per-image shape, bounded by [`MAX_ELEMENTS_PER_IMAGE`].
+pub fn checked_numel(dims: &[usize]) -> Option<usize> {
+    let mut total: usize = 1;
+    for &d in dims {
+        total = total.checked_mul(d)?;
+    }
+    (total <= MAX_ELEMENTS_PER_IMAGE).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_and_pool_arithmetic_match_the_book() {
+        let c = window_out(28, 5, 1, 0, false, true).unwrap();
+        assert_eq!(c.out, 24);
+        assert_eq!(c.arithmetic, "(28 + 2·0 − 5)/1 + 1 = 24");
+        let p = window_out(24, 2, 2, 0, false, false).unwrap();
+        assert_eq!(p.out, 12);
+        assert_eq!(p.arithmetic, "⌊(24 − 2)/2⌋ + 1 = 12");
+        let odd = window_out(7, 2, 2, 0, false, false).unwrap();
+        assert_eq!(odd.out, 3);
+        assert_eq!(odd.arithmetic, "⌊(7 − 2)/2⌋ + 1 = 3");
+    }
+
+    #[test]
+    fn ceil_mode_follows_pytorch() {
+        // torch.nn.MaxPool2d(2, ceil_mode=True) on 7 -> 4; on 5 with k=3, s=2, p=1 -> 3.
+        assert_eq!(window_out(7, 2, 2, 0, true, false).unwrap().out, 4);
+        assert_eq!(window_out(5, 3, 2, 1, true, false).unwrap().out, 3);
+        assert_eq!(window_out(4, 2, 2, 1, true, false).unwrap().out, 3);
+        // the last window would start in the right padding: dropped (4 -> 3).
+        assert_eq!(window_out(5, 2, 2, 1, true, false).unwrap().out, 3);
+    }
+
+    #[test]
+    fn kernel_larger_than_input_is_none() {
+        assert!(window_out(4, 5, 1, 0, false, true).is_none());
+        assert!(window_out(4, 5, 1, 1, false, true).is_some());
+    }
+
+    #[test]
+    fn shapes_parse_and_print() {
+        assert_eq!(parse_shape("1x28x28").unwrap(), vec![1, 28, 28]);
+        assert_eq!(parse_shape("[3, 32, 32]").unwrap(), vec![3, 32, 32]);
+        assert!(parse_shape("1x0x28").is_err());
+        assert!(parse_shape("abc").is_err());
+        assert_eq!(fmt_shape(&[20, 12, 12]), "20×12×12");
+    }
+}
