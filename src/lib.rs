@@ -39,13 +39,16 @@
 //! # Ok::<(), seqnet::Error>(())
 //! ```
 
+pub mod data;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod rng;
 pub mod sequential;
 pub mod shape;
+pub mod spec;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Datasets: IDX files, the embedded MNIST sample, named datasets and splits.

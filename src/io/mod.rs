@@ -1,0 +1,4 @@
+//! Files in and out: safetensors models, images for predict.
+
+pub mod image;
+pub mod model;

@@ -1,0 +1,1 @@
+//! Model files: safetensors with PyTorch state_dict names and the spec in metadata.
