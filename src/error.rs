@@ -35,6 +35,10 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
 
+    /// Training produced a non-finite loss or weight.
+    #[error("{0}")]
+    Diverged(String),
+
     /// An operating-system error, with the file it concerns.
     #[error("{path}: {source}", path = path.display())]
     Io {
@@ -48,14 +52,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn config(layer: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Config {
-            layer: layer.into(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,

@@ -45,11 +45,15 @@ pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod optim;
+pub mod presets;
 pub mod rng;
 pub mod sequential;
 pub mod shape;
 pub mod spec;
+pub mod summary;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use layers::{

@@ -1,3 +1,20 @@
-fn main() {
-    println!("seqnet");
+//! The `seqnet` command: a thin layer over the library. Parsing is clap's; each
+//! subcommand lives in its own file under `cli/`. Errors are printed with their chain,
+//! as one paragraph, with a non-zero exit code.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", cli::describe(&err));
+            ExitCode::from(cli::exit_code(&err))
+        }
+    }
 }

@@ -41,6 +41,8 @@ impl Sequential {
 
     /// Adds a layer, building it for the current output shape. PyTorch: the next
     /// argument of `nn.Sequential(...)`, checked now instead of at the first batch.
+    // Named like PyTorch's `add_module`/`append`, not the `+` operator: it can fail.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, layer: impl Layer + 'static) -> Result<Self> {
         self.add_boxed(Box::new(layer))
     }

@@ -1,1 +1,768 @@
 //! Datasets: IDX files, the embedded MNIST sample, named datasets and splits.
+//!
+//! ```
+//! // Without any dataset installed this is the embedded 5,000-image MNIST sample.
+//! let (train, test) = seqnet::data::embedded::mnist_5k()?;
+//! assert_eq!((train.len(), test.len()), (4000, 1000));
+//! let (x, y) = train.batch(&[0, 1, 2]);
+//! assert_eq!(x.shape(), &[3, 1, 28, 28]);
+//! assert!(y.iter().all(|&label| label < 10));
+//! # Ok::<(), seqnet::Error>(())
+//! ```
+//!
+//! [`load`] finds MNIST, Fashion-MNIST or KMNIST on disk ([`resolve_named`] says where it
+//! looks) and splits it as PyTorch does ([`Split::Official`]) or as Nielsen's book does
+//! ([`Split::Book`]).
+
+pub mod batch;
+pub mod embedded;
+pub mod expand;
+pub mod idx;
+pub mod named;
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+pub use batch::load_safetensors_batch;
+pub use expand::expand_book;
+pub use named::{KNOWN_NAMES, STANDARD_FILES, cache_dir, resolve_named, search_path};
+
+/// Number of classes of MNIST, Fashion-MNIST and KMNIST.
+pub const MNIST_CLASSES: usize = 10;
+
+/// Images and their labels, all in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// `len() × C × H × W` values, image after image, each NCHW-ordered as in
+    /// [`Tensor`]. Values from u8 sources are grey levels divided by 255, in [0, 1];
+    /// f32 sources are kept as they are.
+    pub images: Vec<f32>,
+    /// One label per image, each `< classes`.
+    pub labels: Vec<usize>,
+    /// The shape of one image: `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// The number of classes (labels run from 0 to `classes - 1`).
+    pub classes: usize,
+    /// A short name for messages, e.g. `"mnist train"`.
+    pub name: String,
+}
+
+impl Dataset {
+    /// A dataset from its parts, checking that the sizes agree and that every label is a
+    /// class.
+    pub fn new(
+        name: impl Into<String>,
+        images: Vec<f32>,
+        labels: Vec<usize>,
+        shape: [usize; 3],
+        classes: usize,
+    ) -> Result<Self> {
+        let name = name.into();
+        check_parts(images.len(), &labels, shape, classes)
+            .map_err(|m| Error::Input(format!("dataset {name}: {m}")))?;
+        Ok(Dataset {
+            images,
+            labels,
+            shape,
+            classes,
+            name,
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True if there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image: C × H × W.
+    pub fn image_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The values of image `i` (panics if `i >= len()`, like slice indexing).
+    pub fn image(&self, i: usize) -> &[f32] {
+        let per = self.image_len();
+        &self.images[i * per..(i + 1) * per]
+    }
+
+    /// Gathers the images at `indices` into an `[n, C, H, W]` tensor, with their labels.
+    /// Panics if an index is out of range (indices come from the caller's own
+    /// permutation of `0..len()`, so one out of range is a bug, not bad data).
+    pub fn batch(&self, indices: &[usize]) -> (Tensor, Vec<usize>) {
+        let [c, h, w] = self.shape;
+        let per = self.image_len();
+        let mut x = Tensor::zeros(&[indices.len(), c, h, w]);
+        for (dst, &i) in x.data_mut().chunks_exact_mut(per.max(1)).zip(indices) {
+            dst.copy_from_slice(self.image(i));
+        }
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        (x, labels)
+    }
+
+    /// A copy of the images in `range`, in order (panics if the range is out of bounds).
+    pub fn subset(&self, range: Range<usize>) -> Dataset {
+        let per = self.image_len();
+        Dataset {
+            images: self.images[range.start * per..range.end * per].to_vec(),
+            labels: self.labels[range.clone()].to_vec(),
+            shape: self.shape,
+            classes: self.classes,
+            name: format!("{} [{}..{}]", self.name, range.start, range.end),
+        }
+    }
+
+    /// A copy of the images at `indices`, in that order (panics if one is out of range).
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let mut images = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+            classes: self.classes,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Splits into the first `at` images and the rest, without copying the first part
+    /// (MNIST's training images are 188 MB as f32). `at` is clamped to `len()`.
+    pub fn split_at(mut self, at: usize) -> (Dataset, Dataset) {
+        let at = at.min(self.len());
+        let rest = Dataset {
+            images: self.images.split_off(at * self.image_len()),
+            labels: self.labels.split_off(at),
+            shape: self.shape,
+            classes: self.classes,
+            name: self.name.clone(),
+        };
+        (self, rest)
+    }
+
+    /// How many images of each class there are.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(l) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// A dataset of u8 grey levels, scaled to [0, 1]; errors are messages for the caller
+    /// to attach to a file.
+    pub(crate) fn from_u8(
+        name: String,
+        pixels: &[u8],
+        labels: &[u8],
+        shape: [usize; 3],
+        classes: usize,
+    ) -> std::result::Result<Dataset, String> {
+        let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+        check_parts(pixels.len(), &labels, shape, classes)?;
+        // Division, not multiplication by 1/255, so that 255 maps to exactly 1.0.
+        let images = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+        Ok(Dataset {
+            images,
+            labels,
+            shape,
+            classes,
+            name,
+        })
+    }
+}
+
+fn check_parts(
+    values: usize,
+    labels: &[usize],
+    shape: [usize; 3],
+    classes: usize,
+) -> std::result::Result<(), String> {
+    let per: usize = shape.iter().product();
+    if per == 0 {
+        return Err(format!(
+            "image shape [{}, {}, {}] has a zero dimension",
+            shape[0], shape[1], shape[2]
+        ));
+    }
+    if classes == 0 {
+        return Err("0 classes".into());
+    }
+    if values != labels.len().saturating_mul(per) {
+        return Err(format!(
+            "{} labels need {} image values ({} × {}×{}×{}), but there are {values}",
+            labels.len(),
+            labels.len().saturating_mul(per),
+            labels.len(),
+            shape[0],
+            shape[1],
+            shape[2]
+        ));
+    }
+    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
+        return Err(bad_label(i, l as u64, classes));
+    }
+    Ok(())
+}
+
+pub(crate) fn bad_label(index: usize, label: u64, classes: usize) -> String {
+    format!(
+        "label {label} (image {index}) is not a class: there are {classes} classes, \
+         labelled 0 to {}",
+        classes - 1
+    )
+}
+
+/// How to divide a dataset's files into training, validation and test sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Split {
+    /// The files as published: all 60,000 training images train, the 10,000 test images
+    /// test (as torchvision's `MNIST(train=True/False)`).
+    #[default]
+    Official,
+    /// Nielsen's book (`mnist_loader.py`): the first 50,000 training images train, the
+    /// rest (the last 10,000) validate, the 10,000 test images test.
+    Book,
+}
+
+/// The images the book's split trains on; the training images after these validate.
+pub const BOOK_TRAIN: usize = 50_000;
+
+/// A dataset divided for training.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// The training images.
+    pub train: Dataset,
+    /// Validation images, if the split has them ([`Split::Book`]).
+    pub val: Option<Dataset>,
+    /// Test images, if the source has them.
+    pub test: Option<Dataset>,
+    /// Where the data came from, for people: e.g. "MNIST from /data/mnist (60,000 train
+    /// / 10,000 test)".
+    pub source: String,
+}
+
+/// `60000` → `"60,000"`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+impl Splits {
+    /// "60,000 train / 10,000 test", or with "/ 10,000 validation" between them.
+    pub fn counts(&self) -> String {
+        let mut parts = vec![format!("{} train", thousands(self.train.len()))];
+        if let Some(v) = &self.val {
+            parts.push(format!("{} validation", thousands(v.len())));
+        }
+        if let Some(t) = &self.test {
+            parts.push(format!("{} test", thousands(t.len())));
+        }
+        parts.join(" / ")
+    }
+}
+
+fn data_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Reads an images file and its labels file into a dataset, checking that they belong
+/// together.
+fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Result<Dataset> {
+    let (img, lab) = rayon::join(|| idx::read_images(images), || idx::read_labels(labels));
+    let (img, lab) = (img?, lab?);
+    if img.n != lab.len() {
+        return Err(data_err(
+            labels,
+            format!(
+                "holds {} labels, but {} holds {} images: the two files do not belong \
+                 together (or one of them is from another version of the dataset)",
+                lab.len(),
+                images.display(),
+                img.n
+            ),
+        ));
+    }
+    Dataset::from_u8(name, &img.pixels, &lab, [1, img.h, img.w], classes)
+        .map_err(|m| data_err(labels, m))
+}
+
+/// Loads the four standard IDX files in `dir` (gzipped or not; see [`STANDARD_FILES`])
+/// and splits them. Labels must be below 10, as in MNIST, Fashion-MNIST and KMNIST.
+pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<Splits> {
+    let dir = dir.as_ref();
+    let label = format!("MNIST-format data from {}", dir.display());
+    let set = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".to_string());
+    load_dir_as(dir, split, &label, &set)
+}
+
+/// [`load_dir`] with the words the `source` and the dataset names use.
+fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str) -> Result<Splits> {
+    let files = named::standard_files(dir).map_err(|missing| {
+        let expected: Vec<String> = STANDARD_FILES.iter().map(|f| format!("{f}[.gz]")).collect();
+        data_err(
+            dir,
+            if !dir.exists() {
+                "no such folder".to_string()
+            } else if !dir.is_dir() {
+                "not a folder: a dataset is a folder holding the four IDX files".to_string()
+            } else {
+                format!(
+                    "missing {}; a dataset folder holds the four IDX files {}",
+                    missing.join(", "),
+                    expected.join(", ")
+                )
+            },
+        )
+    })?;
+    let [train_images, train_labels, test_images, test_labels] = files;
+    let (train, test) = rayon::join(
+        || {
+            read_pair(
+                &train_images,
+                &train_labels,
+                format!("{set} train"),
+                MNIST_CLASSES,
+            )
+        },
+        || {
+            read_pair(
+                &test_images,
+                &test_labels,
+                format!("{set} test"),
+                MNIST_CLASSES,
+            )
+        },
+    );
+    let (train, test) = (train?, test?);
+    if train.shape != test.shape {
+        return Err(data_err(
+            &test_images,
+            format!(
+                "images are {}×{}, but the training images in {} are {}×{}",
+                test.shape[1],
+                test.shape[2],
+                train_images.display(),
+                train.shape[1],
+                train.shape[2]
+            ),
+        ));
+    }
+    let (train, val, how) = match split {
+        Split::Official => (train, None, ""),
+        Split::Book => {
+            if train.len() <= BOOK_TRAIN {
+                return Err(data_err(
+                    &train_images,
+                    format!(
+                        "holds {} images, but the book's split trains on the first {} and \
+                         validates on the rest, so it needs at least {}; use the official \
+                         split instead",
+                        train.len(),
+                        thousands(BOOK_TRAIN),
+                        thousands(BOOK_TRAIN + 1)
+                    ),
+                ));
+            }
+            let (mut train, mut val) = train.split_at(BOOK_TRAIN);
+            train.name = format!("{set} train");
+            val.name = format!("{set} validation");
+            (train, Some(val), ", the book's split")
+        }
+    };
+    let mut splits = Splits {
+        train,
+        val,
+        test: Some(test),
+        source: String::new(),
+    };
+    splits.source = format!("{label} ({}{how})", splits.counts());
+    Ok(splits)
+}
+
+/// Loads a dataset by name or folder:
+///
+/// - `None`: MNIST if [`resolve_named`] finds it, else the embedded 5,000-image sample
+///   (and `source` says so, and how to install MNIST);
+/// - `Some("mnist-5k")`: the embedded sample ([`embedded::mnist_5k`]);
+/// - `Some("mnist" | "fashion-mnist" | "kmnist")`: found by [`resolve_named`], or an
+///   error listing every folder searched;
+/// - anything else: a folder holding the four IDX files ([`load_dir`]).
+///
+/// `data_dir` is searched first for named sets. With [`Split::Book`], the embedded
+/// sample's 4,000 training images split 3,000 train / 1,000 validation.
+pub fn load(name_or_dir: Option<&str>, data_dir: Option<&Path>, split: Split) -> Result<Splits> {
+    load_in(name_or_dir, data_dir, split, &named::SearchEnv::process())
+}
+
+fn load_in(
+    name_or_dir: Option<&str>,
+    data_dir: Option<&Path>,
+    split: Split,
+    env: &named::SearchEnv,
+) -> Result<Splits> {
+    match name_or_dir {
+        None => {
+            let search = named::search(named::MNIST, data_dir, env);
+            match search.found {
+                Some(dir) => load_named_dir(&dir, named::MNIST, split),
+                None => {
+                    let mut s = embedded_splits(split)?;
+                    s.source = format!(
+                        "{}; MNIST was not found (looked in {}). Install it with `seqnet data \
+                         fetch mnist`, or point --data-dir or $SEQNET_DATA at a folder holding \
+                         its four files",
+                        s.source,
+                        search
+                            .tried
+                            .iter()
+                            .map(|t| t.dir.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    Ok(s)
+                }
+            }
+        }
+        Some(text) => {
+            let key = named::normalise(text);
+            if key == embedded::NAME {
+                return embedded_splits(split);
+            }
+            if let Some(name) = named::known(&key) {
+                let search = named::search(name, data_dir, env);
+                return match search.found {
+                    Some(dir) => load_named_dir(&dir, name, split),
+                    None => Err(search.not_found_error()),
+                };
+            }
+            let dir = Path::new(text);
+            if !dir.exists() {
+                return Err(data_err(
+                    dir,
+                    format!(
+                        "no such folder, and not a dataset name (the names are {}, {})",
+                        KNOWN_NAMES.join(", "),
+                        embedded::NAME
+                    ),
+                ));
+            }
+            load_dir(dir, split)
+        }
+    }
+}
+
+fn load_named_dir(dir: &Path, name: &str, split: Split) -> Result<Splits> {
+    let label = format!("{} from {}", named::title(name), dir.display());
+    load_dir_as(dir, split, &label, name)
+}
+
+/// The embedded sample, split as `split` asks.
+fn embedded_splits(split: Split) -> Result<Splits> {
+    let (train, test) = embedded::mnist_5k()?;
+    let (train, val, how) = match split {
+        Split::Official => (train, None, ""),
+        Split::Book => {
+            let (mut train, mut val) = train.split_at(embedded::TRAIN - embedded::TEST);
+            train.name = format!("{} train", embedded::NAME);
+            val.name = format!("{} validation", embedded::NAME);
+            (train, Some(val), ", the book's split scaled down")
+        }
+    };
+    let mut splits = Splits {
+        train,
+        val,
+        test: Some(test),
+        source: String::new(),
+    };
+    splits.source = format!(
+        "the embedded 5,000-image MNIST sample ({}{how})",
+        splits.counts()
+    );
+    Ok(splits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idx::tests::{gz, idx_images, idx_labels};
+    use super::*;
+    use std::path::PathBuf;
+
+    /// Writes a tiny MNIST-format folder: `n_train` and `n_test` 3×2 images.
+    pub(crate) fn write_set(dir: &Path, n_train: usize, n_test: usize, gzip: bool) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let suffix = if gzip { ".gz" } else { "" };
+        let enc = |b: Vec<u8>| if gzip { gz(&b) } else { b };
+        for (stem, n) in [("train", n_train), ("t10k", n_test)] {
+            let pixels: Vec<u8> = (0..n * 6).map(|i| (i % 256) as u8).collect();
+            let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+            std::fs::write(
+                dir.join(format!("{stem}-images-idx3-ubyte{suffix}")),
+                enc(idx_images(n, 3, 2, &pixels)),
+            )
+            .expect("write");
+            std::fs::write(
+                dir.join(format!("{stem}-labels-idx1-ubyte{suffix}")),
+                enc(idx_labels(&labels)),
+            )
+            .expect("write");
+        }
+    }
+
+    #[test]
+    fn data_dataset_batch_gathers_nchw_images_and_labels() {
+        let images: Vec<f32> = (0..4 * 2 * 3).map(|v| v as f32).collect();
+        let ds = Dataset::new("t", images, vec![0, 1, 2, 1], [2, 1, 3], 3).expect("dataset");
+        assert_eq!((ds.len(), ds.image_len()), (4, 6));
+        let (x, y) = ds.batch(&[3, 0]);
+        assert_eq!(x.shape(), &[2, 2, 1, 3]);
+        assert_eq!(&x.data()[..6], &[18.0, 19.0, 20.0, 21.0, 22.0, 23.0]);
+        assert_eq!(&x.data()[6..], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(y, vec![1, 0]);
+        let sub = ds.subset(1..3);
+        assert_eq!(sub.labels, vec![1, 2]);
+        assert_eq!(sub.images[0], 6.0);
+        let (a, b) = ds.clone().split_at(3);
+        assert_eq!((a.len(), b.len(), b.images[0]), (3, 1, 18.0));
+        assert_eq!(ds.class_counts(), vec![1, 2, 1]);
+        let (x, y) = ds.batch(&[]);
+        assert_eq!((x.shape(), y.len()), (&[0, 2, 1, 3][..], 0));
+    }
+
+    #[test]
+    fn data_dataset_new_checks_labels_and_sizes() {
+        let err = Dataset::new("t", vec![0.0; 6], vec![0, 10], [1, 1, 3], 10).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("label 10 (image 1) is not a class"),
+            "{err}"
+        );
+        let err = Dataset::new("t", vec![0.0; 5], vec![0, 1], [1, 1, 3], 10).unwrap_err();
+        assert!(err.to_string().contains("need 6 image values"), "{err}");
+    }
+
+    #[test]
+    fn data_load_dir_reads_raw_and_gzipped_sets_with_both_splits() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for gzip in [false, true] {
+            let dir = tmp.path().join(if gzip { "gz" } else { "raw" });
+            write_set(&dir, 50_003, 7, gzip);
+            let s = load_dir(&dir, Split::Official).expect("official");
+            assert_eq!(s.train.len(), 50_003);
+            assert_eq!(s.train.shape, [1, 3, 2]);
+            assert!(s.val.is_none());
+            let test = s.test.as_ref().expect("test set");
+            assert_eq!(test.len(), 7);
+            assert_eq!(test.labels[..3], [0, 1, 2]);
+            assert_eq!(s.train.images[1], 1.0 / 255.0);
+            assert!(s.source.contains("50,003 train / 7 test"), "{}", s.source);
+
+            let b = load_dir(&dir, Split::Book).expect("book");
+            let val = b.val.as_ref().expect("validation set");
+            assert_eq!((b.train.len(), val.len()), (50_000, 3));
+            assert_eq!(val.labels, vec![0, 1, 2]); // images 50000.. have labels 0, 1, 2
+            assert_eq!(val.images, s.train.images[50_000 * 6..]);
+            assert!(b.source.contains("50,000 train / 3 validation / 7 test"));
+        }
+    }
+
+    #[test]
+    fn data_book_split_needs_more_than_50000_training_images() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        write_set(tmp.path(), 50_000, 2, false);
+        let err = load_dir(tmp.path(), Split::Book).unwrap_err().to_string();
+        assert!(err.contains("holds 50000 images"), "{err}");
+        assert!(err.contains("at least 50,001"), "{err}");
+        assert!(err.contains("train-images-idx3-ubyte"), "{err}");
+    }
+
+    #[test]
+    fn data_load_dir_rejects_mismatched_or_invalid_pairs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Count mismatch: a property of the pair, so it is found by load_dir and named
+        // on the labels file, with the images file in the message.
+        let dir = tmp.path().join("mismatch");
+        write_set(&dir, 5, 2, false);
+        std::fs::write(
+            dir.join("train-labels-idx1-ubyte"),
+            idx_labels(&[1, 2, 3, 4]),
+        )
+        .expect("write");
+        let err = load_dir(&dir, Split::Official).unwrap_err().to_string();
+        assert!(
+            err.contains("train-labels-idx1-ubyte: holds 4 labels"),
+            "{err}"
+        );
+        assert!(
+            err.contains("train-images-idx3-ubyte holds 5 images"),
+            "{err}"
+        );
+
+        // A label of 10 in a 10-class set.
+        let dir = tmp.path().join("label10");
+        write_set(&dir, 5, 2, true);
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte.gz"),
+            gz(&idx_labels(&[3, 10])),
+        )
+        .expect("write");
+        let err = load_dir(&dir, Split::Official).unwrap_err().to_string();
+        assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+        assert!(err.contains("label 10 (image 1) is not a class: there are 10 classes"));
+
+        // Test images of another size.
+        let dir = tmp.path().join("sizes");
+        write_set(&dir, 5, 2, false);
+        std::fs::write(
+            dir.join("t10k-images-idx3-ubyte"),
+            idx_images(2, 2, 3, &[0; 12]),
+        )
+        .expect("write");
+        let err = load_dir(&dir, Split::Official).unwrap_err().to_string();
+        assert!(
+            err.contains("images are 2×3, but the training images"),
+            "{err}"
+        );
+
+        // A missing file is named.
+        let dir = tmp.path().join("missing");
+        write_set(&dir, 5, 2, false);
+        std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte")).expect("rm");
+        let err = load_dir(&dir, Split::Official).unwrap_err().to_string();
+        assert!(err.contains("missing t10k-labels-idx1-ubyte[.gz]"), "{err}");
+        let err = load_dir(tmp.path().join("nowhere"), Split::Official).unwrap_err();
+        assert!(err.to_string().contains("no such folder"), "{err}");
+    }
+
+    #[test]
+    fn data_load_falls_back_to_the_embedded_sample_and_says_so() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let env = named::SearchEnv::isolated(tmp.path());
+        let s = load_in(None, None, Split::Official, &env).expect("embedded");
+        assert_eq!(
+            (s.train.len(), s.test.as_ref().map(|t| t.len())),
+            (4000, Some(1000))
+        );
+        assert!(
+            s.source
+                .starts_with("the embedded 5,000-image MNIST sample")
+        );
+        assert!(s.source.contains("seqnet data fetch mnist"), "{}", s.source);
+        let b = load_in(Some("mnist-5k"), None, Split::Book, &env).expect("embedded");
+        assert_eq!(b.counts(), "3,000 train / 1,000 validation / 1,000 test");
+
+        // Once MNIST is in a searched place, it is used.
+        write_set(&tmp.path().join("cache/seqnet/mnist"), 12, 3, true);
+        let s = load_in(None, None, Split::Official, &env).expect("found");
+        assert_eq!(s.train.len(), 12);
+        assert!(s.source.starts_with("MNIST from "), "{}", s.source);
+        assert_eq!(s.train.name, "mnist train");
+    }
+
+    #[test]
+    fn data_load_named_missing_set_lists_every_place_searched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let env = named::SearchEnv::isolated(tmp.path());
+        let given = tmp.path().join("given");
+        let err = load_in(Some("Fashion-MNIST"), Some(&given), Split::Official, &env)
+            .unwrap_err()
+            .to_string();
+        for place in named::search(named::FASHION, Some(&given), &env).tried {
+            assert!(err.contains(&*place.dir.to_string_lossy()), "{err}");
+        }
+        assert!(err.contains("seqnet data fetch fashion-mnist"), "{err}");
+        assert!(err.contains("--dataset DIR"), "{err}");
+
+        let err = load_in(Some("no/such/dir"), None, Split::Official, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no such folder, and not a dataset name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn data_load_takes_a_folder_path() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        write_set(tmp.path(), 4, 2, false);
+        let env = named::SearchEnv::isolated(tmp.path());
+        let dir = tmp.path().to_string_lossy().into_owned();
+        let s = load_in(Some(&dir), None, Split::Official, &env).expect("folder");
+        assert_eq!(s.train.len(), 4);
+        assert!(
+            s.source.starts_with("MNIST-format data from"),
+            "{}",
+            s.source
+        );
+    }
+
+    #[test]
+    fn data_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(60_000), "60,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    /// The real MNIST, when `SEQNET_DATA` points at a folder holding its four files.
+    #[test]
+    fn data_real_mnist_when_seqnet_data_is_set() {
+        let Some(dir) = std::env::var_os("SEQNET_DATA") else {
+            println!("skipped: SEQNET_DATA not set");
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let s = load_dir(&dir, Split::Official).expect("MNIST");
+        let test = s.test.as_ref().expect("test set");
+        assert_eq!((s.train.len(), test.len()), (60_000, 10_000));
+        assert_eq!(s.train.shape, [1, 28, 28]);
+        assert_eq!(s.train.labels[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+        assert_eq!(test.labels[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+        assert!(s.train.images.iter().all(|v| (0.0..=1.0).contains(v)));
+        let mean =
+            s.train.images.iter().map(|&v| v as f64).sum::<f64>() / s.train.images.len() as f64;
+        assert!((mean - 0.1307).abs() < 0.001, "mean {mean}");
+
+        let b = load_dir(&dir, Split::Book).expect("MNIST, book split");
+        let val = b.val.as_ref().expect("validation");
+        assert_eq!(
+            (b.train.len(), val.len(), b.test.as_ref().map(|t| t.len())),
+            (50_000, 10_000, Some(10_000))
+        );
+        assert_eq!(b.train.labels[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+        assert_eq!(val.labels[..], s.train.labels[50_000..]);
+
+        // The resolver finds it through $SEQNET_DATA (passed explicitly, not via the
+        // process environment, so no test races another).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut env = named::SearchEnv::isolated(tmp.path());
+        env.set("SEQNET_DATA", &dir);
+        let found = named::search(named::MNIST, None, &env).found;
+        assert_eq!(found.as_deref(), Some(dir.as_path()));
+    }
+}

@@ -2,3 +2,4 @@
 
 pub mod image;
 pub mod model;
+pub mod safetensors_file;

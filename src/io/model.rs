@@ -1,1 +1,259 @@
-//! Model files: safetensors with PyTorch state_dict names and the spec in metadata.
+//! Model files: safetensors, f32 tensors named exactly like PyTorch's `nn.Sequential`
+//! state_dict (`0.weight`, `0.bias`, `4.weight`, …), with the network in the metadata:
+//!
+//! | key | value |
+//! |---|---|
+//! | `seqnet.spec` | the canonical spec, e.g. `Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1)) -> ReLU() -> …` |
+//! | `seqnet.input` | the per-image input shape, `1x28x28` |
+//! | `seqnet.normalize` | optional `mean,std` applied to pixels after /255 (train and predict) |
+//! | `seqnet.classes` | optional JSON list of class names |
+//! | `seqnet.seed` | optional seed the run started from |
+//!
+//! So `model.load_state_dict(safetensors.torch.load_file(path))` works in PyTorch, and a
+//! file PyTorch wrote with `save_file(model.state_dict(), path, metadata={...})` loads here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io::safetensors_file::{self as stf, Entry};
+use crate::sequential::Sequential;
+use crate::shape::{fmt_shape, parse_shape};
+use crate::tensor::Tensor;
+
+/// Pixel normalisation: `(x − mean) / std`, after u8 pixels are divided by 255.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalize {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl Normalize {
+    pub fn apply(&self, values: &mut [f32]) {
+        for v in values {
+            *v = (*v - self.mean) / self.std;
+        }
+    }
+}
+
+/// What a model file says besides its weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelInfo {
+    pub spec: String,
+    pub input: Vec<usize>,
+    pub normalize: Option<Normalize>,
+    pub classes: Option<Vec<String>>,
+    pub seed: Option<u64>,
+    /// Any other metadata, kept as it was.
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A loaded model: the network with its weights, what the file said, and warnings
+/// (e.g. stripped prefixes) for the caller to print.
+#[derive(Debug)]
+pub struct Model {
+    pub net: Sequential,
+    pub info: ModelInfo,
+    pub warnings: Vec<String>,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Model {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+impl ModelInfo {
+    /// The info for a network: its canonical spec and input shape.
+    pub fn for_net(net: &Sequential) -> Self {
+        ModelInfo {
+            spec: net.spec(),
+            input: net.input_shape().to_vec(),
+            ..ModelInfo::default()
+        }
+    }
+
+    fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = self.extra.clone().into_iter().collect();
+        // The key Hugging Face tools look for; PyTorch ignores it.
+        m.insert("format".into(), "pt".into());
+        m.insert("seqnet.spec".into(), self.spec.clone());
+        m.insert(
+            "seqnet.input".into(),
+            self.input
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x"),
+        );
+        m.insert("seqnet.version".into(), env!("CARGO_PKG_VERSION").into());
+        if let Some(n) = self.normalize {
+            m.insert("seqnet.normalize".into(), format!("{},{}", n.mean, n.std));
+        }
+        if let Some(c) = &self.classes {
+            m.insert(
+                "seqnet.classes".into(),
+                serde_json::to_string(c).unwrap_or_default(),
+            );
+        }
+        if let Some(s) = self.seed {
+            m.insert("seqnet.seed".into(), s.to_string());
+        }
+        m
+    }
+
+    fn from_metadata(path: &Path, mut m: HashMap<String, String>) -> Result<Self> {
+        let spec = m.remove("seqnet.spec").ok_or_else(|| {
+            err(
+                path,
+                "has no 'seqnet.spec' metadata, so seqnet does not know the network; save it \
+                 with safetensors.torch.save_file(model.state_dict(), path, metadata={\
+                 'seqnet.spec': <the layers, e.g. print(model)>, 'seqnet.input': '1x28x28'})",
+            )
+        })?;
+        let input_text = m.remove("seqnet.input").ok_or_else(|| {
+            err(
+                path,
+                "has no 'seqnet.input' metadata (the per-image input shape, e.g. '1x28x28')",
+            )
+        })?;
+        let input = parse_shape(&input_text)
+            .map_err(|e| err(path, format!("metadata seqnet.input: {e}")))?;
+        let normalize = match m.remove("seqnet.normalize") {
+            None => None,
+            Some(text) => {
+                let parts: Vec<f32> = text
+                    .split(',')
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect();
+                match parts[..] {
+                    [mean, std] if mean.is_finite() && std.is_finite() && std > 0.0 => {
+                        Some(Normalize { mean, std })
+                    }
+                    _ => {
+                        return Err(err(
+                            path,
+                            format!(
+                                "metadata seqnet.normalize '{text}' is not 'mean,std' with std > 0"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let classes = match m.remove("seqnet.classes") {
+            None => None,
+            Some(text) => Some(serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+                err(
+                    path,
+                    format!("metadata seqnet.classes is not a JSON list of names: {e}"),
+                )
+            })?),
+        };
+        let seed = m.remove("seqnet.seed").and_then(|s| s.parse().ok());
+        m.remove("format");
+        m.remove("seqnet.version");
+        Ok(ModelInfo {
+            spec,
+            input,
+            normalize,
+            classes,
+            seed,
+            extra: m.into_iter().collect(),
+        })
+    }
+}
+
+/// Writes `net`'s parameters and `info` to `path` (atomically).
+pub fn save(path: &Path, net: &Sequential, info: &ModelInfo) -> Result<()> {
+    let entries: Vec<Entry> = net
+        .named_params()
+        .into_iter()
+        .map(|(name, p)| Entry::f32(name, &p.value))
+        .collect();
+    stf::write_atomic(path, &entries, info.to_metadata())
+}
+
+/// Reads a model file: builds the network from its spec and loads its weights strictly.
+pub fn load(path: &Path) -> Result<Model> {
+    let bytes = stf::read_bounded(path)?;
+    let tensors = stf::parse(path, &bytes)?;
+    let info = ModelInfo::from_metadata(path, stf::metadata(path, &bytes)?)?;
+    let mut net =
+        crate::spec::build(&info.spec, &info.input, info.seed.unwrap_or(0)).map_err(|e| {
+            err(
+                path,
+                format!("metadata seqnet.spec does not build a network: {e}"),
+            )
+        })?;
+    let named: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(name, view)| Ok((name.to_string(), stf::to_f32(path, name, &view)?)))
+        .collect::<Result<_>>()?;
+    let warnings = load_state_dict(path, &mut net, named)?;
+    Ok(Model {
+        net,
+        info,
+        warnings,
+    })
+}
+
+/// PyTorch's `load_state_dict(strict=True)`: every parameter must be present with its
+/// shape and nothing else may be. All problems are reported together. The `module.`
+/// (DataParallel) and `_orig_mod.` (torch.compile) prefixes are stripped, with a warning.
+pub fn load_state_dict(
+    path: &Path,
+    net: &mut Sequential,
+    tensors: Vec<(String, Tensor)>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut by_name: BTreeMap<String, Tensor> = BTreeMap::new();
+    for (name, t) in tensors {
+        let mut stripped = name.as_str();
+        for prefix in ["module.", "_orig_mod."] {
+            while let Some(rest) = stripped.strip_prefix(prefix) {
+                stripped = rest;
+            }
+        }
+        if stripped != name {
+            warnings.push(format!(
+                "{}: tensor '{name}' read as '{stripped}' (prefix stripped)",
+                path.display()
+            ));
+        }
+        by_name.insert(stripped.to_string(), t);
+    }
+    let mut problems = Vec::new();
+    for (name, p) in net.named_params_mut() {
+        match by_name.remove(&name) {
+            None => problems.push(format!(
+                "missing tensor '{name}' of shape {}",
+                fmt_shape(p.value.shape())
+            )),
+            Some(t) if t.shape() != p.value.shape() => problems.push(format!(
+                "tensor '{name}' has shape {} but the network needs {}",
+                fmt_shape(t.shape()),
+                fmt_shape(p.value.shape())
+            )),
+            Some(t) => p.value = t,
+        }
+    }
+    for name in by_name.keys() {
+        problems.push(format!(
+            "unexpected tensor '{name}' (no such parameter in the network)"
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(err(
+            path,
+            format!(
+                "the weights do not fit the network {}:\n  {}\ncheck that the spec in the \
+                 metadata is the network that was saved",
+                net.spec(),
+                problems.join("\n  ")
+            ),
+        ));
+    }
+    Ok(warnings)
+}

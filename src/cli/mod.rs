@@ -1,0 +1,70 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod predict;
+mod summary;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// PyTorch-style Sequential CNNs in Rust: explain the shapes, train on MNIST, predict.
+#[derive(Parser, Debug)]
+#[command(name = "seqnet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print each layer's output shape, parameters, MACs and the shape arithmetic.
+    Summary(summary::Args),
+    /// Train a network (default: the seed network on MNIST, or the embedded sample).
+    Train(Box<train::Args>),
+    /// Classify images (PNG/JPEG) or a safetensors batch with a trained model.
+    Predict(predict::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Summary(a) => summary::run(a),
+        Command::Train(a) => train::run(*a),
+        Command::Predict(a) => predict::run(a),
+    }
+}
+
+/// The error and its causes as one paragraph: `reading m.safetensors: … : …`.
+pub fn describe(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    parts.join(": ")
+}
+
+/// 130 for an interrupted run (the shell's convention for SIGINT), 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<Interrupted>().is_some() {
+        130
+    } else {
+        1
+    }
+}
+
+/// Training stopped by SIGINT/SIGTERM after saving a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// Where a network comes from: a spec, a preset or a model file (exactly one).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NetSource {
+    /// A preset: seed, book-fc, book-conv1, book-conv2, book-relu, book-relu-expanded,
+    /// book-relu-fc2, book-dropout.
+    #[arg(long)]
+    pub net: Option<String>,
+    /// A model file (.safetensors) written by seqnet or by PyTorch with seqnet metadata.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}

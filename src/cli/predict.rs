@@ -1,0 +1,145 @@
+//! `seqnet predict`: classify image files, or a safetensors batch into a safetensors file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use safetensors::tensor::Dtype;
+use seqnet::io::model::{self, Model};
+use seqnet::io::safetensors_file::{self as stf, Entry};
+use seqnet::shape::fmt_shape;
+use seqnet::{Mode, Tensor};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The trained model (.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// A safetensors file holding tensor `input`, f32 [N, C, H, W], fed to the network
+    /// as it is (as PyTorch's model(input) would be).
+    #[arg(long, requires = "output")]
+    input: Option<PathBuf>,
+    /// Where to write `logits` [N, classes] and `probabilities`.
+    #[arg(long, requires = "input")]
+    output: Option<PathBuf>,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Image files (PNG, JPEG): grey, inverted if light, fitted and centred like MNIST.
+    images: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let mut m =
+        model::load(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    match (&args.input, &args.output, args.images.is_empty()) {
+        (Some(input), Some(output), true) => predict_tensor(&mut m, input, output),
+        (None, None, false) => predict_images(&mut m, &args.images, args.top),
+        _ => bail!(
+            "give either image files (seqnet predict --model M a.png b.png) or --input \
+             X.safetensors --output Y.safetensors, not both and not neither"
+        ),
+    }
+}
+
+fn predict_tensor(m: &mut Model, input: &Path, output: &Path) -> Result<ExitCode> {
+    let x = read_input(input, m.net.input_shape())?;
+    let logits = m.net.forward(&x, Mode::Eval)?;
+    let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
+    stf::write_atomic(
+        output,
+        &[
+            Entry::f32("logits", &logits),
+            Entry::f32("probabilities", &probs),
+        ],
+        Default::default(),
+    )
+    .with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "wrote logits and probabilities {} for {} inputs to {}",
+        fmt_shape(logits.shape()),
+        x.batch(),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads tensor `input` (f32 [N, C, H, W]) and checks it fits the network.
+fn read_input(path: &Path, per_image: &[usize]) -> Result<Tensor> {
+    let bytes = stf::read_bounded(path)?;
+    let file = stf::parse(path, &bytes)?;
+    let view = file.tensor("input").map_err(|_| {
+        let names: Vec<&str> = file.names();
+        anyhow::anyhow!(
+            "{}: has no tensor named 'input' (it holds: {}); save the batch as \
+             save_file({{'input': x}}, path)",
+            path.display(),
+            if names.is_empty() {
+                "nothing".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
+    })?;
+    if view.dtype() != Dtype::F32 {
+        bail!(
+            "{}: tensor 'input' is {:?}; seqnet predict takes f32 (PyTorch: x.float())",
+            path.display(),
+            view.dtype()
+        );
+    }
+    let want: Vec<usize> = std::iter::once(view.shape().first().copied().unwrap_or(0))
+        .chain(per_image.iter().copied())
+        .collect();
+    if view.shape() != want.as_slice() {
+        bail!(
+            "{}: tensor 'input' has shape {}, but the model takes N×{}; check the image size \
+             and the channel dimension",
+            path.display(),
+            fmt_shape(view.shape()),
+            fmt_shape(per_image)
+        );
+    }
+    Ok(stf::to_f32(path, "input", &view)?)
+}
+
+fn predict_images(m: &mut Model, images: &[PathBuf], top: usize) -> Result<ExitCode> {
+    let shape = m.net.input_shape().to_vec();
+    let per: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(per * images.len());
+    for path in images {
+        let mut values = seqnet::io::image::load_digit(path, &shape)?;
+        if let Some(n) = m.info.normalize {
+            n.apply(&mut values);
+        }
+        data.extend(values);
+    }
+    let mut batch_shape = vec![images.len()];
+    batch_shape.extend(&shape);
+    let x = Tensor::from_vec(&batch_shape, data)?;
+    let probs = m.net.predict(&x)?;
+    for (i, path) in images.iter().enumerate() {
+        let row = probs.item(i);
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let shown: Vec<String> = order
+            .iter()
+            .take(top.max(1))
+            .map(|&k| {
+                let name = m
+                    .info
+                    .classes
+                    .as_ref()
+                    .and_then(|c| c.get(k))
+                    .cloned()
+                    .unwrap_or(k.to_string());
+                format!("{name} ({:.1}%)", 100.0 * row[k])
+            })
+            .collect();
+        println!("{}: {}", path.display(), shown.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! `seqnet summary`: the shape walk of a network, as a table or JSON.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use seqnet::summary::Summary;
+
+use super::NetSource;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The network as text: `Conv2d(1, 20, 5) -> ReLU() -> ...`, or PyTorch's
+    /// print(model) output (quote it, or pass - to read it from standard input).
+    spec: Option<String>,
+    /// The shape of one input image, C×H×W.
+    #[arg(long, default_value = "1x28x28")]
+    input: String,
+    #[command(flatten)]
+    source: NetSource,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let net = match (&args.spec, &args.source.net, &args.source.model) {
+        (Some(spec), None, None) => {
+            let text = if spec == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("reading the spec from standard input")?
+            } else {
+                spec.clone()
+            };
+            let input = seqnet::shape::parse_shape(&args.input)?;
+            seqnet::spec::build(&text, &input, 0)?
+        }
+        (None, Some(name), None) => {
+            let preset = seqnet::presets::get(name)?;
+            seqnet::spec::build(preset.spec, &preset.input, 0)?
+        }
+        (None, None, Some(path)) => {
+            let model = seqnet::io::model::load(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            for w in &model.warnings {
+                eprintln!("warning: {w}");
+            }
+            model.net
+        }
+        _ => bail!(
+            "give exactly one network: a SPEC argument, --net PRESET or --model FILE; e.g. \
+             seqnet summary 'Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2)' --input 1x28x28"
+        ),
+    };
+    let summary = Summary::of(&net);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

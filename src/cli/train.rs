@@ -1,0 +1,584 @@
+//! `seqnet train`: pick a network, a dataset and a recipe; train; save the run.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use seqnet::data::{self, Dataset, Split};
+use seqnet::io::model::{self, ModelInfo, Normalize};
+use seqnet::optim::{Optimizer, OptimizerKind};
+use seqnet::presets::{self, Recipe};
+use seqnet::train::{EpochReport, Observer, TrainConfig, TrainState};
+use seqnet::{Init, Sequential};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerArg {
+    Sgd,
+    Adam,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitArg {
+    Pytorch,
+    Book,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitArg {
+    /// 60,000 training and 10,000 test images.
+    Official,
+    /// The book's: first 50,000 training, last 10,000 of the training file as
+    /// validation, 10,000 test.
+    Book,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A preset network with its book recipe (see `seqnet summary --net NAME`).
+    #[arg(long, conflicts_with_all = ["spec", "model"])]
+    net: Option<String>,
+    /// A network as text, e.g. 'Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten()
+    /// -> LazyLinear(10)'; the input shape is taken from the data.
+    #[arg(long, conflicts_with = "model")]
+    spec: Option<String>,
+    /// Start from a saved model's network and weights.
+    #[arg(long)]
+    model: Option<PathBuf>,
+
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
+    /// standard IDX files. Default: MNIST when installed, else the embedded sample.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where to look for named datasets first.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A safetensors batch file (`images`, `labels`) to train on instead; no
+    /// validation or test split is made.
+    #[arg(long, conflicts_with = "dataset")]
+    train_data: Option<PathBuf>,
+    /// official (60k/10k) or book (50k/10k validation/10k test). Default: book for the
+    /// book's presets, official otherwise.
+    #[arg(long, value_enum)]
+    split: Option<SplitArg>,
+    /// Train on the book's expanded data (each image plus four one-pixel shifts).
+    #[arg(long)]
+    expand: bool,
+    /// Train on only the first N training images (quick experiments).
+    #[arg(long)]
+    limit: Option<usize>,
+
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (η).
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerArg,
+    /// SGD momentum, as torch.optim.SGD.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// L2 penalty on every parameter, as torch.optim's weight_decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// The book's λ: decay λ/(mini-batches per epoch) on weights only.
+    #[arg(long)]
+    l2: Option<f32>,
+    /// Multiply the learning rate by this after each epoch.
+    #[arg(long)]
+    lr_decay: Option<f32>,
+    /// Parameter initialisation. Default: book for the book's presets, else pytorch.
+    #[arg(long, value_enum)]
+    init: Option<InitArg>,
+    /// Normalise pixels as (x − MEAN)/STD after /255, e.g. 0.1307,0.3081; stored in the
+    /// model and applied again by predict.
+    #[arg(long)]
+    normalize: Option<String>,
+    /// Keep the training set in file order.
+    #[arg(long)]
+    no_shuffle: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: all cores). Results are bitwise the same for any count.
+    #[arg(long)]
+    threads: Option<usize>,
+
+    /// The run folder (default runs/NAME-TIMESTAMP).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the final model here.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// One JSON object per epoch on standard output, then a final one.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar and no per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Everything a run was made with, written to config.json.
+#[derive(serde::Serialize, Debug)]
+struct RunConfig {
+    name: String,
+    spec: String,
+    input: Vec<usize>,
+    data: String,
+    train_images: usize,
+    epochs: usize,
+    batch_size: usize,
+    optimizer: String,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    l2: f32,
+    lr_decay: f32,
+    init: String,
+    expand: bool,
+    shuffle: bool,
+    seed: u64,
+    threads: usize,
+    normalize: Option<(f32, f32)>,
+    seqnet_version: &'static str,
+}
+
+fn check_positive(name: &str, v: f32) -> Result<()> {
+    if !v.is_finite() || v <= 0.0 {
+        bail!("--{name} {v} must be a positive finite number");
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("--threads 0: give at least 1 thread");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    pool.install(|| run_in_pool(args, threads))
+}
+
+fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
+    // The network's name and its default recipe.
+    let preset = match (&args.net, &args.spec, &args.model) {
+        (Some(name), _, _) => Some(presets::get(name)?),
+        (None, None, None) => Some(presets::get("seed")?),
+        _ => None,
+    };
+    let recipe = preset.as_ref().map(|p| p.recipe.clone()).unwrap_or(Recipe {
+        epochs: 10,
+        batch_size: 32,
+        lr: 0.05,
+        momentum: 0.9,
+        l2: 0.0,
+        expand: false,
+        book_protocol: false,
+        lr_decay: 1.0,
+    });
+    let name = match (&preset, &args.model) {
+        (Some(p), _) => p.name.to_string(),
+        (None, Some(m)) => m
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+        _ => "spec".to_string(),
+    };
+
+    let epochs = args.epochs.unwrap_or(recipe.epochs);
+    let batch_size = args.batch_size.unwrap_or(recipe.batch_size);
+    let lr = args.lr.unwrap_or(match args.optimizer {
+        OptimizerArg::Sgd => recipe.lr,
+        OptimizerArg::Adam => 1e-3,
+    });
+    let momentum = args.momentum.unwrap_or(recipe.momentum);
+    let l2 = args.l2.unwrap_or(recipe.l2);
+    let lr_decay = args.lr_decay.unwrap_or(recipe.lr_decay);
+    let expand = args.expand || recipe.expand;
+    if epochs == 0 {
+        bail!("--epochs 0: give at least 1 epoch");
+    }
+    if batch_size == 0 {
+        bail!("--batch-size 0: give at least 1 image per mini-batch");
+    }
+    check_positive("lr", lr)?;
+    check_positive("lr-decay", lr_decay)?;
+    for (flag, v) in [
+        ("momentum", momentum),
+        ("weight-decay", args.weight_decay),
+        ("l2", l2),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            bail!("--{flag} {v} must be a finite number ≥ 0");
+        }
+    }
+    let normalize = args.normalize.as_deref().map(parse_normalize).transpose()?;
+
+    // Data.
+    let quiet = args.quiet;
+    let (mut train_set, val, test, data_desc) = if let Some(path) = &args.train_data {
+        let ds = data::load_safetensors_batch(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let desc = format!("{} ({} images)", path.display(), ds.len());
+        (ds, None, None, desc)
+    } else {
+        let split = match args.split {
+            Some(SplitArg::Book) => Split::Book,
+            Some(SplitArg::Official) => Split::Official,
+            None if recipe.book_protocol => Split::Book,
+            None => Split::Official,
+        };
+        let splits = data::load(args.dataset.as_deref(), args.data_dir.as_deref(), split)?;
+        (splits.train, splits.val, splits.test, splits.source)
+    };
+    if let Some(limit) = args.limit {
+        if limit == 0 {
+            bail!("--limit 0: give at least 1 image");
+        }
+        train_set = train_set.subset(0..limit.min(train_set.len()));
+    }
+    if expand {
+        train_set = data::expand_book(&train_set);
+    }
+    if !quiet {
+        eprintln!("data: {data_desc}; training on {} images", train_set.len());
+    }
+
+    // Network.
+    let input = train_set.shape.to_vec();
+    let mut net = match (&args.model, &args.spec, &preset) {
+        (Some(path), _, _) => {
+            let m = model::load(path).with_context(|| format!("reading {}", path.display()))?;
+            for w in &m.warnings {
+                eprintln!("warning: {w}");
+            }
+            m.net
+        }
+        (None, Some(spec), _) => seqnet::spec::build(spec, &input, args.seed)?,
+        (None, None, Some(p)) => seqnet::spec::build(p.spec, &input, args.seed)?,
+        _ => unreachable!("a preset is chosen when neither --spec nor --model is given"),
+    };
+    check_fits(&net, &train_set)?;
+    let init = match (args.init, &args.model) {
+        (_, Some(_)) => "from model".to_string(),
+        (Some(InitArg::Book), None) => {
+            net.init(Init::Book, args.seed);
+            "book".into()
+        }
+        (Some(InitArg::Pytorch), None) => "pytorch".into(),
+        (None, None) if recipe.book_protocol => {
+            net.init(Init::Book, args.seed);
+            "book".into()
+        }
+        (None, None) => "pytorch".into(),
+    };
+    if net.layers().last().map(|l| l.kind()) == Some("Softmax") && !quiet {
+        eprintln!(
+            "warning: the network ends in Softmax, but training applies cross-entropy to its \
+             output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
+        );
+    }
+
+    let steps_per_epoch = train_set.len().div_ceil(batch_size);
+    let kind = match args.optimizer {
+        OptimizerArg::Sgd => OptimizerKind::Sgd { momentum },
+        OptimizerArg::Adam => OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    };
+    let optimizer = Optimizer::new(kind, lr, args.weight_decay, l2 / steps_per_epoch as f32);
+
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-{}", timestamp())));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating the run folder {}", out_dir.display()))?;
+    let config = RunConfig {
+        name: name.clone(),
+        spec: net.spec(),
+        input: input.clone(),
+        data: data_desc,
+        train_images: train_set.len(),
+        epochs,
+        batch_size,
+        optimizer: format!("{:?}", args.optimizer).to_lowercase(),
+        lr,
+        momentum,
+        weight_decay: args.weight_decay,
+        l2,
+        lr_decay,
+        init,
+        expand,
+        shuffle: !args.no_shuffle,
+        seed: args.seed,
+        threads,
+        normalize: normalize.map(|n| (n.mean, n.std)),
+        seqnet_version: env!("CARGO_PKG_VERSION"),
+    };
+    std::fs::write(
+        out_dir.join("config.json"),
+        serde_json::to_string_pretty(&config)? + "\n",
+    )
+    .with_context(|| format!("writing {}", out_dir.join("config.json").display()))?;
+
+    let mut info = ModelInfo::for_net(&net);
+    info.normalize = normalize;
+    info.seed = Some(args.seed);
+    let cfg = TrainConfig {
+        epochs,
+        batch_size,
+        shuffle: !args.no_shuffle,
+        lr_decay,
+        normalize,
+    };
+    let mut state = TrainState::new(optimizer, args.seed);
+    let show_bar = !quiet && std::io::stderr().is_terminal();
+    let mut observer = RunObserver {
+        out_dir: out_dir.clone(),
+        info: info.clone(),
+        json: args.json,
+        quiet,
+        epochs,
+        batch_size,
+        bar: show_bar.then(|| new_bar(steps_per_epoch)),
+        best: None,
+        metrics: std::fs::File::create(out_dir.join("metrics.jsonl"))
+            .with_context(|| format!("creating {}", out_dir.join("metrics.jsonl").display()))?,
+    };
+    let reports = seqnet::train::train(
+        &mut net,
+        &mut state,
+        &train_set,
+        val.as_ref(),
+        test.as_ref(),
+        &cfg,
+        &mut observer,
+    )?;
+    if let Some(bar) = &observer.bar {
+        bar.finish_and_clear();
+    }
+
+    let final_path = out_dir.join("final.safetensors");
+    model::save(&final_path, &net, &info)
+        .with_context(|| format!("writing {}", final_path.display()))?;
+    if let Some(save) = &args.save {
+        model::save(save, &net, &info).with_context(|| format!("writing {}", save.display()))?;
+    }
+    let last = reports.last().expect("at least one epoch");
+    let best = observer.best;
+    if args.json {
+        let final_obj = serde_json::json!({
+            "final": true,
+            "best_epoch": best.as_ref().map(|b| b.0),
+            "test_accuracy_at_best_val": best.as_ref().and_then(|b| b.2),
+            "val_accuracy_best": best.as_ref().map(|b| b.1),
+            "test_accuracy": last.test_accuracy,
+            "model": final_path.display().to_string(),
+        });
+        println!("{final_obj}");
+    }
+    if !quiet {
+        if let Some(acc) = last.test_accuracy {
+            eprintln!(
+                "test accuracy after {} epochs: {:.2}%",
+                last.epoch,
+                100.0 * acc
+            );
+        }
+        if let Some((epoch, val_acc, Some(test_acc))) = &best {
+            eprintln!(
+                "best validation accuracy {:.2}% at epoch {epoch}; test accuracy then: {:.2}% \
+                 (the book's protocol)",
+                100.0 * val_acc,
+                100.0 * test_acc
+            );
+        }
+        eprintln!("model saved to {}", final_path.display());
+        let sample = write_sample_digit(&out_dir, test.as_ref().unwrap_or(&train_set));
+        match sample {
+            Some(png) => eprintln!(
+                "try it:  seqnet predict --model {} {}",
+                final_path.display(),
+                png.display()
+            ),
+            None => eprintln!(
+                "try it:  seqnet predict --model {} digit.png",
+                final_path.display()
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The network's input must be the data's image shape, and its output must have a
+/// logit for every class.
+fn check_fits(net: &Sequential, ds: &Dataset) -> Result<()> {
+    if net.input_shape() != ds.shape.as_slice() {
+        bail!(
+            "the network takes images shaped {} but the data's are {}; rebuild it with \
+             --spec, or use data of that shape",
+            seqnet::shape::fmt_shape(net.input_shape()),
+            seqnet::shape::fmt_shape(&ds.shape)
+        );
+    }
+    let out = net.output_shape();
+    if out.len() != 1 || out[0] < ds.classes {
+        bail!(
+            "the network outputs {} per image but the data has {} classes; end the network \
+             with Linear(…, {})",
+            seqnet::shape::fmt_shape(out),
+            ds.classes,
+            ds.classes
+        );
+    }
+    Ok(())
+}
+
+fn parse_normalize(text: &str) -> Result<Normalize> {
+    let parts: Vec<Option<f32>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
+    match parts[..] {
+        [Some(mean), Some(std)] if mean.is_finite() && std.is_finite() && std > 0.0 => {
+            Ok(Normalize { mean, std })
+        }
+        _ => bail!("--normalize '{text}' is not MEAN,STD with STD > 0, e.g. 0.1307,0.3081"),
+    }
+}
+
+fn new_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+struct RunObserver {
+    out_dir: PathBuf,
+    info: ModelInfo,
+    json: bool,
+    quiet: bool,
+    epochs: usize,
+    batch_size: usize,
+    bar: Option<ProgressBar>,
+    /// (epoch, validation accuracy, test accuracy then) of the best validation epoch.
+    best: Option<(usize, f64, Option<f64>)>,
+    metrics: std::fs::File,
+}
+
+impl Observer for RunObserver {
+    fn on_step(&mut self, state: &TrainState, steps: usize, loss: f32) -> seqnet::Result<()> {
+        if let Some(bar) = &self.bar {
+            if state.step_in_epoch == 1 {
+                bar.reset();
+                bar.set_length(steps as u64);
+                bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, self.epochs));
+            }
+            bar.set_position(state.step_in_epoch as u64);
+            if state.step_in_epoch % 20 == 0 || state.step_in_epoch == steps {
+                let rate = bar.per_sec() * self.batch_size as f64;
+                bar.set_message(format!("loss {loss:.4} {rate:.0} img/s"));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_epoch(
+        &mut self,
+        r: &EpochReport,
+        net: &Sequential,
+        _state: &TrainState,
+    ) -> seqnet::Result<()> {
+        let line = serde_json::to_string(r).unwrap_or_default();
+        let io = |e| seqnet::Error::io(self.out_dir.join("metrics.jsonl"), e);
+        writeln!(self.metrics, "{line}").map_err(io)?;
+        if self.json {
+            println!("{line}");
+        }
+        if let Some(val) = r.val_accuracy {
+            if self.best.as_ref().is_none_or(|b| val > b.1) {
+                self.best = Some((r.epoch, val, r.test_accuracy));
+                model::save(&self.out_dir.join("best.safetensors"), net, &self.info)?;
+            }
+        }
+        if !self.quiet {
+            let pct = |a: Option<f64>, what: &str| {
+                a.map_or(String::new(), |a| format!("  {what} {:.2}%", 100.0 * a))
+            };
+            let msg = format!(
+                "epoch {}/{}  loss {:.4}{}{}  {:.1} s  {:.0} img/s",
+                r.epoch,
+                self.epochs,
+                r.train_loss,
+                pct(r.val_accuracy, "val"),
+                pct(r.test_accuracy, "test"),
+                r.seconds,
+                r.images_per_second
+            );
+            match &self.bar {
+                Some(bar) => bar.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes one test digit as a PNG into the run folder, so the suggested predict
+/// command works as printed.
+fn write_sample_digit(dir: &Path, ds: &Dataset) -> Option<PathBuf> {
+    if ds.is_empty() || ds.shape[0] != 1 {
+        return None;
+    }
+    let (h, w) = (ds.shape[1], ds.shape[2]);
+    let (x, y) = ds.batch(&[0]);
+    let pixels: Vec<u8> = x
+        .data()
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let path = dir.join(format!("sample-{}.png", y[0]));
+    image::save_buffer(
+        &path,
+        &pixels,
+        w as u32,
+        h as u32,
+        image::ExtendedColorType::L8,
+    )
+    .ok()?;
+    Some(path)
+}
+
+/// UTC `YYYYMMDD-HHMMSS`, for run folder names.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

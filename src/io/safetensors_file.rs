@@ -1,0 +1,155 @@
+//! Reading and writing safetensors files: bounded reads, f32 conversion, atomic writes.
+//! The format itself (header parsing, bounds checks) is the `safetensors` crate's; this
+//! is the glue that turns its errors into messages naming the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Model and batch files larger than this are refused before reading (8 GiB).
+pub const MAX_FILE_BYTES: u64 = 8 << 30;
+
+fn model_err(path: &Path, message: impl Into<String>) -> Error {
+    Error::Model {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Reads a whole file, refusing one larger than [`MAX_FILE_BYTES`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(model_err(
+            path,
+            format!("the file is {len} bytes, more than seqnet reads ({MAX_FILE_BYTES})"),
+        ));
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
+/// Parses `bytes` as safetensors, with an error that says what a safetensors file is.
+pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<safetensors::SafeTensors<'a>> {
+    safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        model_err(
+            path,
+            format!(
+                "not a readable safetensors file ({e}); it may be truncated or not a \
+                 safetensors file at all (a PyTorch .pt/.pth pickle must first be saved with \
+                 safetensors.torch.save_file)"
+            ),
+        )
+    })
+}
+
+/// The metadata of a parsed file (empty if it has none).
+pub fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| model_err(path, format!("not a readable safetensors file ({e})")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// Converts a stored tensor to f32; only F32 is accepted, as PyTorch writes by default.
+pub fn to_f32(path: &Path, name: &str, view: &TensorView) -> Result<Tensor> {
+    if view.dtype() != Dtype::F32 {
+        return Err(model_err(
+            path,
+            format!(
+                "tensor '{name}' is {:?}, but seqnet stores and reads F32; convert it first \
+                 (PyTorch: model.float() before saving)",
+                view.dtype()
+            ),
+        ));
+    }
+    let values = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Tensor::from_vec(view.shape(), values).map_err(|e| model_err(path, e.to_string()))
+}
+
+/// Little-endian bytes of f32 values, as safetensors stores them.
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// One tensor to write: name, dtype, shape and raw little-endian bytes.
+pub struct Entry {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl Entry {
+    pub fn f32(name: impl Into<String>, tensor: &Tensor) -> Self {
+        Entry {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape: tensor.shape().to_vec(),
+            bytes: f32_bytes(tensor.data()),
+        }
+    }
+}
+
+/// Writes a safetensors file atomically: a temporary file in the same folder, fsync,
+/// rename over the target, fsync the folder. A crash leaves the old file or the new one,
+/// never half of one.
+pub fn write_atomic(
+    path: &Path,
+    entries: &[Entry],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let views: Vec<(String, TensorView)> = entries
+        .iter()
+        .map(|e| {
+            TensorView::new(e.dtype, e.shape.clone(), &e.bytes)
+                .map(|v| (e.name.clone(), v))
+                .map_err(|err| model_err(path, format!("tensor '{}': {err}", e.name)))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// The atomic write itself, for any bytes.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| model_err(path, "is not a file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the folder's entry is on disk.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,234 @@
+//! The training loop: mini-batch SGD (or Adam) on mean softmax cross-entropy, with
+//! evaluation after each epoch. The loop is a plain function over an explicit
+//! [`TrainState`] — epoch, position in the epoch, data order, optimiser, random
+//! streams — so that a run can be checkpointed and resumed exactly.
+
+use std::time::Instant;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::io::model::Normalize;
+use crate::layers::Mode;
+use crate::loss::cross_entropy;
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use crate::sequential::Sequential;
+use crate::tensor::Tensor;
+
+/// How to train, besides the optimiser.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Shuffle the training set each epoch (from the run's seed).
+    pub shuffle: bool,
+    /// Multiply the learning rate by this after each epoch.
+    pub lr_decay: f32,
+    /// Applied to every batch after u8 pixels were scaled to [0, 1].
+    pub normalize: Option<Normalize>,
+}
+
+/// Where a run is: enough to continue it exactly.
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Mini-batches of the current epoch finished.
+    pub step_in_epoch: usize,
+    /// The current epoch's order of training images.
+    pub order: Vec<u32>,
+    /// Draws each epoch's order.
+    pub data_rng: Rng,
+    pub optimizer: Optimizer,
+    /// Sum of this epoch's batch losses so far (for the epoch's mean).
+    pub loss_sum: f64,
+    pub seconds: f64,
+}
+
+impl TrainState {
+    pub fn new(optimizer: Optimizer, seed: u64) -> Self {
+        TrainState {
+            epoch: 0,
+            step_in_epoch: 0,
+            order: Vec::new(),
+            data_rng: Rng::new(seed ^ 0x5EED_DA7A),
+            optimizer,
+            loss_sum: 0.0,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub lr: f32,
+}
+
+/// What the loop tells its caller; every method may stop the run by returning an error.
+pub trait Observer {
+    /// After each mini-batch.
+    fn on_step(&mut self, _state: &TrainState, _steps_per_epoch: usize, _loss: f32) -> Result<()> {
+        Ok(())
+    }
+    /// After each epoch, with the evaluation done.
+    fn on_epoch(
+        &mut self,
+        _report: &EpochReport,
+        _net: &Sequential,
+        _state: &TrainState,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// No callbacks.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Gathers a batch and applies the normalisation.
+fn prepare(ds: &Dataset, indices: &[usize], normalize: Option<Normalize>) -> (Tensor, Vec<usize>) {
+    let (mut x, y) = ds.batch(indices);
+    if let Some(n) = normalize {
+        n.apply(x.data_mut());
+    }
+    (x, y)
+}
+
+/// Trains `net` from `state` until `cfg.epochs` epochs are done, evaluating on `val` and
+/// `test` after each.
+pub fn train(
+    net: &mut Sequential,
+    state: &mut TrainState,
+    train_set: &Dataset,
+    val: Option<&Dataset>,
+    test: Option<&Dataset>,
+    cfg: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<Vec<EpochReport>> {
+    let n = train_set.len();
+    let bs = cfg.batch_size.max(1);
+    let steps = n.div_ceil(bs);
+    let mut reports = Vec::new();
+    while state.epoch < cfg.epochs {
+        if state.step_in_epoch == 0 {
+            state.order = (0..n as u32).collect();
+            if cfg.shuffle {
+                state.data_rng.shuffle(&mut state.order);
+            }
+            state.loss_sum = 0.0;
+            state.seconds = 0.0;
+        }
+        let started = Instant::now();
+        let mut images_this_session = 0usize;
+        while state.step_in_epoch < steps {
+            let s = state.step_in_epoch;
+            let idx: Vec<usize> = state.order[s * bs..((s + 1) * bs).min(n)]
+                .iter()
+                .map(|&i| i as usize)
+                .collect();
+            let (x, y) = prepare(train_set, &idx, cfg.normalize);
+            net.zero_grad();
+            let logits = net.forward(&x, Mode::Train)?;
+            let (loss, dlogits) = cross_entropy(&logits, &y);
+            if !loss.is_finite() {
+                return Err(diverged(state, steps, format!("the loss is {loss}")));
+            }
+            net.backward(&dlogits);
+            state.optimizer.step(net);
+            state.loss_sum += loss as f64;
+            state.step_in_epoch += 1;
+            images_this_session += idx.len();
+            observer.on_step(state, steps, loss)?;
+        }
+        if let Some((name, _)) = net
+            .named_params()
+            .into_iter()
+            .find(|(_, p)| p.value.data().iter().any(|v| !v.is_finite()))
+        {
+            return Err(diverged(
+                state,
+                steps,
+                format!("parameter {name} is not finite"),
+            ));
+        }
+        state.seconds += started.elapsed().as_secs_f64();
+        let train_seconds = state.seconds;
+        let val_accuracy = val.map(|v| accuracy(net, v, cfg.normalize)).transpose()?;
+        let test_accuracy = test.map(|t| accuracy(net, t, cfg.normalize)).transpose()?;
+        let report = EpochReport {
+            epoch: state.epoch + 1,
+            train_loss: state.loss_sum / steps.max(1) as f64,
+            val_accuracy,
+            test_accuracy,
+            seconds: train_seconds,
+            images_per_second: images_this_session as f64
+                / started.elapsed().as_secs_f64().max(1e-9),
+            lr: state.optimizer.lr,
+        };
+        state.epoch += 1;
+        state.step_in_epoch = 0;
+        state.optimizer.lr *= cfg.lr_decay;
+        observer.on_epoch(&report, net, state)?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn diverged(state: &TrainState, steps: usize, what: String) -> Error {
+    Error::Diverged(format!(
+        "training diverged in epoch {}, step {} of {steps}: {what}; try a smaller learning \
+         rate (now {})",
+        state.epoch + 1,
+        state.step_in_epoch + 1,
+        state.optimizer.lr
+    ))
+}
+
+/// The network's predicted class for every image of `ds`, in Eval mode.
+pub fn predict_all(
+    net: &mut Sequential,
+    ds: &Dataset,
+    normalize: Option<Normalize>,
+) -> Result<Vec<usize>> {
+    let mut preds = Vec::with_capacity(ds.len());
+    let all: Vec<usize> = (0..ds.len()).collect();
+    for chunk in all.chunks(500) {
+        let (x, _) = prepare(ds, chunk, normalize);
+        preds.extend(net.forward(&x, Mode::Eval)?.argmax_rows());
+    }
+    Ok(preds)
+}
+
+/// Class probabilities for every image of `ds` (`[N, classes]`), in Eval mode.
+pub fn probabilities_all(
+    net: &mut Sequential,
+    ds: &Dataset,
+    normalize: Option<Normalize>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(ds.len());
+    let all: Vec<usize> = (0..ds.len()).collect();
+    for chunk in all.chunks(500) {
+        let (x, _) = prepare(ds, chunk, normalize);
+        let p = net.predict(&x)?;
+        out.extend((0..p.batch()).map(|i| p.item(i).to_vec()));
+    }
+    Ok(out)
+}
+
+/// Fraction of `ds` classified correctly, in [0, 1].
+pub fn accuracy(net: &mut Sequential, ds: &Dataset, normalize: Option<Normalize>) -> Result<f64> {
+    let preds = predict_all(net, ds, normalize)?;
+    let correct = preds
+        .iter()
+        .zip(&ds.labels)
+        .filter(|(p, y)| **p == **y)
+        .count();
+    Ok(correct as f64 / ds.len().max(1) as f64)
+}

@@ -1,0 +1,261 @@
+//! Finite-difference gradient checks for every layer and for small networks.
+//!
+//! Loss L = Σ forward(x) · g with a fixed random g (a uniform upstream gradient would let
+//! a backward that ignores `dout` pass). Numerical gradients are central differences
+//! (L(v + ε) − L(v − ε)) / 2ε with L accumulated in f64. The layers compute in f32, so ε
+//! is 1e-2: large enough that f32 rounding in L stays far below the tolerance, small
+//! enough that the O(ε²) truncation error does too. Inputs are chosen so no perturbation
+//! crosses a kink: max-pool inputs are distinct by at least 0.05 (no ties), ReLU inputs
+//! are at least 0.05 away from 0.
+
+use seqnet::layers::Layer;
+use seqnet::rng::Rng;
+use seqnet::{
+    AvgPool2d, Conv2d, Dropout, Flatten, LazyLinear, Linear, LogSoftmax, MaxPool2d, Mode, ReLU,
+    Sequential, Sigmoid, Softmax, Tanh, Tensor,
+};
+
+const EPS: f32 = 1e-2;
+
+/// Distinct values, each at least 0.05 from any other and from 0, in random order.
+fn spaced_input(rng: &mut Rng, len: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..len)
+        .map(|i| {
+            let k = i as f32 + 1.0;
+            if i % 2 == 0 { 0.05 * k } else { -0.05 * k }
+        })
+        .collect();
+    rng.shuffle(&mut v);
+    let scale = 2.0 / (0.05 * len as f32);
+    v.iter().map(|x| x * scale.min(1.0)).collect()
+}
+
+fn loss(net: &mut Sequential, x: &Tensor, g: &[f32], dropout_state: &[Option<[u64; 4]>]) -> f64 {
+    restore_dropout(net, dropout_state);
+    let out = net.forward(x, Mode::Train).expect("forward");
+    out.data()
+        .iter()
+        .zip(g)
+        .map(|(&o, &gi)| o as f64 * gi as f64)
+        .sum()
+}
+
+fn dropout_state(net: &mut Sequential) -> Vec<Option<[u64; 4]>> {
+    net.layers_mut()
+        .iter_mut()
+        .map(|l| l.rng_mut().map(|r| r.state()))
+        .collect()
+}
+
+/// Dropout draws a new mask each forward; every evaluation of L must see the same one.
+fn restore_dropout(net: &mut Sequential, state: &[Option<[u64; 4]>]) {
+    for (l, s) in net.layers_mut().iter_mut().zip(state) {
+        if let (Some(r), Some(s)) = (l.rng_mut(), s) {
+            *r = Rng::from_state(*s);
+        }
+    }
+}
+
+fn assert_close(what: &str, index: usize, numeric: f64, analytic: f32) {
+    let tol = 2e-3 * (1.0 + numeric.abs());
+    assert!(
+        (numeric - analytic as f64).abs() <= tol,
+        "{what}[{index}]: finite difference {numeric:.6}, backward {analytic:.6}"
+    );
+}
+
+/// Checks dinp and every parameter gradient of `net` at a spaced random input.
+fn gradcheck(case: &str, mut net: Sequential, batch: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut shape = vec![batch];
+    shape.extend_from_slice(net.input_shape());
+    let len: usize = shape.iter().product();
+    let x = Tensor::from_vec(&shape, spaced_input(&mut rng, len)).unwrap();
+    let out_len = batch * net.output_shape().iter().product::<usize>();
+    let g: Vec<f32> = (0..out_len).map(|_| rng.symmetric(1.0)).collect();
+    let state = dropout_state(&mut net);
+
+    // Analytic gradients.
+    restore_dropout(&mut net, &state);
+    net.zero_grad();
+    let out = net.forward(&x, Mode::Train).unwrap();
+    let dout = Tensor::from_vec(out.shape(), g.clone()).unwrap();
+    let dinp = net.backward(&dout);
+    let grads: Vec<(String, Vec<f32>)> = net
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, p.grad.data().to_vec()))
+        .collect();
+
+    // dinp
+    for i in 0..len {
+        let mut xp = x.clone();
+        xp.data_mut()[i] += EPS;
+        let mut xm = x.clone();
+        xm.data_mut()[i] -= EPS;
+        let num = (loss(&mut net, &xp, &g, &state) - loss(&mut net, &xm, &g, &state))
+            / (2.0 * EPS as f64);
+        assert_close(&format!("{case}: dinp"), i, num, dinp.data()[i]);
+    }
+    // dweight, dbias
+    for (name, grad) in grads {
+        for (i, &analytic) in grad.iter().enumerate() {
+            let bump = |delta: f32, net: &mut Sequential| {
+                for (n, p) in net.named_params_mut() {
+                    if n == name {
+                        p.value.data_mut()[i] += delta;
+                    }
+                }
+            };
+            bump(EPS, &mut net);
+            let lp = loss(&mut net, &x, &g, &state);
+            bump(-2.0 * EPS, &mut net);
+            let lm = loss(&mut net, &x, &g, &state);
+            bump(EPS, &mut net);
+            let num = (lp - lm) / (2.0 * EPS as f64);
+            assert_close(&format!("{case}: d{name}"), i, num, analytic);
+        }
+    }
+}
+
+fn one(input: &[usize], layer: impl Layer + 'static) -> Sequential {
+    Sequential::new(input.to_vec()).seed(3).add(layer).unwrap()
+}
+
+#[test]
+fn conv2d_gradients() {
+    gradcheck("Conv2d plain", one(&[2, 6, 5], Conv2d::new(2, 3, 3)), 2, 1);
+    gradcheck(
+        "Conv2d stride 2 padding 1, H≠W, tuple kernel",
+        one(&[2, 7, 5], Conv2d::new(2, 3, (3, 2)).stride(2).padding(1)),
+        2,
+        2,
+    );
+    gradcheck(
+        "Conv2d tuple stride/padding, no bias",
+        one(
+            &[1, 6, 7],
+            Conv2d::new(1, 2, 3)
+                .stride((1, 2))
+                .padding((0, 1))
+                .bias(false),
+        ),
+        3,
+        3,
+    );
+}
+
+#[test]
+fn linear_gradients() {
+    gradcheck("Linear", one(&[7], Linear::new(7, 5)), 3, 4);
+    gradcheck(
+        "Linear no bias",
+        one(&[4], Linear::new(4, 3).bias(false)),
+        2,
+        5,
+    );
+}
+
+#[test]
+fn pooling_gradients() {
+    gradcheck("MaxPool2d 2", one(&[2, 5, 7], MaxPool2d::new(2)), 2, 6);
+    gradcheck(
+        "MaxPool2d 3 stride 2 padding 1 ceil",
+        one(
+            &[2, 7, 6],
+            MaxPool2d::new(3).stride(2).padding(1).ceil_mode(true),
+        ),
+        2,
+        7,
+    );
+    gradcheck("AvgPool2d 2", one(&[2, 5, 7], AvgPool2d::new(2)), 2, 8);
+    gradcheck(
+        "AvgPool2d padding 1 count_include_pad",
+        one(&[1, 5, 4], AvgPool2d::new(3).stride(2).padding(1)),
+        2,
+        9,
+    );
+    gradcheck(
+        "AvgPool2d padding 1 exclude pad, ceil",
+        one(
+            &[1, 5, 4],
+            AvgPool2d::new(2)
+                .padding(1)
+                .count_include_pad(false)
+                .ceil_mode(true),
+        ),
+        2,
+        10,
+    );
+}
+
+#[test]
+fn elementwise_and_shape_gradients() {
+    gradcheck("ReLU", one(&[2, 3, 5], ReLU::new()), 2, 11);
+    gradcheck("Sigmoid", one(&[2, 3, 5], Sigmoid::new()), 2, 12);
+    gradcheck("Tanh", one(&[2, 3, 5], Tanh::new()), 2, 13);
+    gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
+    gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
+}
+
+#[test]
+fn softmax_gradients() {
+    gradcheck("Softmax flat", one(&[6], Softmax::new(1)), 3, 16);
+    gradcheck("LogSoftmax flat", one(&[6], LogSoftmax::new(1)), 3, 17);
+    gradcheck(
+        "Softmax over channels",
+        one(&[3, 2, 4], Softmax::new(1)),
+        2,
+        18,
+    );
+    gradcheck(
+        "LogSoftmax over channels",
+        one(&[3, 2, 4], LogSoftmax::new(1)),
+        2,
+        19,
+    );
+}
+
+#[test]
+fn small_cnn_gradients() {
+    let net = Sequential::new([1, 9, 8])
+        .seed(21)
+        .add(Conv2d::new(1, 3, 3).padding(1))
+        .and_then(|n| n.add(Tanh::new()))
+        .and_then(|n| n.add(AvgPool2d::new(2)))
+        .and_then(|n| n.add(Conv2d::new(3, 2, (2, 3)).stride(2)))
+        .and_then(|n| n.add(Sigmoid::new()))
+        .and_then(|n| n.add(Flatten::new()))
+        .and_then(|n| n.add(Dropout::new(0.25)))
+        .and_then(|n| n.add(LazyLinear::new(4)))
+        .and_then(|n| n.add(LogSoftmax::new(1)))
+        .unwrap();
+    gradcheck("small CNN", net, 2, 22);
+}
+
+#[test]
+fn small_cnn_with_max_pool_gradients() {
+    // Max-pool first, on the spaced input, so no perturbation can change a window's
+    // winner (deeper in a network, pooled activations can come within ε of a tie).
+    let net = Sequential::new([2, 8, 7])
+        .seed(23)
+        .add(MaxPool2d::new(2).padding(1))
+        .and_then(|n| n.add(Conv2d::new(2, 3, 3).stride(2).padding(1)))
+        .and_then(|n| n.add(Sigmoid::new()))
+        .and_then(|n| n.add(Flatten::new()))
+        .and_then(|n| n.add(LazyLinear::new(5)))
+        .unwrap();
+    gradcheck("small CNN with max-pool", net, 2, 24);
+}
+
+#[test]
+fn a_backward_that_ignored_dout_would_be_caught() {
+    // Guard for the guard: with g not all ones, scaling dout must change the gradient.
+    let mut net = one(&[4], Linear::new(4, 2));
+    let x = Tensor::from_vec(&[1, 4], vec![0.1, -0.2, 0.3, 0.4]).unwrap();
+    net.forward(&x, Mode::Train).unwrap();
+    let d1 = net.backward(&Tensor::from_vec(&[1, 2], vec![1.0, 1.0]).unwrap());
+    net.forward(&x, Mode::Train).unwrap();
+    let d2 = net.backward(&Tensor::from_vec(&[1, 2], vec![0.3, -0.7]).unwrap());
+    assert_ne!(d1.data(), d2.data());
+}
