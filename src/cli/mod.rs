@@ -1,8 +1,13 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod bench;
+mod data;
+mod eval;
+mod export;
 mod predict;
 mod summary;
 mod train;
+mod viz;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +31,16 @@ enum Command {
     Train(Box<train::Args>),
     /// Classify images (PNG/JPEG) or a safetensors batch with a trained model.
     Predict(predict::Args),
+    /// Accuracy, per-class accuracy and confusion matrix of one model or an ensemble.
+    Eval(eval::Args),
+    /// Datasets: fetch MNIST, Fashion-MNIST or KMNIST into the cache.
+    Data(data::Args),
+    /// Time training and inference (images per second) and peak memory.
+    Bench(bench::Args),
+    /// Export a model to ONNX.
+    Export(export::Args),
+    /// Pictures: filters, activations, training curves, confusion matrix, mistakes.
+    Viz(viz::Args),
 }
 
 /// Runs the parsed command.
@@ -34,6 +49,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Summary(a) => summary::run(a),
         Command::Train(a) => train::run(*a),
         Command::Predict(a) => predict::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Viz(a) => viz::run(a),
     }
 }
 

@@ -1,0 +1,12 @@
+//! `seqnet bench`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Result<ExitCode> {
+    anyhow::bail!("seqnet bench is not implemented yet")
+}
