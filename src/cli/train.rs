@@ -74,21 +74,21 @@ pub struct Args {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Learning rate (η).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
     /// SGD momentum, as torch.optim.SGD.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f32>,
     /// L2 penalty on every parameter, as torch.optim's weight_decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f32,
     /// The book's λ: decay λ/(mini-batches per epoch) on weights only.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     l2: Option<f32>,
     /// Multiply the learning rate by this after each epoch.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_decay: Option<f32>,
     /// Parameter initialisation. Default: book for the book's presets, else pytorch.
     #[arg(long, value_enum)]

@@ -1,0 +1,434 @@
+//! The `seqnet` binary end to end, in temporary folders: summary, predict on files
+//! PyTorch wrote, training steps against PyTorch's, and bad input.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+
+const SEED_SPEC: &str = "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(100) -> ReLU() -> Linear(100, 10)";
+
+const SEED_REPR: &str = "Sequential(
+  (0): Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))
+  (1): ReLU()
+  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
+  (3): Flatten(start_dim=1, end_dim=-1)
+  (4): Linear(in_features=2880, out_features=100, bias=True)
+  (5): ReLU()
+  (6): Linear(in_features=100, out_features=10, bias=True)
+)";
+
+fn seqnet(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqnet"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SEQNET_DATA")
+        .output()
+        .expect("running seqnet")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert!(
+        o.status.success(),
+        "seqnet failed: {:?}\nstdout:\n{out}\nstderr:\n{err}",
+        o.status
+    );
+    out
+}
+
+fn fails(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert!(
+        !o.status.success(),
+        "seqnet should have failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
+    err
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pytorch")
+        .join(name)
+}
+
+fn f32s(view: &TensorView) -> Vec<f32> {
+    view.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// |got − want| ≤ 1e-5 · max|want| for every element (float32 rounding of sums).
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let (mut worst, mut first_bad) = (0f32, None);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        worst = worst.max(d);
+        if d > 1e-5 * scale && first_bad.is_none() {
+            first_bad = Some((i, *g, *w));
+        }
+    }
+    if let Some((i, g, w)) = first_bad {
+        panic!("{what}: index {i}: expected {w}, got {g}; max difference {worst} (scale {scale})");
+    }
+}
+
+#[test]
+fn summary_explains_the_seed_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(
+        dir.path(),
+        &["summary", SEED_SPEC, "--input", "1x28x28"],
+    ));
+    for needle in [
+        "(28 + 2·0 − 5)/1 + 1 = 24",
+        "⌊(24 − 2)/2⌋ + 1 = 12",
+        "20 · 12 · 12 = 2880",
+        "in_features inferred: 2880",
+        "289,630",
+    ] {
+        assert!(out.contains(needle), "summary lacks '{needle}':\n{out}");
+    }
+    // PyTorch's own print(model), pasted verbatim, is the same network.
+    let from_repr = ok(&seqnet(
+        dir.path(),
+        &["summary", SEED_REPR, "--input", "1x28x28"],
+    ));
+    assert!(from_repr.contains("289,630"), "{from_repr}");
+    let preset = ok(&seqnet(dir.path(), &["summary", "--net", "seed"]));
+    assert!(preset.contains("289,630"));
+}
+
+#[test]
+fn summary_json_has_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(dir.path(), &["summary", SEED_SPEC, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total_params"], 289_630);
+    assert_eq!(v["layers"][3]["output_shape"], serde_json::json!([2880]));
+    assert_eq!(v["layers"][0]["arithmetic"], "(28 + 2·0 − 5)/1 + 1 = 24");
+    assert_eq!(v["macs_per_image"], 588_520);
+}
+
+#[test]
+fn wrong_sizes_are_rejected_with_both_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&seqnet(
+        dir.path(),
+        &[
+            "summary",
+            "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Linear(800, 100)",
+        ],
+    ));
+    assert!(err.contains("layer 4 Linear(in_features=800"), "{err}");
+    assert!(err.contains("2880 = 20 × 12 × 12"), "{err}");
+    assert!(
+        err.contains("use Linear(2880, 100) or LazyLinear(100)"),
+        "{err}"
+    );
+    let err = fails(&seqnet(dir.path(), &["summary", "Conv2d(1, 20, 29)"]));
+    assert!(
+        err.contains("kernel height 29 is larger than the input height 28"),
+        "{err}"
+    );
+    let err = fails(&seqnet(
+        dir.path(),
+        &["summary", "Conv2d(1, 20, 5, stride=0)"],
+    ));
+    assert!(err.contains("stride"), "{err}");
+    let err = fails(&seqnet(
+        dir.path(),
+        &[
+            "summary",
+            "Linear(784, 100000) -> Linear(100000, 100000)",
+            "--input",
+            "784",
+        ],
+    ));
+    assert!(err.contains("more than seqnet allocates"), "{err}");
+    let err = fails(&seqnet(
+        dir.path(),
+        &["summary", "Conv2d(1, 20, 5 -> ReLU()"],
+    ));
+    assert!(err.contains('^'), "a syntax error shows a caret: {err}");
+}
+
+#[test]
+fn predict_reproduces_pytorch_logits_on_pytorch_written_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.safetensors");
+    ok(&seqnet(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            fixture("predict_model.safetensors").to_str().unwrap(),
+            "--input",
+            fixture("predict_input.safetensors").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let got_bytes = std::fs::read(&out).unwrap();
+    let got = SafeTensors::deserialize(&got_bytes).unwrap();
+    let want_bytes = std::fs::read(fixture("predict_expected.safetensors")).unwrap();
+    let want = SafeTensors::deserialize(&want_bytes).unwrap();
+    for name in ["logits", "probabilities"] {
+        let (g, w) = (got.tensor(name).unwrap(), want.tensor(name).unwrap());
+        assert_eq!(g.shape(), w.shape(), "{name} shape");
+        assert_close(name, &f32s(&g), &f32s(&w));
+    }
+}
+
+#[test]
+fn predict_rejects_bad_inputs_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("predict_model.safetensors");
+    let model = model.to_str().unwrap();
+    // Wrong shape: 1×12×12 images for a 1×28×28 model.
+    let x = dir.path().join("x.safetensors");
+    let data = vec![0u8; 2 * 144 * 4];
+    let view = TensorView::new(Dtype::F32, vec![2, 1, 12, 12], &data).unwrap();
+    std::fs::write(&x, safetensors::serialize([("input", view)], None).unwrap()).unwrap();
+    let err = fails(&seqnet(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            model,
+            "--input",
+            "x.safetensors",
+            "--output",
+            "y.safetensors",
+        ],
+    ));
+    assert!(
+        err.contains("2×1×12×12") && err.contains("1×28×28"),
+        "{err}"
+    );
+    // Not a safetensors file.
+    std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
+    let err = fails(&seqnet(
+        dir.path(),
+        &["predict", "--model", "junk.safetensors", "a.png"],
+    ));
+    assert!(
+        err.contains("junk.safetensors") && err.contains("safetensors"),
+        "{err}"
+    );
+    // A missing image.
+    let err = fails(&seqnet(
+        dir.path(),
+        &["predict", "--model", model, "missing.png"],
+    ));
+    assert!(err.contains("missing.png"), "{err}");
+    assert!(
+        !dir.path().join("y.safetensors").exists(),
+        "no output written on error"
+    );
+}
+
+/// Writes the model and batch files a user would make from the PyTorch fixture, trains
+/// with the binary, and compares the final weights with PyTorch's.
+fn training_matches(fixture_name: &str, optimizer_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture(fixture_name)).unwrap();
+    let fx = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta: HashMap<String, String> = meta.metadata().clone().unwrap();
+
+    let mut params = Vec::new();
+    let mut after = HashMap::new();
+    for (name, view) in fx.tensors() {
+        if let Some(p) = name.strip_prefix("param.") {
+            params.push((p.to_string(), view));
+        } else if let Some(p) = name.strip_prefix("after.") {
+            after.insert(p.to_string(), f32s(&view));
+        }
+    }
+    let model_meta: HashMap<String, String> = [
+        ("seqnet.spec".to_string(), meta["seqnet.spec"].clone()),
+        ("seqnet.input".to_string(), meta["seqnet.input"].clone()),
+    ]
+    .into();
+    std::fs::write(
+        dir.path().join("m.safetensors"),
+        safetensors::serialize(params, Some(model_meta)).unwrap(),
+    )
+    .unwrap();
+    let batch = [
+        ("images", fx.tensor("images").unwrap()),
+        ("labels", fx.tensor("labels").unwrap()),
+    ];
+    std::fs::write(
+        dir.path().join("b.safetensors"),
+        safetensors::serialize(batch, None).unwrap(),
+    )
+    .unwrap();
+
+    let mut args = vec![
+        "train",
+        "--model",
+        "m.safetensors",
+        "--train-data",
+        "b.safetensors",
+        "--epochs",
+        &meta["epochs"],
+        "--batch-size",
+        &meta["batch_size"],
+        "--lr",
+        &meta["lr"],
+        "--no-shuffle",
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    args.extend_from_slice(optimizer_args);
+    ok(&seqnet(dir.path(), &args));
+
+    let out = std::fs::read(dir.path().join("run/final.safetensors")).unwrap();
+    let got = SafeTensors::deserialize(&out).unwrap();
+    assert_eq!(got.names().len(), after.len(), "same parameters");
+    for (name, want) in &after {
+        assert_close(
+            &format!("{fixture_name}: {name}"),
+            &f32s(&got.tensor(name).unwrap()),
+            want,
+        );
+    }
+    // The per-epoch mean loss matches the mean of PyTorch's step losses.
+    let losses = f32s(&fx.tensor("losses").unwrap());
+    let metrics = std::fs::read_to_string(dir.path().join("run/metrics.jsonl")).unwrap();
+    let epochs: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let per_epoch = losses.len() / epochs.len();
+    for (e, m) in epochs.iter().enumerate() {
+        let want: f64 = losses[e * per_epoch..(e + 1) * per_epoch]
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / per_epoch as f64;
+        let got = m["train_loss"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-5 * want.abs().max(1.0),
+            "epoch {e}: loss {got} vs PyTorch {want}"
+        );
+    }
+}
+
+#[test]
+fn sgd_training_steps_match_pytorch() {
+    training_matches(
+        "train_sgd.safetensors",
+        &["--momentum", "0.9", "--weight-decay", "0.001"],
+    );
+}
+
+#[test]
+fn adam_training_steps_match_pytorch() {
+    training_matches("train_adam.safetensors", &["--optimizer", "adam"]);
+}
+
+#[test]
+fn training_rejects_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--batch-size", "0"], "--batch-size 0"),
+        (vec!["--lr", "nan"], "--lr"),
+        (vec!["--lr", "-1"], "--lr"),
+        (vec!["--epochs", "0"], "--epochs 0"),
+        (vec!["--threads", "0"], "--threads 0"),
+        (vec!["--net", "book-cnn"], "book-relu"),
+        (
+            vec![
+                "--spec",
+                "Conv2d(1, 20, 5) -> Dropout(1.5) -> Flatten() -> LazyLinear(10)",
+            ],
+            "p = 1.5",
+        ),
+        (vec!["--dataset", "no/such/folder"], "no/such/folder"),
+    ] {
+        let mut full = vec!["train", "--dataset", "mnist-5k", "--quiet", "--out", "run"];
+        if args[0] == "--dataset" {
+            full.truncate(1);
+            full.extend(["--quiet", "--out", "run"]);
+        }
+        full.extend(&args);
+        let err = fails(&seqnet(dir.path(), &full));
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected '{needle}' in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(
+        dir.path(),
+        &[
+            "train",
+            "--dataset",
+            "mnist-5k",
+            "--epochs",
+            "1",
+            "--limit",
+            "800",
+            "--out",
+            "run",
+            "--json",
+            "--save",
+            "copy.safetensors",
+        ],
+    ));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one epoch object and a final one:\n{out}");
+    let acc = lines[0]["test_accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.5,
+        "one epoch on 800 images should beat chance by far: {acc}"
+    );
+    for f in [
+        "run/final.safetensors",
+        "run/metrics.jsonl",
+        "run/config.json",
+        "copy.safetensors",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    // The model predicts the sample digit the run wrote.
+    let sample = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("sample-"))
+        .expect("a sample digit");
+    let out = ok(&seqnet(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "run/final.safetensors",
+            sample.path().to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains('%'), "{out}");
+}
