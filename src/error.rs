@@ -39,6 +39,10 @@ pub enum Error {
     #[error("{0}")]
     Diverged(String),
 
+    /// Training was stopped by a signal after saving a checkpoint.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// An operating-system error, with the file it concerns.
     #[error("{path}: {source}", path = path.display())]
     Io {

@@ -39,6 +39,7 @@
 //! # Ok::<(), seqnet::Error>(())
 //! ```
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod io;

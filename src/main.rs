@@ -13,8 +13,12 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", cli::describe(&err));
-            ExitCode::from(cli::exit_code(&err))
+            let code = cli::exit_code(&err);
+            // An interrupted run has already said where its checkpoint is and how to resume.
+            if code != 130 {
+                eprintln!("error: {}", cli::describe(&err));
+            }
+            ExitCode::from(code)
         }
     }
 }

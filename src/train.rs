@@ -60,7 +60,7 @@ impl TrainState {
 }
 
 /// One epoch's figures.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -74,14 +74,20 @@ pub struct EpochReport {
 /// What the loop tells its caller; every method may stop the run by returning an error.
 pub trait Observer {
     /// After each mini-batch.
-    fn on_step(&mut self, _state: &TrainState, _steps_per_epoch: usize, _loss: f32) -> Result<()> {
+    fn on_step(
+        &mut self,
+        _net: &mut Sequential,
+        _state: &TrainState,
+        _steps_per_epoch: usize,
+        _loss: f32,
+    ) -> Result<()> {
         Ok(())
     }
     /// After each epoch, with the evaluation done.
     fn on_epoch(
         &mut self,
         _report: &EpochReport,
-        _net: &Sequential,
+        _net: &mut Sequential,
         _state: &TrainState,
     ) -> Result<()> {
         Ok(())
@@ -145,7 +151,7 @@ pub fn train(
             state.loss_sum += loss as f64;
             state.step_in_epoch += 1;
             images_this_session += idx.len();
-            observer.on_step(state, steps, loss)?;
+            observer.on_step(net, state, steps, loss)?;
         }
         if let Some((name, _)) = net
             .named_params()

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,19 +14,28 @@ use seqnet::presets::{self, Recipe};
 use seqnet::train::{EpochReport, Observer, TrainConfig, TrainState};
 use seqnet::{Init, Sequential};
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerArg {
     Sgd,
     Adam,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum InitArg {
     Pytorch,
     Book,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum SplitArg {
     /// 60,000 training and 10,000 test images.
     Official,
@@ -34,7 +44,7 @@ pub enum SplitArg {
     Book,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Args {
     /// A preset network with its book recipe (see `seqnet summary --net NAME`).
     #[arg(long, conflicts_with_all = ["spec", "model"])]
@@ -109,6 +119,14 @@ pub struct Args {
     /// The run folder (default runs/NAME-TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint (from its start if it
+    /// has none yet), with the options it was started with.
+    #[arg(long, conflicts_with_all = ["net", "spec", "model", "dataset", "train_data", "out"])]
+    #[serde(skip)]
+    resume: Option<PathBuf>,
+    /// Write a checkpoint every STEPS mini-batches (always at the end of each epoch).
+    #[arg(long, value_name = "STEPS")]
+    checkpoint_every: Option<usize>,
     /// Also write the final model here.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -120,9 +138,11 @@ pub struct Args {
     quiet: bool,
 }
 
-/// Everything a run was made with, written to config.json.
+/// Everything a run was made with, written to config.json when it starts. `args` is
+/// what `--resume` reads back.
 #[derive(serde::Serialize, Debug)]
 struct RunConfig {
+    args: Args,
     name: String,
     spec: String,
     input: Vec<usize>,
@@ -153,6 +173,10 @@ fn check_positive(name: &str, v: f32) -> Result<()> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let args = match &args.resume {
+        Some(dir) => resumed_args(dir, &args)?,
+        None => args,
+    };
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -303,6 +327,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("creating the run folder {}", out_dir.display()))?;
     let config = RunConfig {
+        args: args.clone(),
         name: name.clone(),
         spec: net.spec(),
         input: input.clone(),
@@ -341,6 +366,28 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         normalize,
     };
     let mut state = TrainState::new(optimizer, args.seed);
+    let checkpoint_path = out_dir.join("checkpoint.safetensors");
+    let mut best = None;
+    if args.resume.is_some() && checkpoint_path.exists() {
+        let extra = seqnet::checkpoint::load(&checkpoint_path, &mut net, &mut state)
+            .with_context(|| format!("resuming from {}", checkpoint_path.display()))?;
+        best = serde_json::from_value(extra["best"].clone()).unwrap_or(None);
+        if !quiet {
+            eprintln!(
+                "resuming {} at epoch {}, step {} of {steps_per_epoch}",
+                out_dir.display(),
+                state.epoch + 1,
+                state.step_in_epoch
+            );
+        }
+    } else if args.resume.is_some() && !quiet {
+        eprintln!(
+            "{} has no checkpoint yet: starting the run from its beginning",
+            out_dir.display()
+        );
+    }
+    let metrics = open_metrics(&out_dir.join("metrics.jsonl"), state.epoch)?;
+    let interrupted = install_signal_handler();
     let show_bar = !quiet && std::io::stderr().is_terminal();
     let mut observer = RunObserver {
         out_dir: out_dir.clone(),
@@ -350,11 +397,14 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         epochs,
         batch_size,
         bar: show_bar.then(|| new_bar(steps_per_epoch)),
-        best: None,
-        metrics: std::fs::File::create(out_dir.join("metrics.jsonl"))
-            .with_context(|| format!("creating {}", out_dir.join("metrics.jsonl").display()))?,
+        best,
+        metrics,
+        checkpoint_path: checkpoint_path.clone(),
+        checkpoint_every: args.checkpoint_every.unwrap_or(0),
+        interrupted,
+        resume_hint: format!("seqnet train --resume {}", out_dir.display()),
     };
-    let reports = seqnet::train::train(
+    let result = seqnet::train::train(
         &mut net,
         &mut state,
         &train_set,
@@ -362,10 +412,15 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         test.as_ref(),
         &cfg,
         &mut observer,
-    )?;
+    );
     if let Some(bar) = &observer.bar {
         bar.finish_and_clear();
     }
+    if let Err(seqnet::Error::Interrupted(msg)) = &result {
+        eprintln!("{msg}");
+        return Err(super::Interrupted.into());
+    }
+    result?;
 
     let final_path = out_dir.join("final.safetensors");
     model::save(&final_path, &net, &info)
@@ -373,7 +428,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     if let Some(save) = &args.save {
         model::save(save, &net, &info).with_context(|| format!("writing {}", save.display()))?;
     }
-    let last = reports.last().expect("at least one epoch");
+    let last = read_last_metrics(&out_dir.join("metrics.jsonl"))?;
     let best = observer.best;
     if args.json {
         let final_obj = serde_json::json!({
@@ -417,6 +472,74 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The options a run was started with, read back from its config.json; display options
+/// (--quiet, --json, --threads) may change on resume, nothing that changes the result.
+fn resumed_args(dir: &Path, now: &Args) -> Result<Args> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (is {} a seqnet run folder?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let mut args: Args = serde_json::from_value(value["args"].clone())
+        .with_context(|| format!("{} does not hold the run's options", path.display()))?;
+    args.out = Some(dir.to_path_buf());
+    args.resume = Some(dir.to_path_buf());
+    args.quiet = now.quiet;
+    args.json = now.json;
+    if now.threads.is_some() {
+        args.threads = now.threads;
+    }
+    if now.checkpoint_every.is_some() {
+        args.checkpoint_every = now.checkpoint_every;
+    }
+    Ok(args)
+}
+
+/// Opens metrics.jsonl for appending, first dropping lines of epochs after `done`
+/// (written after the last checkpoint by a run that was then killed).
+fn open_metrics(path: &Path, done: usize) -> Result<std::fs::File> {
+    let kept: String = match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["epoch"].as_u64())
+                    .is_some_and(|e| e as usize <= done)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+        Err(_) => String::new(),
+    };
+    seqnet::io::safetensors_file::write_bytes_atomic(path, kept.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// The last epoch's figures, from metrics.jsonl (a resumed run has only some in memory).
+fn read_last_metrics(path: &Path) -> Result<EpochReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let last = text.lines().last().context("metrics.jsonl is empty")?;
+    serde_json::from_str(last).with_context(|| format!("{} has a malformed line", path.display()))
+}
+
+/// SIGINT and SIGTERM set a flag; the training loop checks it after each step.
+fn install_signal_handler() -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    // Fails only if a handler is already installed (a second run in one process).
+    let _ = ctrlc::set_handler(|| FLAG.store(true, Ordering::SeqCst));
+    &FLAG
 }
 
 /// The network's input must be the data's image shape, and its output must have a
@@ -474,10 +597,45 @@ struct RunObserver {
     /// (epoch, validation accuracy, test accuracy then) of the best validation epoch.
     best: Option<(usize, f64, Option<f64>)>,
     metrics: std::fs::File,
+    checkpoint_path: PathBuf,
+    /// Mini-batches between checkpoints (0: only at the end of each epoch).
+    checkpoint_every: usize,
+    interrupted: &'static AtomicBool,
+    resume_hint: String,
+}
+
+impl RunObserver {
+    fn checkpoint(&self, net: &mut Sequential, state: &TrainState) -> seqnet::Result<()> {
+        seqnet::checkpoint::save(
+            &self.checkpoint_path,
+            net,
+            state,
+            serde_json::json!({ "best": self.best }),
+        )
+    }
 }
 
 impl Observer for RunObserver {
-    fn on_step(&mut self, state: &TrainState, steps: usize, loss: f32) -> seqnet::Result<()> {
+    fn on_step(
+        &mut self,
+        net: &mut Sequential,
+        state: &TrainState,
+        steps: usize,
+        loss: f32,
+    ) -> seqnet::Result<()> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            self.checkpoint(net, state)?;
+            return Err(seqnet::Error::Interrupted(format!(
+                "interrupted in epoch {}, step {} of {steps}; checkpoint saved. Continue with:\n  {}",
+                state.epoch + 1,
+                state.step_in_epoch,
+                self.resume_hint
+            )));
+        }
+        let global_step = state.epoch * steps + state.step_in_epoch;
+        if self.checkpoint_every > 0 && global_step % self.checkpoint_every == 0 {
+            self.checkpoint(net, state)?;
+        }
         if let Some(bar) = &self.bar {
             if state.step_in_epoch == 1 {
                 bar.reset();
@@ -496,8 +654,8 @@ impl Observer for RunObserver {
     fn on_epoch(
         &mut self,
         r: &EpochReport,
-        net: &Sequential,
-        _state: &TrainState,
+        net: &mut Sequential,
+        state: &TrainState,
     ) -> seqnet::Result<()> {
         let line = serde_json::to_string(r).unwrap_or_default();
         let io = |e| seqnet::Error::io(self.out_dir.join("metrics.jsonl"), e);
@@ -511,6 +669,7 @@ impl Observer for RunObserver {
                 model::save(&self.out_dir.join("best.safetensors"), net, &self.info)?;
             }
         }
+        self.checkpoint(net, state)?;
         if !self.quiet {
             let pct = |a: Option<f64>, what: &str| {
                 a.map_or(String::new(), |a| format!("  {what} {:.2}%", 100.0 * a))

@@ -1,0 +1,189 @@
+//! Interrupted runs: SIGINT saves a checkpoint and exits 130; a run killed with SIGKILL
+//! at random moments and resumed, several times, ends with weights bitwise identical to
+//! the same run left alone — with dropout, mid-epoch checkpoints and a different thread
+//! count on resume.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use seqnet::rng::Rng;
+
+const SPEC: &str =
+    "Conv2d(1, 4, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Dropout(0.3) -> LazyLinear(10)";
+
+fn base_args(out: &str) -> Vec<String> {
+    [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--limit",
+        "400",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "10",
+        "--momentum",
+        "0.9",
+        "--spec",
+        SPEC,
+        "--quiet",
+        "--checkpoint-every",
+        "3",
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn seqnet(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seqnet"));
+    c.current_dir(dir)
+        .env_remove("SEQNET_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The tensors of a model file, by name, as raw bytes (bitwise comparison).
+fn weights(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_is_bitwise_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = seqnet(dir.path())
+        .args(base_args("alone"))
+        .args(["--threads", "1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want = weights(&dir.path().join("alone/final.safetensors"));
+
+    let mut rng = Rng::new(2024);
+    let mut kills = 0;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts < 60, "the run never finished");
+        let started = dir.path().join("killed/config.json").exists();
+        let mut cmd = seqnet(dir.path());
+        if started {
+            cmd.args(["train", "--resume", "killed", "--quiet"]);
+        } else {
+            cmd.args(base_args("killed"));
+        }
+        // Alternate thread counts: the result must not depend on them.
+        cmd.args(["--threads", if attempts % 2 == 0 { "1" } else { "2" }]);
+        let mut child = cmd.spawn().unwrap();
+        if kills < 6 {
+            let wait = Duration::from_millis(40 + rng.below(400) as u64);
+            let t0 = Instant::now();
+            while t0.elapsed() < wait {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                continue;
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "resume failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if dir.path().join("killed/final.safetensors").exists() {
+            break;
+        }
+    }
+    assert!(
+        kills >= 2,
+        "the test should have killed the run a few times, killed {kills}"
+    );
+    let got = weights(&dir.path().join("killed/final.safetensors"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &want {
+        assert!(
+            &got[name] == bytes,
+            "tensor {name} differs after {kills} kills and resumes"
+        );
+    }
+    let metrics = std::fs::read_to_string(dir.path().join("killed/metrics.jsonl")).unwrap();
+    let epochs: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![1, 2, 3],
+        "one metrics line per epoch, no duplicates"
+    );
+}
+
+#[test]
+fn sigint_saves_a_checkpoint_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args("run");
+    let e = args.iter().position(|a| a == "--epochs").unwrap();
+    args[e + 1] = "50".into();
+    let mut child = seqnet(dir.path()).args(&args).spawn().unwrap();
+    // Wait until training is under way (the first checkpoint exists), then interrupt.
+    let t0 = Instant::now();
+    while !dir.path().join("run/checkpoint.safetensors").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("seqnet train --resume run"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn resume_of_a_folder_that_is_not_a_run_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = seqnet(dir.path())
+        .args(["train", "--resume", "nowhere"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("nowhere") && err.contains("config.json"),
+        "{err}"
+    );
+}
