@@ -432,3 +432,60 @@ fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
     ));
     assert!(out.contains('%'), "{out}");
 }
+
+#[test]
+fn every_preset_trains_briefly_under_its_own_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    for preset in seqnet::presets::all() {
+        let out_dir = format!("run-{}", preset.name);
+        let out = ok(&seqnet(
+            dir.path(),
+            &[
+                "train",
+                "--net",
+                preset.name,
+                "--dataset",
+                "mnist-5k",
+                "--limit",
+                "60",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--json",
+                "--out",
+                &out_dir,
+            ],
+        ));
+        let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        if preset.recipe.book_protocol {
+            // The book's protocol: a validation split, and the test accuracy at the best
+            // validation epoch.
+            assert!(
+                last["test_accuracy_at_best_val"].is_number(),
+                "{}: {out}",
+                preset.name
+            );
+            assert!(
+                dir.path().join(&out_dir).join("best.safetensors").exists(),
+                "{}",
+                preset.name
+            );
+        }
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(&out_dir).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        let expected_images = if preset.recipe.expand { 300 } else { 60 };
+        assert_eq!(config["train_images"], expected_images, "{}", preset.name);
+        assert_eq!(
+            config["init"],
+            if preset.recipe.book_protocol {
+                "book"
+            } else {
+                "pytorch"
+            },
+            "{}",
+            preset.name
+        );
+    }
+}
