@@ -17,6 +17,7 @@
 pub mod batch;
 pub mod embedded;
 pub mod expand;
+pub mod fetch;
 pub mod idx;
 pub mod named;
 
@@ -28,6 +29,7 @@ use crate::tensor::Tensor;
 
 pub use batch::load_safetensors_batch;
 pub use expand::expand_book;
+pub use fetch::{Fetcher, fetch};
 pub use named::{KNOWN_NAMES, STANDARD_FILES, cache_dir, resolve_named, search_path};
 
 /// Number of classes of MNIST, Fashion-MNIST and KMNIST.

@@ -1,0 +1,975 @@
+//! `seqnet eval` and `seqnet data` end to end, running the built binary in temporary
+//! folders. Downloads go to an HTTP server on 127.0.0.1 that the tests run themselves
+//! (this machine, like CI, has no internet): good files, corrupt files, missing files
+//! and a mirror whose transfer breaks off mid-way.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------
+// Running the binary.
+
+fn seqnet_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seqnet"));
+    cmd.args(args).current_dir(dir).env_remove("SEQNET_DATA");
+    // The test server is on 127.0.0.1: no proxy may stand in between. The cache folder
+    // is the test's own.
+    for var in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("HOME", dir.join("home"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running seqnet")
+}
+
+fn seqnet(dir: &Path, args: &[&str]) -> Output {
+    seqnet_env(dir, args, &[])
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(o: &Output) -> (String, String) {
+    let (out, err) = text(o);
+    assert!(
+        o.status.success(),
+        "seqnet failed: {:?}\nstdout:\n{out}\nstderr:\n{err}",
+        o.status
+    );
+    (out, err)
+}
+
+fn fails(o: &Output) -> String {
+    let (out, err) = text(o);
+    assert!(
+        !o.status.success(),
+        "seqnet should have failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
+    err
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------------------------------
+// A local HTTP server: a map of paths to replies, anything else 404. It answers at most
+// MAX_REQUESTS requests, stops after LIFETIME, and stops when dropped.
+
+#[derive(Clone)]
+enum Reply {
+    Body(Vec<u8>),
+    /// Announces the full length, sends half, and closes the connection.
+    CutOff(Vec<u8>),
+}
+
+struct Server {
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const MAX_REQUESTS: usize = 64;
+const LIFETIME: Duration = Duration::from_secs(120);
+
+impl Server {
+    fn start(routes: HashMap<String, Reply>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut served = 0;
+            while served < MAX_REQUESTS
+                && start.elapsed() < LIFETIME
+                && !stop2.load(Ordering::Relaxed)
+            {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        served += 1;
+                        serve(stream, &routes, &log2);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Server {
+            base,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        format!("{}/{prefix}/", self.base)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<String>>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = io::BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line == "\r\n" || line == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    log.lock().expect("log").push(path.clone());
+    let mut stream = reader.into_inner();
+    let head = |status: &str, len: usize| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nContent-Type: \
+             application/octet-stream\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let _ = match routes.get(&path) {
+        Some(Reply::Body(b)) => stream
+            .write_all(head("200 OK", b.len()).as_bytes())
+            .and_then(|_| stream.write_all(b)),
+        Some(Reply::CutOff(b)) => stream
+            .write_all(head("200 OK", b.len()).as_bytes())
+            .and_then(|_| stream.write_all(&b[..b.len() / 2])),
+        None => stream
+            .write_all(head("404 Not Found", 9).as_bytes())
+            .and_then(|_| stream.write_all(b"not found")),
+    };
+    let _ = stream.flush();
+}
+
+// ---------------------------------------------------------------------------------------
+// A tiny MNIST-format dataset (4×4 images), its four .gz files and their SHA-256 sums.
+
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+fn idx_images(n: usize, side: usize) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, 3];
+    for d in [n, side, side] {
+        b.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    b.extend((0..n * side * side).map(|i| (i * 37 % 256) as u8));
+    b
+}
+
+fn idx_labels(n: usize) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, 1];
+    b.extend_from_slice(&(n as u32).to_be_bytes());
+    b.extend((0..n).map(|i| (i % 10) as u8));
+    b
+}
+
+/// The four files, in [`FILES`] order: 20 training and 10 test images.
+fn tiny_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (FILES[0], gz(&idx_images(20, 4))),
+        (FILES[1], gz(&idx_labels(20))),
+        (FILES[2], gz(&idx_images(10, 4))),
+        (FILES[3], gz(&idx_labels(10))),
+    ]
+}
+
+/// A `sha256sum`-style file for `files`, written into `dir`.
+fn write_sums(dir: &Path, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let mut text = String::new();
+    for (name, bytes) in files {
+        let sum: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        text.push_str(&format!("{sum}  {name}\n"));
+    }
+    let path = dir.join("SHA256SUMS");
+    std::fs::write(&path, text).expect("write sums");
+    path
+}
+
+fn corrupt(bytes: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let last = b.len() - 1;
+    b[last] ^= 0x55;
+    b
+}
+
+fn assert_installed(dir: &Path, files: &[(&str, Vec<u8>)]) {
+    let mut want: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(entries(dir), want, "exactly the four files, nothing else");
+    for (name, bytes) in files {
+        assert_eq!(
+            &std::fs::read(dir.join(name)).expect("read"),
+            bytes,
+            "{name}"
+        );
+    }
+    let s = seqnet::data::load_dir(dir, seqnet::data::Split::Official).expect("loads");
+    assert_eq!(s.train.len(), 20);
+    assert_eq!(s.train.shape, [1, 4, 4]);
+    assert_eq!(s.test.as_ref().map(|t| t.len()), Some(10));
+}
+
+// ---------------------------------------------------------------------------------------
+// seqnet data fetch / list
+
+#[test]
+fn fetch_from_a_good_mirror_installs_the_four_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tiny_files();
+    let routes = files
+        .iter()
+        .map(|(n, b)| (format!("/good/{n}"), Reply::Body(b.clone())))
+        .collect();
+    let server = Server::start(routes);
+    let sums = write_sums(tmp.path(), &files);
+    let sums = sums.to_str().expect("utf-8");
+    let dest = tmp.path().join("sets/mnist");
+    let dest_s = dest.to_str().expect("utf-8");
+    let good = server.url("good");
+    let (out, err) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest_s,
+            "--mirror",
+            &good,
+            "--checksums",
+            sums,
+        ],
+    ));
+    assert_installed(&dest, &files);
+    assert!(out.contains("20 train / 10 test"), "{out}");
+    assert!(out.contains("4 files downloaded"), "{out}");
+    assert!(err.contains("SHA-256 verified"), "{err}");
+    assert_eq!(server.requests().len(), 4);
+
+    // Again: the files are there and verified; nothing is downloaded.
+    let (out, _) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest_s,
+            "--mirror",
+            &good,
+            "--checksums",
+            sums,
+        ],
+    ));
+    assert!(out.contains("0 files downloaded"), "{out}");
+    assert_eq!(server.requests().len(), 4);
+
+    // Without --dir: into the cache folder, where `data list` and the loader find it.
+    let (out, _) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "MNIST",
+            "--mirror",
+            &good,
+            "--checksums",
+            sums,
+            "--quiet",
+        ],
+    ));
+    assert!(out.is_empty(), "--quiet prints nothing: {out}");
+    let cached = tmp.path().join("cache/seqnet/mnist");
+    assert_installed(&cached, &files);
+    let (out, _) = ok(&seqnet(tmp.path(), &["data", "list"]));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("mnist "))
+        .expect("mnist line");
+    assert!(line.contains("installed"), "{out}");
+    assert!(line.contains(&*cached.to_string_lossy()), "{out}");
+    assert!(out.contains("kmnist") && out.contains("not found"), "{out}");
+    assert!(
+        out.contains(&format!("* {}", cached.display())),
+        "the used folder is marked:\n{out}"
+    );
+}
+
+#[test]
+fn fetch_falls_back_from_a_corrupt_mirror_and_one_that_breaks_off() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tiny_files();
+    let mut routes = HashMap::new();
+    for (i, (n, b)) in files.iter().enumerate() {
+        routes.insert(format!("/good/{n}"), Reply::Body(b.clone()));
+        routes.insert(format!("/corrupt/{n}"), Reply::Body(corrupt(b)));
+        // /midway/: the first two files are fine, the third breaks off mid-transfer and
+        // the fourth is missing.
+        match i {
+            0 | 1 => {
+                routes.insert(format!("/midway/{n}"), Reply::Body(b.clone()));
+            }
+            2 => {
+                routes.insert(format!("/midway/{n}"), Reply::CutOff(b.clone()));
+            }
+            _ => {}
+        }
+    }
+    let server = Server::start(routes);
+    let sums = write_sums(tmp.path(), &files);
+
+    // A corrupt first mirror: every file comes from the second.
+    let dest = tmp.path().join("a");
+    let (_, err) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &server.url("corrupt"),
+            "--mirror",
+            &server.url("good"),
+            "--checksums",
+            sums.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_installed(&dest, &files);
+    assert_eq!(err.matches("SHA-256 mismatch").count(), 4, "{err}");
+
+    // A mirror that fails mid-way: the first two files from it, the rest from the next.
+    let dest = tmp.path().join("b");
+    let before = server.requests().len();
+    let (_, err) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &server.url("midway"),
+            "--mirror",
+            &server.url("good"),
+            "--checksums",
+            sums.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_installed(&dest, &files);
+    assert!(err.contains("broke off"), "{err}");
+    assert!(err.contains("HTTP 404"), "{err}");
+    let asked: Vec<String> = server.requests()[before..].to_vec();
+    assert_eq!(
+        asked,
+        vec![
+            format!("/midway/{}", FILES[0]),
+            format!("/midway/{}", FILES[1]),
+            format!("/midway/{}", FILES[2]),
+            format!("/good/{}", FILES[2]),
+            format!("/midway/{}", FILES[3]),
+            format!("/good/{}", FILES[3]),
+        ]
+    );
+}
+
+#[test]
+fn fetch_with_every_mirror_bad_fails_clearly_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tiny_files();
+    let mut routes = HashMap::new();
+    for (i, (n, b)) in files.iter().enumerate() {
+        routes.insert(format!("/corrupt/{n}"), Reply::Body(corrupt(b)));
+        // /partial/ has every file but the last, which breaks off.
+        routes.insert(
+            format!("/partial/{n}"),
+            if i == 3 {
+                Reply::CutOff(b.clone())
+            } else {
+                Reply::Body(b.clone())
+            },
+        );
+    }
+    let server = Server::start(routes);
+    let sums = write_sums(tmp.path(), &files);
+    let dest = tmp.path().join("new/mnist");
+    let (corrupt_url, partial_url, missing_url) = (
+        server.url("corrupt"),
+        server.url("partial"),
+        server.url("missing"),
+    );
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &corrupt_url,
+            "--mirror",
+            &partial_url,
+            "--mirror",
+            &missing_url,
+            "--checksums",
+            sums.to_str().expect("utf-8"),
+        ],
+    ));
+    let last = FILES[3];
+    assert!(err.contains("nothing was installed"), "{err}");
+    for (url, why) in [
+        (&corrupt_url, "SHA-256 mismatch"),
+        (&partial_url, "the transfer broke off"),
+        (&missing_url, "HTTP 404"),
+    ] {
+        let line = format!("{url}{last}: {why}");
+        assert!(err.contains(&line), "no '{line}' in:\n{err}");
+    }
+    assert!(err.contains("3 files already downloaded"), "{err}");
+    // No file and no folder left behind; nothing in the folder the run started in but
+    // the checksums file.
+    assert!(
+        !tmp.path().join("new").exists(),
+        "{:?}",
+        entries(tmp.path())
+    );
+    assert_eq!(entries(tmp.path()), vec!["SHA256SUMS"]);
+
+    // Into an existing folder: it is left as it was.
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    std::fs::write(existing.join("notes.txt"), b"mine").expect("write");
+    fails(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            existing.to_str().expect("utf-8"),
+            "--mirror",
+            &partial_url,
+            "--checksums",
+            sums.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_eq!(entries(&existing), vec!["notes.txt"]);
+}
+
+#[test]
+fn fetch_checks_the_built_in_checksums_by_default() {
+    // The tiny files are not MNIST's: with the published sizes and SHA-256, every file
+    // is refused.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tiny_files();
+    let routes = files
+        .iter()
+        .map(|(n, b)| (format!("/fake/{n}"), Reply::Body(b.clone())))
+        .collect();
+    let server = Server::start(routes);
+    let dest = tmp.path().join("mnist");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &server.url("fake"),
+        ],
+    ));
+    assert!(
+        err.contains("but the file is 9912422 bytes"),
+        "the published size of train-images-idx3-ubyte.gz:\n{err}"
+    );
+    assert!(!dest.exists());
+
+    for (name, want) in [
+        ("mnist-5k", "embedded"),
+        ("cifar10", "mnist, fashion-mnist, kmnist"),
+    ] {
+        let err = fails(&seqnet(tmp.path(), &["data", "fetch", name]));
+        assert!(err.contains(want), "{err}");
+    }
+    let err = fails(&seqnet(
+        tmp.path(),
+        &["data", "fetch", "mnist", "--mirror", "ftp://example/"],
+    ));
+    assert!(err.contains("http:// or https://"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// seqnet eval
+
+/// Two small models trained on the embedded sample, made once for all tests.
+fn trained() -> &'static (PathBuf, PathBuf) {
+    static MODELS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Earlier runs' models (an hour old or more) go; this run's are its own.
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+            if old
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("cli_eval_fetch-")
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let root = tmp.join(format!("cli_eval_fetch-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let mut paths = Vec::new();
+        for seed in ["1", "2"] {
+            let out = root.join(format!("run{seed}"));
+            ok(&seqnet(
+                &root,
+                &[
+                    "train",
+                    "--dataset",
+                    "mnist-5k",
+                    "--epochs",
+                    "1",
+                    "--limit",
+                    "500",
+                    "--seed",
+                    seed,
+                    "--out",
+                    out.to_str().expect("utf-8"),
+                    "--quiet",
+                ],
+            ));
+            paths.push(out.join("final.safetensors"));
+        }
+        (paths[0].clone(), paths[1].clone())
+    })
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+fn sum(v: &Value) -> u64 {
+    match v {
+        Value::Array(items) => items.iter().map(sum).sum(),
+        Value::Number(n) => n.as_u64().expect("count"),
+        _ => panic!("not counts: {v}"),
+    }
+}
+
+/// The checks every report must pass, on `n` images.
+fn check_report(v: &Value, n: u64) {
+    let acc = v["accuracy"].as_f64().expect("accuracy");
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    assert_eq!(v["images"], n);
+    let per_class = v["per_class"].as_array().expect("per_class");
+    assert_eq!(per_class.len(), 10);
+    let images: u64 = per_class
+        .iter()
+        .map(|c| c["images"].as_u64().expect("images"))
+        .sum();
+    assert_eq!(images, n);
+    let correct: u64 = per_class
+        .iter()
+        .map(|c| c["correct"].as_u64().expect("correct"))
+        .sum();
+    assert_eq!(correct, v["correct"].as_u64().expect("correct"));
+    let confusion = v["confusion"].as_array().expect("confusion");
+    assert_eq!(confusion.len(), 10);
+    assert!(
+        confusion
+            .iter()
+            .all(|r| r.as_array().map(Vec::len) == Some(10))
+    );
+    assert_eq!(sum(&v["confusion"]), n);
+    let diagonal: u64 = (0..10)
+        .map(|k| confusion[k][k].as_u64().expect("count"))
+        .sum();
+    assert_eq!(diagonal, correct);
+    assert!((diagonal as f64 / n as f64 - acc).abs() < 1e-12);
+    for (k, c) in per_class.iter().enumerate() {
+        let row: u64 = sum(&confusion[k]);
+        assert_eq!(row, c["images"].as_u64().expect("images"), "class {k}");
+    }
+}
+
+#[test]
+fn eval_one_model_reports_accuracy_per_class_and_confusion() {
+    let (m1, _) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m1s = m1.to_str().expect("utf-8");
+    let (out, _) = ok(&seqnet(
+        tmp.path(),
+        &["eval", "--model", m1s, "--dataset", "mnist-5k", "--json"],
+    ));
+    let v = json(&out);
+    check_report(&v, 1000);
+    assert_eq!(v["of"], "model");
+    assert_eq!(v["models"][0]["accuracy"], v["accuracy"]);
+    assert!(v.get("ensemble").is_none());
+    assert!(
+        v["data"].as_str().expect("data").contains("embedded"),
+        "{v}"
+    );
+    // Trained on 500 images for an epoch, the seed network is well above chance.
+    assert!(v["accuracy"].as_f64().expect("accuracy") > 0.5, "{v}");
+
+    // The same content as text.
+    let (text, _) = ok(&seqnet(
+        tmp.path(),
+        &["eval", "--model", m1s, "--dataset", "mnist-5k"],
+    ));
+    let pct = format!("{:.2}%", 100.0 * v["accuracy"].as_f64().expect("accuracy"));
+    assert!(text.contains(&format!("accuracy: {pct}")), "{text}");
+    assert!(text.contains("per-class accuracy"), "{text}");
+    assert!(
+        text.contains("confusion matrix (rows: true class, columns: predicted class)"),
+        "{text}"
+    );
+    // The matrix: a header of the ten classes, then ten rows of ten counts.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("confusion matrix"))
+        .expect("matrix");
+    let header: Vec<&str> = lines[at + 1].split_whitespace().collect();
+    assert_eq!(header, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    for (k, line) in lines[at + 2..at + 12].iter().enumerate() {
+        let cells: Vec<u64> = line
+            .split_whitespace()
+            .map(|c| c.parse().expect("count"))
+            .collect();
+        assert_eq!(cells[0], k as u64);
+        assert_eq!(
+            &cells[1..],
+            &v["confusion"][k]
+                .as_array()
+                .expect("row")
+                .iter()
+                .map(|c| c.as_u64().expect("count"))
+                .collect::<Vec<_>>()[..]
+        );
+    }
+
+    // Without --dataset and with no MNIST installed: the embedded sample, and it says so.
+    let (text, _) = ok(&seqnet(tmp.path(), &["eval", "--model", m1s]));
+    assert!(
+        text.contains("the embedded 5,000-image MNIST sample"),
+        "{text}"
+    );
+    assert!(text.contains("test images: 1,000"), "{text}");
+}
+
+#[test]
+fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
+    let (m1, m2) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (m1s, m2s) = (m1.to_str().expect("utf-8"), m2.to_str().expect("utf-8"));
+    let single = |m: &str| {
+        let (out, _) = ok(&seqnet(
+            tmp.path(),
+            &["eval", "--model", m, "--dataset", "mnist-5k", "--json"],
+        ));
+        json(&out)["accuracy"].as_f64().expect("accuracy")
+    };
+    let (a1, a2) = (single(m1s), single(m2s));
+    let (out, _) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--model",
+            m2s,
+            "--dataset",
+            "mnist-5k",
+            "--json",
+        ],
+    ));
+    let v = json(&out);
+    check_report(&v, 1000);
+    assert_eq!(v["of"], "vote");
+    assert_eq!(v["models"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["models"][0]["accuracy"].as_f64(), Some(a1));
+    assert_eq!(v["models"][1]["accuracy"].as_f64(), Some(a2));
+    let e = &v["ensemble"];
+    assert_eq!(e["models"], 2);
+    assert_eq!(e["vote"]["accuracy"], v["accuracy"]);
+    for k in ["vote", "average"] {
+        let acc = e[k]["accuracy"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{k}: {acc}");
+        let correct = e[k]["correct"].as_u64().expect("correct");
+        assert!((correct as f64 / 1000.0 - acc).abs() < 1e-12);
+    }
+    assert!(
+        e["tie_break"]
+            .as_str()
+            .expect("tie_break")
+            .contains("highest averaged probability")
+    );
+    // Two models: every disagreement is a tie.
+    assert_eq!(e["vote_ties"], e["disagreements"]);
+
+    let (text, _) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--model",
+            m2s,
+            "--dataset",
+            "mnist-5k",
+        ],
+    ));
+    for needle in [
+        "ensemble of 2",
+        "plurality vote",
+        "averaged probabilities",
+        "confusion matrix (of the vote)",
+    ] {
+        assert!(text.contains(needle), "no '{needle}' in:\n{text}");
+    }
+}
+
+/// Saves a network (from its spec) as a model file.
+fn save_model(dir: &Path, name: &str, spec: &str, input: [usize; 3]) -> PathBuf {
+    let net = seqnet::spec::build(spec, &input[..], 1).expect("network");
+    let info = seqnet::io::model::ModelInfo::for_net(&net);
+    let path = dir.join(name);
+    seqnet::io::model::save(&path, &net, &info).expect("save");
+    path
+}
+
+#[test]
+fn eval_rejects_models_that_do_not_fit_the_data_or_each_other() {
+    let (m1, _) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let small = save_model(
+        tmp.path(),
+        "small.safetensors",
+        "Flatten() -> Linear(196, 10)",
+        [1, 14, 14],
+    );
+    let small_s = small.to_str().expect("utf-8");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &["eval", "--model", small_s, "--dataset", "mnist-5k"],
+    ));
+    assert!(err.contains("1×14×14") && err.contains("1×28×28"), "{err}");
+    assert!(err.contains("small.safetensors"), "{err}");
+
+    let m1s = m1.to_str().expect("utf-8");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--model",
+            small_s,
+            "--dataset",
+            "mnist-5k",
+        ],
+    ));
+    assert!(err.contains("same images"), "{err}");
+    assert!(err.contains(m1s) && err.contains(small_s), "{err}");
+    assert!(err.contains("1×14×14") && err.contains("1×28×28"), "{err}");
+
+    let five = save_model(
+        tmp.path(),
+        "five.safetensors",
+        "Flatten() -> Linear(784, 5)",
+        [1, 28, 28],
+    );
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            five.to_str().expect("utf-8"),
+            "--dataset",
+            "mnist-5k",
+        ],
+    ));
+    assert!(
+        err.contains("outputs 5 scores") && err.contains("10 classes"),
+        "{err}"
+    );
+
+    let err = fails(&seqnet(tmp.path(), &["eval", "--dataset", "mnist-5k"]));
+    assert!(err.contains("--model"), "{err}");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &["eval", "--model", "missing.safetensors"],
+    ));
+    assert!(err.contains("missing.safetensors"), "{err}");
+}
+
+#[test]
+fn eval_on_a_safetensors_batch() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let (m1, _) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, test) = seqnet::data::embedded::mnist_5k().expect("sample");
+    let n = 40;
+    let pixels: Vec<u8> = test.images[..n * 784]
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect();
+    let labels: Vec<u8> = test.labels[..n].iter().map(|&l| l as u8).collect();
+    let tensors = vec![
+        (
+            "images",
+            TensorView::new(Dtype::U8, vec![n, 1, 28, 28], &pixels).expect("images"),
+        ),
+        (
+            "labels",
+            TensorView::new(Dtype::U8, vec![n], &labels).expect("labels"),
+        ),
+    ];
+    let path = tmp.path().join("batch.safetensors");
+    let bytes = safetensors::serialize(tensors, None).expect("serialize");
+    std::fs::write(&path, bytes).expect("write");
+    let (out, _) = ok(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1.to_str().expect("utf-8"),
+            "--test-data",
+            path.to_str().expect("utf-8"),
+            "--json",
+        ],
+    ));
+    let v = json(&out);
+    check_report(&v, n as u64);
+    assert!(
+        v["data"]
+            .as_str()
+            .expect("data")
+            .contains("batch.safetensors")
+    );
+}
+
+/// The full MNIST test set, when `SEQNET_DATA` points at it.
+#[test]
+fn eval_on_real_mnist_when_seqnet_data_is_set() {
+    let Some(dir) = std::env::var_os("SEQNET_DATA").map(PathBuf::from) else {
+        println!("skipped: SEQNET_DATA not set");
+        return;
+    };
+    if !dir.is_dir() {
+        println!("skipped: SEQNET_DATA={} is not a folder", dir.display());
+        return;
+    }
+    let (m1, _) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (out, _) = ok(&seqnet_env(
+        tmp.path(),
+        &["eval", "--model", m1.to_str().expect("utf-8"), "--json"],
+        &[("SEQNET_DATA", dir.as_path())],
+    ));
+    let v = json(&out);
+    check_report(&v, 10_000);
+    assert!(
+        v["data"].as_str().expect("data").starts_with("MNIST from"),
+        "{v}"
+    );
+    let counts: Vec<u64> = v["per_class"]
+        .as_array()
+        .expect("per_class")
+        .iter()
+        .map(|c| c["images"].as_u64().expect("images"))
+        .collect();
+    // MNIST's test set: 980 zeros, 1,135 ones, ..., 1,009 nines.
+    assert_eq!(
+        counts,
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+}
