@@ -898,9 +898,8 @@ fn eval_on_a_safetensors_batch() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_, test) = seqnet::data::embedded::mnist_5k().expect("sample");
     let n = 40;
-    let pixels: Vec<u8> = test.images[..n * 784]
-        .iter()
-        .map(|v| (v * 255.0).round() as u8)
+    let pixels: Vec<u8> = (0..n)
+        .flat_map(|i| test.image_u8(i).expect("u8 levels").to_vec())
         .collect();
     let labels: Vec<u8> = test.labels[..n].iter().map(|&l| l as u8).collect();
     let tensors = vec![

@@ -156,6 +156,10 @@ fn sigint_saves_a_checkpoint_and_exits_130() {
             t0.elapsed() < Duration::from_secs(60),
             "no checkpoint appeared"
         );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was interrupted"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = child.id().to_string();

@@ -1,8 +1,8 @@
 //! Batch files: a dataset as one safetensors file, as PyTorch writes it with
 //! `safetensors.torch.save_file({"images": x, "labels": y}, "batch.safetensors")`.
 //!
-//! - `images`: U8 (grey levels, divided by 255) or F32 (kept as is, and must be finite),
-//!   shape `[N, C, H, W]`, or `[N, H, W]` for one channel;
+//! - `images`: U8 (grey levels, kept as u8 and divided by 255 when read) or F32 (kept as
+//!   is, and must be finite), shape `[N, C, H, W]`, or `[N, H, W]` for one channel;
 //! - `labels`: U8, I32 or I64, shape `[N]`, each in `0..classes`;
 //! - metadata `seqnet.classes` (optional): the number of classes, 10 if absent.
 //!
@@ -16,7 +16,7 @@ use std::path::Path;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::{Dataset, MNIST_CLASSES, bad_label};
+use super::{Dataset, MNIST_CLASSES, Pixels, bad_label};
 use crate::error::{Error, Result};
 
 /// Batch files larger than this are refused before reading (8 GiB).
@@ -125,7 +125,11 @@ pub(crate) fn batch_from_bytes(bytes: &[u8], path: &Path, name: String) -> Resul
     }
     let values = image_values(path, &images)?;
     let labels = label_values(path, &labels, classes)?;
-    Dataset::new(name, values, labels, chw, classes).map_err(|e| err(path, e.to_string()))
+    match values {
+        Pixels::U8(v) => Dataset::new_u8(name, v, labels, chw, classes),
+        Pixels::F32(v) => Dataset::new(name, v, labels, chw, classes),
+    }
+    .map_err(|e| err(path, e.to_string()))
 }
 
 fn classes(path: &Path, meta: Option<&HashMap<String, String>>) -> Result<usize> {
@@ -141,9 +145,10 @@ fn classes(path: &Path, meta: Option<&HashMap<String, String>>) -> Result<usize>
     }
 }
 
-fn image_values(path: &Path, view: &TensorView) -> Result<Vec<f32>> {
+/// The values of `images`: U8 kept as grey levels, F32 as they are.
+fn image_values(path: &Path, view: &TensorView) -> Result<Pixels> {
     match view.dtype() {
-        Dtype::U8 => Ok(view.data().iter().map(|&p| p as f32 / 255.0).collect()),
+        Dtype::U8 => Ok(Pixels::U8(view.data().to_vec())),
         Dtype::F32 => {
             let values: Vec<f32> = view
                 .data()
@@ -159,7 +164,7 @@ fn image_values(path: &Path, view: &TensorView) -> Result<Vec<f32>> {
                     ),
                 ));
             }
-            Ok(values)
+            Ok(Pixels::F32(values))
         }
         other => Err(err(
             path,
@@ -259,7 +264,8 @@ mod tests {
         );
         let ds = load(&bytes).expect("u8 batch");
         assert_eq!((ds.len(), ds.shape, ds.classes), (2, [1, 2, 3], 10));
-        assert_eq!(&ds.images[..3], &[0.0, 0.2, 1.0]);
+        assert_eq!(&ds.image(0)[..3], &[0.0, 0.2, 1.0]);
+        assert_eq!(ds.image_u8(0), Some(&[0, 51, 255, 1, 2, 3][..]));
         assert_eq!(ds.labels, vec![3, 9]);
 
         let values: Vec<f32> = (0..8).map(|v| v as f32 - 3.5).collect();
@@ -274,7 +280,7 @@ mod tests {
         );
         let ds = load(&bytes).expect("f32 batch");
         assert_eq!(ds.shape, [2, 2, 1]);
-        assert_eq!(ds.images, values);
+        assert_eq!(ds.pixels, Pixels::F32(values));
 
         let meta = HashMap::from([(CLASSES_KEY.to_string(), "47".to_string())]);
         let bytes = file(

@@ -32,7 +32,7 @@ pub fn mnist_5k() -> Result<(Dataset, Dataset)> {
     let labels = idx::labels_from_bytes(LABELS_GZ, embedded_path("labels-idx1-ubyte.gz"))?;
     let all = Dataset::from_u8(
         NAME.to_string(),
-        &images.pixels,
+        images.pixels,
         &labels,
         [1, images.h, images.w],
         MNIST_CLASSES,
@@ -62,6 +62,8 @@ fn embedded_path(file: &str) -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Pixels;
+    use super::super::tests::values;
     use super::*;
 
     #[test]
@@ -69,10 +71,15 @@ mod tests {
         let (train, test) = mnist_5k().expect("embedded sample");
         assert_eq!((train.len(), test.len()), (TRAIN, TEST));
         assert_eq!(train.shape, [1, 28, 28]);
-        assert_eq!(train.images.len(), TRAIN * 784);
+        assert_eq!(train.pixels.len(), TRAIN * 784);
         assert_eq!(train.classes, 10);
         for ds in [&train, &test] {
-            assert!(ds.images.iter().all(|v| (0.0..=1.0).contains(v)));
+            assert!(
+                matches!(ds.pixels, Pixels::U8(_)),
+                "{}: kept as u8",
+                ds.name
+            );
+            assert!(values(ds).iter().all(|v| (0.0..=1.0).contains(v)));
             let counts = ds.class_counts();
             assert!(counts.iter().all(|&c| c > 0), "{}: {counts:?}", ds.name);
         }
@@ -87,8 +94,9 @@ mod tests {
         // Shuffled: not sorted by label.
         assert!(train.labels.windows(2).any(|w| w[0] > w[1]));
         // Real digits: about 19% of MNIST's pixels are ink.
-        let ink = train.images.iter().filter(|&&v| v > 0.0).count() as f64;
-        let frac = ink / train.images.len() as f64;
+        let images = values(&train);
+        let ink = images.iter().filter(|&&v| v > 0.0).count() as f64;
+        let frac = ink / images.len() as f64;
         assert!((0.1..0.3).contains(&frac), "{frac}");
     }
 

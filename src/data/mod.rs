@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod idx;
 pub mod named;
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 
@@ -35,13 +36,74 @@ pub use named::{KNOWN_NAMES, STANDARD_FILES, cache_dir, resolve_named, search_pa
 /// Number of classes of MNIST, Fashion-MNIST and KMNIST.
 pub const MNIST_CLASSES: usize = 10;
 
+/// Pixel storage: u8 grey levels (scaled by 1/255 when read) or f32 values used as they are.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pixels {
+    /// Grey levels 0–255, read as `v as f32 / 255.0` (0 → 0.0, 255 → exactly 1.0): a
+    /// quarter of the memory of f32 (MNIST's 60,000 training images are 47 MB).
+    U8(Vec<u8>),
+    /// Values used as they are.
+    F32(Vec<f32>),
+}
+
+impl Pixels {
+    /// Number of stored values (`len() × C × H × W` of the dataset holding them).
+    pub fn len(&self) -> usize {
+        match self {
+            Pixels::U8(v) => v.len(),
+            Pixels::F32(v) => v.len(),
+        }
+    }
+
+    /// True if no values are stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the values in `range`, in the same storage.
+    fn slice(&self, range: Range<usize>) -> Pixels {
+        match self {
+            Pixels::U8(v) => Pixels::U8(v[range].to_vec()),
+            Pixels::F32(v) => Pixels::F32(v[range].to_vec()),
+        }
+    }
+
+    /// Splits off the values from `at` on, as [`Vec::split_off`].
+    fn split_off(&mut self, at: usize) -> Pixels {
+        match self {
+            Pixels::U8(v) => Pixels::U8(v.split_off(at)),
+            Pixels::F32(v) => Pixels::F32(v.split_off(at)),
+        }
+    }
+
+    /// Writes the values in `range` into `dst` as f32 (`dst.len() == range.len()`).
+    fn write_f32(&self, range: Range<usize>, dst: &mut [f32]) {
+        match self {
+            Pixels::U8(v) => {
+                for (d, &p) in dst.iter_mut().zip(&v[range]) {
+                    *d = grey(p);
+                }
+            }
+            Pixels::F32(v) => dst.copy_from_slice(&v[range]),
+        }
+    }
+}
+
+/// A u8 grey level as f32 in [0, 1]. Division, not multiplication by 1/255, so that 255
+/// maps to exactly 1.0 (and every level to the nearest f32 of `p / 255`).
+#[inline]
+fn grey(p: u8) -> f32 {
+    p as f32 / 255.0
+}
+
 /// Images and their labels, all in memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// `len() × C × H × W` values, image after image, each NCHW-ordered as in
-    /// [`Tensor`]. Values from u8 sources are grey levels divided by 255, in [0, 1];
-    /// f32 sources are kept as they are.
-    pub images: Vec<f32>,
+    /// [`Tensor`]. u8 sources (IDX files, the embedded sample, u8 batch files) are kept as
+    /// u8 grey levels and read as levels divided by 255, in [0, 1]; f32 sources are kept
+    /// as they are.
+    pub pixels: Pixels,
     /// One label per image, each `< classes`.
     pub labels: Vec<usize>,
     /// The shape of one image: `[C, H, W]`.
@@ -53,8 +115,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// A dataset from its parts, checking that the sizes agree and that every label is a
-    /// class.
+    /// A dataset of f32 values from its parts, checking that the sizes agree and that
+    /// every label is a class.
     pub fn new(
         name: impl Into<String>,
         images: Vec<f32>,
@@ -62,11 +124,32 @@ impl Dataset {
         shape: [usize; 3],
         classes: usize,
     ) -> Result<Self> {
-        let name = name.into();
-        check_parts(images.len(), &labels, shape, classes)
+        Self::from_parts(name.into(), Pixels::F32(images), labels, shape, classes)
+    }
+
+    /// A dataset of u8 grey levels (read as levels / 255, in [0, 1]) from its parts,
+    /// checking as [`Dataset::new`] does.
+    pub fn new_u8(
+        name: impl Into<String>,
+        images: Vec<u8>,
+        labels: Vec<usize>,
+        shape: [usize; 3],
+        classes: usize,
+    ) -> Result<Self> {
+        Self::from_parts(name.into(), Pixels::U8(images), labels, shape, classes)
+    }
+
+    fn from_parts(
+        name: String,
+        pixels: Pixels,
+        labels: Vec<usize>,
+        shape: [usize; 3],
+        classes: usize,
+    ) -> Result<Self> {
+        check_parts(pixels.len(), &labels, shape, classes)
             .map_err(|m| Error::Input(format!("dataset {name}: {m}")))?;
         Ok(Dataset {
-            images,
+            pixels,
             labels,
             shape,
             classes,
@@ -89,31 +172,50 @@ impl Dataset {
         self.shape.iter().product()
     }
 
-    /// The values of image `i` (panics if `i >= len()`, like slice indexing).
-    pub fn image(&self, i: usize) -> &[f32] {
+    fn range(&self, i: usize) -> Range<usize> {
         let per = self.image_len();
-        &self.images[i * per..(i + 1) * per]
+        i * per..(i + 1) * per
     }
 
-    /// Gathers the images at `indices` into an `[n, C, H, W]` tensor, with their labels.
-    /// Panics if an index is out of range (indices come from the caller's own
-    /// permutation of `0..len()`, so one out of range is a bug, not bad data).
+    /// The values of image `i` as f32 (panics if `i >= len()`, like slice indexing):
+    /// borrowed from f32 storage, converted (levels / 255) from u8 storage.
+    pub fn image(&self, i: usize) -> Cow<'_, [f32]> {
+        match &self.pixels {
+            Pixels::F32(v) => Cow::Borrowed(&v[self.range(i)]),
+            Pixels::U8(v) => Cow::Owned(v[self.range(i)].iter().map(|&p| grey(p)).collect()),
+        }
+    }
+
+    /// The grey levels of image `i` if the storage is u8, `None` if it is f32 (panics if
+    /// `i >= len()`, like slice indexing).
+    pub fn image_u8(&self, i: usize) -> Option<&[u8]> {
+        match &self.pixels {
+            Pixels::U8(v) => Some(&v[self.range(i)]),
+            Pixels::F32(_) => None,
+        }
+    }
+
+    /// Gathers the images at `indices` into an `[n, C, H, W]` tensor, with their labels
+    /// (u8 levels divided by 255). Panics if an index is out of range (indices come from
+    /// the caller's own permutation of `0..len()`, so one out of range is a bug, not bad
+    /// data).
     pub fn batch(&self, indices: &[usize]) -> (Tensor, Vec<usize>) {
         let [c, h, w] = self.shape;
         let per = self.image_len();
         let mut x = Tensor::zeros(&[indices.len(), c, h, w]);
         for (dst, &i) in x.data_mut().chunks_exact_mut(per.max(1)).zip(indices) {
-            dst.copy_from_slice(self.image(i));
+            self.pixels.write_f32(self.range(i), dst);
         }
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
         (x, labels)
     }
 
-    /// A copy of the images in `range`, in order (panics if the range is out of bounds).
+    /// A copy of the images in `range`, in order and in the same storage (panics if the
+    /// range is out of bounds).
     pub fn subset(&self, range: Range<usize>) -> Dataset {
         let per = self.image_len();
         Dataset {
-            images: self.images[range.start * per..range.end * per].to_vec(),
+            pixels: self.pixels.slice(range.start * per..range.end * per),
             labels: self.labels[range.clone()].to_vec(),
             shape: self.shape,
             classes: self.classes,
@@ -121,14 +223,23 @@ impl Dataset {
         }
     }
 
-    /// A copy of the images at `indices`, in that order (panics if one is out of range).
+    /// A copy of the images at `indices`, in that order and in the same storage (panics
+    /// if one is out of range).
     pub fn select(&self, indices: &[usize]) -> Dataset {
-        let mut images = Vec::with_capacity(indices.len() * self.image_len());
-        for &i in indices {
-            images.extend_from_slice(self.image(i));
+        fn gather<T: Copy>(v: &[T], per: usize, indices: &[usize]) -> Vec<T> {
+            let mut out = Vec::with_capacity(indices.len() * per);
+            for &i in indices {
+                out.extend_from_slice(&v[i * per..(i + 1) * per]);
+            }
+            out
         }
+        let per = self.image_len();
+        let pixels = match &self.pixels {
+            Pixels::U8(v) => Pixels::U8(gather(v, per, indices)),
+            Pixels::F32(v) => Pixels::F32(gather(v, per, indices)),
+        };
         Dataset {
-            images,
+            pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape,
             classes: self.classes,
@@ -137,11 +248,12 @@ impl Dataset {
     }
 
     /// Splits into the first `at` images and the rest, without copying the first part
-    /// (MNIST's training images are 188 MB as f32). `at` is clamped to `len()`.
+    /// (MNIST's training images are 47 MB as u8, 188 MB as f32). `at` is clamped to
+    /// `len()`.
     pub fn split_at(mut self, at: usize) -> (Dataset, Dataset) {
         let at = at.min(self.len());
         let rest = Dataset {
-            images: self.images.split_off(at * self.image_len()),
+            pixels: self.pixels.split_off(at * self.image_len()),
             labels: self.labels.split_off(at),
             shape: self.shape,
             classes: self.classes,
@@ -161,21 +273,20 @@ impl Dataset {
         counts
     }
 
-    /// A dataset of u8 grey levels, scaled to [0, 1]; errors are messages for the caller
-    /// to attach to a file.
+    /// A dataset of u8 grey levels, kept as u8 (read as levels / 255, in [0, 1]); errors
+    /// are messages for the caller to attach to a file.
     pub(crate) fn from_u8(
         name: String,
-        pixels: &[u8],
+        pixels: Vec<u8>,
         labels: &[u8],
         shape: [usize; 3],
         classes: usize,
     ) -> std::result::Result<Dataset, String> {
         let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+        // The checks of new_u8, with the message left for the caller to place.
         check_parts(pixels.len(), &labels, shape, classes)?;
-        // Division, not multiplication by 1/255, so that 255 maps to exactly 1.0.
-        let images = pixels.iter().map(|&p| p as f32 / 255.0).collect();
         Ok(Dataset {
-            images,
+            pixels: Pixels::U8(pixels),
             labels,
             shape,
             classes,
@@ -305,7 +416,7 @@ fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Resu
             ),
         ));
     }
-    Dataset::from_u8(name, &img.pixels, &lab, [1, img.h, img.w], classes)
+    Dataset::from_u8(name, img.pixels, &lab, [1, img.h, img.w], classes)
         .map_err(|m| data_err(labels, m))
 }
 
@@ -513,6 +624,13 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// Every value of `ds` as f32, image after image: what `batch` over all of it gives.
+    pub(crate) fn values(ds: &Dataset) -> Vec<f32> {
+        (0..ds.len())
+            .flat_map(|i| ds.image(i).into_owned())
+            .collect()
+    }
+
     /// Writes a tiny MNIST-format folder: `n_train` and `n_test` 3×2 images.
     pub(crate) fn write_set(dir: &Path, n_train: usize, n_test: usize, gzip: bool) {
         std::fs::create_dir_all(dir).expect("mkdir");
@@ -546,12 +664,60 @@ mod tests {
         assert_eq!(y, vec![1, 0]);
         let sub = ds.subset(1..3);
         assert_eq!(sub.labels, vec![1, 2]);
-        assert_eq!(sub.images[0], 6.0);
+        assert_eq!(sub.image(0)[0], 6.0);
         let (a, b) = ds.clone().split_at(3);
-        assert_eq!((a.len(), b.len(), b.images[0]), (3, 1, 18.0));
+        assert_eq!((a.len(), b.len(), b.image(0)[0]), (3, 1, 18.0));
         assert_eq!(ds.class_counts(), vec![1, 2, 1]);
         let (x, y) = ds.batch(&[]);
         assert_eq!((x.shape(), y.len()), (&[0, 2, 1, 3][..], 0));
+        // f32 storage lends its values and has no grey levels.
+        assert!(matches!(ds.image(1), Cow::Borrowed(_)));
+        assert_eq!(ds.image_u8(1), None);
+    }
+
+    #[test]
+    fn data_dataset_u8_storage_reads_levels_over_255_and_stays_u8() {
+        // Every grey level, in 4 images of 2×1×32, reads bit for bit as `v as f32 / 255.0`.
+        let levels: Vec<u8> = (0..=255).collect();
+        let ds =
+            Dataset::new_u8("t", levels.clone(), vec![0, 1, 2, 1], [2, 1, 32], 3).expect("dataset");
+        assert_eq!((ds.len(), ds.image_len()), (4, 64));
+        assert_eq!(ds.pixels, Pixels::U8(levels.clone()));
+        let want: Vec<f32> = levels.iter().map(|&v| v as f32 / 255.0).collect();
+        let (x, y) = ds.batch(&[0, 1, 2, 3]);
+        assert_eq!(x.shape(), &[4, 2, 1, 32]);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(x.data()), bits(&want));
+        assert_eq!((x.data()[0], x.data()[255]), (0.0, 1.0));
+        assert_eq!(y, vec![0, 1, 2, 1]);
+        let (x, y) = ds.batch(&[3, 0]);
+        assert_eq!(bits(&x.data()[..64]), bits(&want[192..]));
+        assert_eq!(bits(&x.data()[64..]), bits(&want[..64]));
+        assert_eq!(y, vec![1, 0]);
+        // image converts; image_u8 lends the levels.
+        assert!(matches!(ds.image(2), Cow::Owned(_)));
+        assert_eq!(bits(&ds.image(2)), bits(&want[128..192]));
+        assert_eq!(ds.image_u8(2), Some(&levels[128..192]));
+        // subset, select and split_at keep u8 storage.
+        let sub = ds.subset(1..3);
+        assert_eq!(sub.labels, vec![1, 2]);
+        assert_eq!(sub.pixels, Pixels::U8(levels[64..192].to_vec()));
+        let sel = ds.select(&[3, 1]);
+        assert_eq!(sel.labels, vec![1, 1]);
+        assert_eq!(sel.image_u8(0), Some(&levels[192..]));
+        assert_eq!(sel.image_u8(1), Some(&levels[64..128]));
+        let (a, b) = ds.clone().split_at(3);
+        assert_eq!((a.len(), b.len()), (3, 1));
+        assert_eq!(a.pixels, Pixels::U8(levels[..192].to_vec()));
+        assert_eq!(b.pixels, Pixels::U8(levels[192..].to_vec()));
+        assert_eq!(ds.class_counts(), vec![1, 2, 1]);
+        let (x, y) = ds.batch(&[]);
+        assert_eq!((x.shape(), y.len()), (&[0, 2, 1, 32][..], 0));
+        // The same checks as new.
+        let err = Dataset::new_u8("t", vec![0; 5], vec![0, 1], [1, 1, 3], 10).unwrap_err();
+        assert!(err.to_string().contains("need 6 image values"), "{err}");
+        let err = Dataset::new_u8("t", vec![0; 6], vec![0, 10], [1, 1, 3], 10).unwrap_err();
+        assert!(err.to_string().contains("label 10 (image 1)"), "{err}");
     }
 
     #[test]
@@ -579,14 +745,16 @@ mod tests {
             let test = s.test.as_ref().expect("test set");
             assert_eq!(test.len(), 7);
             assert_eq!(test.labels[..3], [0, 1, 2]);
-            assert_eq!(s.train.images[1], 1.0 / 255.0);
+            assert_eq!(s.train.image(0)[1], 1.0 / 255.0);
+            assert_eq!(s.train.image_u8(1), Some(&[6, 7, 8, 9, 10, 11][..]));
             assert!(s.source.contains("50,003 train / 7 test"), "{}", s.source);
 
             let b = load_dir(&dir, Split::Book).expect("book");
             let val = b.val.as_ref().expect("validation set");
             assert_eq!((b.train.len(), val.len()), (50_000, 3));
             assert_eq!(val.labels, vec![0, 1, 2]); // images 50000.. have labels 0, 1, 2
-            assert_eq!(val.images, s.train.images[50_000 * 6..]);
+            assert_eq!(values(val), values(&s.train)[50_000 * 6..]);
+            assert!(matches!(val.pixels, Pixels::U8(_)));
             assert!(b.source.contains("50,000 train / 3 validation / 7 test"));
         }
     }
@@ -745,9 +913,10 @@ mod tests {
         assert_eq!(s.train.shape, [1, 28, 28]);
         assert_eq!(s.train.labels[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
         assert_eq!(test.labels[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
-        assert!(s.train.images.iter().all(|v| (0.0..=1.0).contains(v)));
-        let mean =
-            s.train.images.iter().map(|&v| v as f64).sum::<f64>() / s.train.images.len() as f64;
+        assert!(matches!(s.train.pixels, Pixels::U8(_)));
+        let images = values(&s.train);
+        assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
+        let mean = images.iter().map(|&v| v as f64).sum::<f64>() / images.len() as f64;
         assert!((mean - 0.1307).abs() < 0.001, "mean {mean}");
 
         let b = load_dir(&dir, Split::Book).expect("MNIST, book split");
