@@ -44,22 +44,20 @@ pub enum Error {
     Interrupted(String),
 
     /// An operating-system error, with the file it concerns.
-    #[error("{path}: {source}", path = path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message, not a `source`: a source would be printed a
+    // second time by the binary's error chain.
+    #[error("{path}: {err}", path = path.display())]
+    Io { path: PathBuf, err: std::io::Error },
 }
 
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
 }

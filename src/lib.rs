@@ -55,6 +55,7 @@ pub mod spec;
 pub mod summary;
 pub mod tensor;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use layers::{

@@ -1,12 +1,47 @@
-//! `seqnet export`.
+//! `seqnet export`: write a trained model in another format (ONNX).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use seqnet::io::{model, onnx};
+use seqnet::shape::fmt_shape;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The trained model (.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Write an ONNX model (opset 17) here: input `input` [N, C, H, W], output `logits`.
+    #[arg(long)]
+    onnx: PathBuf,
+}
 
-pub fn run(_args: Args) -> Result<ExitCode> {
-    anyhow::bail!("seqnet export is not implemented yet")
+pub fn run(args: Args) -> Result<ExitCode> {
+    let m =
+        model::load(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    let out = onnx::save(&args.onnx, &m.net, &m.info)
+        .with_context(|| format!("exporting {} to ONNX", args.model.display()))?;
+    eprintln!(
+        "wrote {}: ONNX opset {}, {} nodes ({}), input N×{} → logits N×{}",
+        args.onnx.display(),
+        onnx::OPSET,
+        out.ops.len(),
+        out.ops.join(", "),
+        fmt_shape(m.net.input_shape()),
+        fmt_shape(m.net.output_shape())
+    );
+    for layer in &out.omitted {
+        eprintln!("left out layer {layer}: the identity at inference");
+    }
+    if let Some(n) = m.info.normalize {
+        eprintln!(
+            "note: the model normalises its input; feed the ONNX model (pixels/255 − {}) / {}",
+            n.mean, n.std
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -136,6 +136,10 @@ pub struct Args {
     /// No progress bar and no per-epoch lines.
     #[arg(long)]
     quiet: bool,
+    /// Redraw curves.png (loss and accuracy per epoch) in the run folder after each epoch.
+    #[arg(long)]
+    #[serde(default)]
+    plot: bool,
 }
 
 /// Everything a run was made with, written to config.json when it starts. `args` is
@@ -394,6 +398,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         info: info.clone(),
         json: args.json,
         quiet,
+        plot: args.plot,
         epochs,
         batch_size,
         bar: show_bar.then(|| new_bar(steps_per_epoch)),
@@ -493,6 +498,7 @@ fn resumed_args(dir: &Path, now: &Args) -> Result<Args> {
     args.resume = Some(dir.to_path_buf());
     args.quiet = now.quiet;
     args.json = now.json;
+    args.plot = now.plot;
     if now.threads.is_some() {
         args.threads = now.threads;
     }
@@ -591,6 +597,7 @@ struct RunObserver {
     info: ModelInfo,
     json: bool,
     quiet: bool,
+    plot: bool,
     epochs: usize,
     batch_size: usize,
     bar: Option<ProgressBar>,
@@ -660,6 +667,12 @@ impl Observer for RunObserver {
         let line = serde_json::to_string(r).unwrap_or_default();
         let io = |e| seqnet::Error::io(self.out_dir.join("metrics.jsonl"), e);
         writeln!(self.metrics, "{line}").map_err(io)?;
+        if self.plot {
+            seqnet::viz::curves_png(
+                self.out_dir.join("metrics.jsonl"),
+                self.out_dir.join("curves.png"),
+            )?;
+        }
         if self.json {
             println!("{line}");
         }

@@ -2,4 +2,5 @@
 
 pub mod image;
 pub mod model;
+pub mod onnx;
 pub mod safetensors_file;
