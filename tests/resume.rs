@@ -191,3 +191,37 @@ fn resume_of_a_folder_that_is_not_a_run_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args("run");
+    let lr = args.iter().position(|a| a == "--momentum").unwrap();
+    args.splice(lr..lr + 2, ["--lr".to_string(), "1e35".to_string()]);
+    let e = args.iter().position(|a| a == "--checkpoint-every").unwrap();
+    args[e + 1] = "1".into();
+    let out = seqnet(dir.path()).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("diverged") || err.contains("not finite"),
+        "{err}"
+    );
+    assert!(err.contains("epoch") && err.contains("step"), "{err}");
+    assert!(err.contains("smaller learning rate"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Whatever checkpoint exists holds finite weights only.
+    let ckpt = dir.path().join("run/checkpoint.safetensors");
+    if ckpt.exists() {
+        for (name, bytes) in weights(&ckpt) {
+            if name.starts_with("model.") {
+                assert!(
+                    bytes
+                        .chunks_exact(4)
+                        .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+                    "{name} is not finite in the kept checkpoint"
+                );
+            }
+        }
+    }
+}
