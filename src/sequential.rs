@@ -19,6 +19,9 @@ pub struct Sequential {
     rng: Rng,
 }
 
+/// Most multiply-accumulates one layer may cost per image (about 17 billion).
+pub const MAX_MACS_PER_LAYER: u64 = 1 << 34;
+
 impl Sequential {
     /// An empty network for images of `input` shape (`[C, H, W]`, or `[F]` for flat
     /// vectors). Parameters are drawn PyTorch's way from seed 0 unless [`Sequential::seed`]
@@ -77,6 +80,19 @@ impl Sequential {
             repr: repr_before,
             message,
         })?;
+        // A layer whose work per image is absurd (a kernel of 500 with padding 500) would
+        // build cheaply and then exhaust memory in its first forward pass (im2col holds
+        // C·kh·kw × OH·OW values, no more than its MACs): refuse it now.
+        if step.macs > MAX_MACS_PER_LAYER {
+            return Err(Error::Shape {
+                index,
+                repr: layer.repr(),
+                message: format!(
+                    "would need {} multiply-adds per image, more than seqnet runs in one layer ({MAX_MACS_PER_LAYER}); check the kernel size, padding and stride",
+                    step.macs
+                ),
+            });
+        }
         self.layers.push(layer);
         self.steps.push(step);
         Ok(self)

@@ -27,7 +27,13 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
         .map(|d| d.trim().parse::<usize>())
         .collect();
     match dims {
-        Ok(d) if !d.is_empty() && d.iter().all(|&v| v > 0) => Ok(d),
+        Ok(d) if !d.is_empty() && d.iter().all(|&v| v > 0) => match checked_numel(&d) {
+            Some(_) => Ok(d),
+            None => Err(Error::Input(format!(
+                "input shape '{text}' has more than {MAX_ELEMENTS_PER_IMAGE} values per \
+                 image; check the sizes for a typo (MNIST is 1x28x28)"
+            ))),
+        },
         _ => Err(Error::Input(format!(
             "input shape '{text}' is not of the form C×H×W with positive whole numbers, \
              e.g. 1x28x28 for MNIST"
@@ -66,7 +72,12 @@ pub fn window_out(
         span / stride + 1
     };
     // PyTorch: with ceil_mode the last window must start inside the input or left padding.
-    if ceil_mode && (out - 1) * stride >= len + padding {
+    // (A start past usize::MAX is past the input too.)
+    if ceil_mode
+        && (out - 1)
+            .checked_mul(stride)
+            .is_none_or(|start| start >= len + padding)
+    {
         out -= 1;
     }
     let inner = if show_padding || padding > 0 {
@@ -151,6 +162,10 @@ mod tests {
         assert_eq!(parse_shape("[3, 32, 32]").unwrap(), vec![3, 32, 32]);
         assert!(parse_shape("1x0x28").is_err());
         assert!(parse_shape("abc").is_err());
+        // Sizes that overflow or could not be allocated are refused, not multiplied.
+        let err = parse_shape("4294967296x4294967296x4294967296").unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        assert!(parse_shape("1x100000x100000").is_err());
         assert_eq!(fmt_shape(&[20, 12, 12]), "20×12×12");
     }
 }

@@ -228,12 +228,114 @@ pub fn to_layers(text: &str) -> Result<Vec<Box<dyn Layer>>> {
 /// Builds the network the text describes for images of shape `input`, drawing the
 /// parameters from `seed`: `Sequential::new(input).seed(seed)`, then each layer of
 /// [`to_layers`] added in order.
+///
+/// A network of more than [`MAX_NETWORK_PARAMS`] parameters is refused before the layer
+/// that would cross the limit allocates anything.
 pub fn build(text: &str, input: &[usize], seed: u64) -> Result<Sequential> {
+    build_within(
+        text,
+        input,
+        seed,
+        MAX_NETWORK_PARAMS,
+        &format!("the {MAX_NETWORK_PARAMS} seqnet allocates for one network"),
+    )
+}
+
+/// The most parameters [`build`] allocates for one network (4 GiB of f32, as for one
+/// layer): a larger network is almost certainly a typo, and several layers each just
+/// under the per-layer limit would otherwise exhaust memory.
+pub const MAX_NETWORK_PARAMS: usize = crate::shape::MAX_PARAMS_PER_LAYER;
+
+/// [`build`] with a budget: a network of more than `max_params` parameters is refused
+/// layer by layer, before the layer that would cross it allocates anything. `limit`
+/// says what the budget is in the error message (`"the 2000 f32 values the file
+/// holds"`). A model file's spec is built within the values the file holds, so a small
+/// file cannot make seqnet allocate gigabytes.
+pub fn build_within(
+    text: &str,
+    input: &[usize],
+    seed: u64,
+    max_params: usize,
+    limit: &str,
+) -> Result<Sequential> {
+    let calls = parse_calls(text)?;
+    let layers = calls
+        .iter()
+        .map(|call| make_layer(text, call))
+        .collect::<Result<Vec<_>>>()?;
+    if !input.is_empty() && !input.contains(&0) && crate::shape::checked_numel(input).is_none() {
+        return Err(Error::Input(format!(
+            "input shape {} has more than {} values per image; check the sizes for a typo",
+            crate::shape::fmt_shape(input),
+            crate::shape::MAX_ELEMENTS_PER_IMAGE
+        )));
+    }
     let mut net = Sequential::new(input.to_vec()).seed(seed);
-    for layer in to_layers(text)? {
+    let mut used: u128 = 0;
+    for (call, layer) in calls.iter().zip(layers) {
+        if let Some(planned) = planned_params(text, call, net.output_shape()) {
+            let total = used + planned;
+            if total > max_params as u128 {
+                return Err(Error::Shape {
+                    index: net.layers().len(),
+                    repr: layer.repr(),
+                    message: format!(
+                        "the network would need {total} parameters up to this layer, more \
+                         than {limit}"
+                    ),
+                });
+            }
+        }
         net = net.add_boxed(layer)?;
+        if let Some(added) = net.layers().last() {
+            used += added
+                .params()
+                .iter()
+                .map(|(_, p)| p.value.len() as u128)
+                .sum::<u128>();
+        }
     }
     Ok(net)
+}
+
+/// The parameters (weight and bias) a Conv2d or Linear call allocates when built on
+/// `input`, found without building it. `None` for layers without parameters, and when
+/// building fails anyway before allocating (sizes that do not fit the input, a weight
+/// above [`crate::shape::MAX_PARAMS_PER_LAYER`]): the layer's own message is the better one.
+fn planned_params(text: &str, call: &Call, input: &[usize]) -> Option<u128> {
+    let (layer, sig, lazy_in, conv) = match call.name.as_str() {
+        "Conv2d" => ("Conv2d", CONV2D, None, true),
+        "LazyConv2d" => ("LazyConv2d", LAZY_CONV2D, Some("in_channels"), true),
+        "Linear" => ("Linear", LINEAR, None, false),
+        "LazyLinear" => ("LazyLinear", LAZY_LINEAR, Some("in_features"), false),
+        _ => return None,
+    };
+    let b = Bound::new(text, call, layer, sig, lazy_in).ok()?;
+    let bias = b.flag("bias").ok()?.unwrap_or(true);
+    let (out, fan_in) = if conv {
+        let &[c, _, _] = input else { return None };
+        if lazy_in.is_none() && b.size("in_channels", 1).ok()?? != c {
+            return None;
+        }
+        let out = b.size("out_channels", 1).ok()??;
+        let k = b.size2("kernel_size", 1).ok()??;
+        // Two sizes below 2^64 multiply within u128; the third may not (checked below).
+        (
+            out as u128,
+            (k.0 as u128 * k.1 as u128).checked_mul(c as u128)?,
+        )
+    } else {
+        let &[features] = input else { return None };
+        if lazy_in.is_none() && b.size("in_features", 1).ok()?? != features {
+            return None;
+        }
+        (b.size("out_features", 1).ok()?? as u128, features as u128)
+    };
+    let weight = out.checked_mul(fan_in)?;
+    if weight > crate::shape::MAX_PARAMS_PER_LAYER as u128 {
+        return None;
+    }
+    Some(weight + if bias { out } else { 0 })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -290,11 +392,18 @@ fn spec_error(text: &str, span: Range<usize>, message: impl fmt::Display) -> Err
     }
 }
 
-/// Keeps the excerpt one character per column and free of terminal control codes.
+/// Keeps the excerpt one character per column and free of terminal control codes, and
+/// of the invisible and bidirectional formatting characters that would make the shown
+/// text differ from the text read (or reorder the rest of the line).
 fn visible(c: char) -> char {
     match c {
         '\t' => ' ',
         c if c.is_control() => '\u{FFFD}',
+        '\u{061C}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}'
+        | '\u{FEFF}' => '\u{FFFD}',
         c => c,
     }
 }
@@ -318,12 +427,14 @@ fn floor_boundary(text: &str, at: usize) -> usize {
 }
 
 /// User text quoted in a message, cut short: a 60 KiB word must not make a 60 KiB error.
+/// Control and invisible characters are shown as � ([`visible`]).
 fn clip(s: &str) -> String {
     const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_string(),
-    }
+    let (kept, more) = match s.char_indices().nth(MAX) {
+        Some((cut, _)) => (&s[..cut], "…"),
+        None => (s, ""),
+    };
+    kept.chars().map(visible).chain(more.chars()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -575,6 +686,8 @@ fn stray(text: &str, at: usize, c: char) -> Error {
         '.' => "unexpected '.'; options are keyword arguments, e.g. Conv2d(1, 20, 5, \
                 stride=2)"
             .to_string(),
+        // An invisible or control character is named by its code point, not written.
+        c if visible(c) != c => format!("unexpected character {c:?} (U+{:04X})", c as u32),
         c => format!("unexpected character '{c}'"),
     };
     spec_error(text, at..at + c.len_utf8(), message)

@@ -8,7 +8,7 @@ use safetensors::tensor::Dtype;
 use seqnet::io::model::{self, Model};
 use seqnet::io::safetensors_file::{self as stf, Entry};
 use seqnet::shape::fmt_shape;
-use seqnet::{Mode, Tensor};
+use seqnet::{Mode, Sequential, Tensor};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -35,9 +35,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for w in &m.warnings {
         eprintln!("warning: {w}");
     }
+    // Activations are bounded per chunk of images, whatever the batch.
+    let chunk = model::images_per_forward(&args.model, &m.net)
+        .with_context(|| format!("reading {}", args.model.display()))?;
     match (&args.input, &args.output, args.images.is_empty()) {
-        (Some(input), Some(output), true) => predict_tensor(&mut m, input, output),
-        (None, None, false) => predict_images(&mut m, &args.images, args.top),
+        (Some(input), Some(output), true) => predict_tensor(&mut m, input, output, chunk),
+        (None, None, false) => predict_images(&mut m, &args.images, args.top, chunk),
         _ => bail!(
             "give either image files (seqnet predict --model M a.png b.png) or --input \
              X.safetensors --output Y.safetensors, not both and not neither"
@@ -45,9 +48,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-fn predict_tensor(m: &mut Model, input: &Path, output: &Path) -> Result<ExitCode> {
+/// The network's outputs for a batch, `chunk` images at a time.
+fn forward_in_chunks(net: &mut Sequential, x: &Tensor, chunk: usize) -> Result<Tensor> {
+    let n = x.batch();
+    let per = x.len() / n.max(1);
+    let mut data = Vec::new();
+    for images in x.data().chunks((chunk * per).max(1)) {
+        let mut shape = vec![images.len() / per.max(1)];
+        shape.extend(net.input_shape());
+        let out = net.forward(&Tensor::from_vec(&shape, images.to_vec())?, Mode::Eval)?;
+        data.extend(out.into_data());
+    }
+    let mut shape = vec![n];
+    shape.extend(net.output_shape());
+    Ok(Tensor::from_vec(&shape, data)?)
+}
+
+fn predict_tensor(m: &mut Model, input: &Path, output: &Path, chunk: usize) -> Result<ExitCode> {
     let x = read_input(input, m.net.input_shape())?;
-    let logits = m.net.forward(&x, Mode::Eval)?;
+    let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
     let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
     stf::write_atomic(
         output,
@@ -94,6 +113,13 @@ fn read_input(path: &Path, per_image: &[usize]) -> Result<Tensor> {
     let want: Vec<usize> = std::iter::once(view.shape().first().copied().unwrap_or(0))
         .chain(per_image.iter().copied())
         .collect();
+    if view.shape().first() == Some(&0) {
+        bail!(
+            "{}: tensor 'input' has shape {}: it holds no images; give at least one",
+            path.display(),
+            fmt_shape(view.shape())
+        );
+    }
     if view.shape() != want.as_slice() {
         bail!(
             "{}: tensor 'input' has shape {}, but the model takes N×{}; check the image size \
@@ -106,7 +132,7 @@ fn read_input(path: &Path, per_image: &[usize]) -> Result<Tensor> {
     Ok(stf::to_f32(path, "input", &view)?)
 }
 
-fn predict_images(m: &mut Model, images: &[PathBuf], top: usize) -> Result<ExitCode> {
+fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -> Result<ExitCode> {
     let shape = m.net.input_shape().to_vec();
     let per: usize = shape.iter().product();
     let mut data = Vec::with_capacity(per * images.len());
@@ -120,7 +146,8 @@ fn predict_images(m: &mut Model, images: &[PathBuf], top: usize) -> Result<ExitC
     let mut batch_shape = vec![images.len()];
     batch_shape.extend(&shape);
     let x = Tensor::from_vec(&batch_shape, data)?;
-    let probs = m.net.predict(&x)?;
+    let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
+    let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
     for (i, path) in images.iter().enumerate() {
         let row = probs.item(i);
         let mut order: Vec<usize> = (0..row.len()).collect();

@@ -76,12 +76,12 @@ pub struct Args {
     #[arg(long)]
     expand: bool,
     /// Train on only the first N training images (quick experiments).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
 
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     batch_size: Option<usize>,
     /// Learning rate (η).
     #[arg(long, allow_negative_numbers = true)]
@@ -110,10 +110,10 @@ pub struct Args {
     /// Keep the training set in file order.
     #[arg(long)]
     no_shuffle: bool,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seed: u64,
     /// Worker threads (default: all cores). Results are bitwise the same for any count.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     threads: Option<usize>,
 
     /// The run folder (default runs/NAME-TIMESTAMP).

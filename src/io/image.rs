@@ -58,12 +58,13 @@ pub fn load_digit(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
 /// background, so MNIST's own pixels give MNIST's own values (`v / 255`).
 pub fn prepare_grey(pixels: &[u8], w: usize, h: usize, shape: &[usize]) -> Result<Vec<f32>> {
     let (channels, height, width) = check_shape(shape)?;
-    if pixels.len() != w * h {
+    // u128: a w×h that overflows usize is still a count that does not match.
+    let count = w as u128 * h as u128;
+    if pixels.len() as u128 != count {
         return Err(Error::Input(format!(
-            "{} grey pixels given for a {w}×{h} image, which has {}; pass one byte per pixel, \
-             row by row",
+            "{} grey pixels given for a {w}×{h} image, which has {count}; pass one byte per \
+             pixel, row by row",
             pixels.len(),
-            w * h
         )));
     }
     let grey = prepare(pixels, w, h, height, width).map_err(Error::Input)?;
@@ -73,10 +74,16 @@ pub fn prepare_grey(pixels: &[u8], w: usize, h: usize, shape: &[usize]) -> Resul
 /// Splits `shape` into (C, H, W), accepting the grey and RGB inputs an image can feed.
 fn check_shape(shape: &[usize]) -> Result<(usize, usize, usize)> {
     match *shape {
-        [c @ (1 | 3), h, w] if h > 0 && w > 0 => Ok((c, h, w)),
+        [c @ (1 | 3), h, w]
+            if h > 0 && w > 0 && crate::shape::checked_numel(&[c, h, w]).is_some() =>
+        {
+            Ok((c, h, w))
+        }
         _ => Err(Error::Input(format!(
             "the network takes input {shape:?}, which an image cannot fill: images need \
-             [C, H, W] with C = 1 (grey) or 3 (RGB) and H, W > 0, e.g. [1, 28, 28]"
+             [C, H, W] with C = 1 (grey) or 3 (RGB) and H, W > 0 (at most {} values in \
+             all), e.g. [1, 28, 28]",
+            crate::shape::MAX_ELEMENTS_PER_IMAGE
         ))),
     }
 }

@@ -178,25 +178,88 @@ pub fn save(path: &Path, net: &Sequential, info: &ModelInfo) -> Result<()> {
 /// Reads a model file: builds the network from its spec and loads its weights strictly.
 pub fn load(path: &Path) -> Result<Model> {
     let bytes = stf::read_bounded(path)?;
-    let tensors = stf::parse(path, &bytes)?;
-    let info = ModelInfo::from_metadata(path, stf::metadata(path, &bytes)?)?;
-    let mut net =
-        crate::spec::build(&info.spec, &info.input, info.seed.unwrap_or(0)).map_err(|e| {
-            err(
-                path,
-                format!("metadata seqnet.spec does not build a network: {e}"),
-            )
-        })?;
+    load_bytes(path, &bytes)
+}
+
+/// [`load`] on the bytes of a file already in memory; `path` is what messages name.
+///
+/// The network is built within the f32 values the file holds: a spec declaring more
+/// parameters than that is refused before they are allocated (its weights could not be
+/// in the file anyway), so a small hostile file cannot make seqnet allocate gigabytes.
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
+    let tensors = stf::parse(path, bytes)?;
+    let info = ModelInfo::from_metadata(path, stf::metadata(path, bytes)?)?;
+    // Dtypes first: a file of F64 or F16 weights is told so, not that its values are few.
     let named: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(name, view)| Ok((name.to_string(), stf::to_f32(path, name, &view)?)))
         .collect::<Result<_>>()?;
+    let held: usize = named.iter().map(|(_, t)| t.len()).sum();
+    let mut net = crate::spec::build_within(
+        &info.spec,
+        &info.input,
+        info.seed.unwrap_or(0),
+        held,
+        &format!(
+            "the {held} f32 values the file holds (check that the spec in the metadata is \
+             the network that was saved)"
+        ),
+    )
+    .map_err(|e| {
+        err(
+            path,
+            format!("metadata seqnet.spec does not build a network: {e}"),
+        )
+    })?;
     let warnings = load_state_dict(path, &mut net, named)?;
     Ok(Model {
         net,
         info,
         warnings,
     })
+}
+
+/// Most f32 values one image may occupy in a forward pass, all layers' outputs and
+/// im2col buffers together (4 GiB).
+pub const MAX_FORWARD_FLOATS_PER_IMAGE: u128 = 1 << 30;
+/// Most multiply-accumulates one image may cost (about 1.7·10¹⁰, tens of seconds on one
+/// core): more is a spec that would look like a hang.
+pub const MAX_MACS_PER_IMAGE: u128 = 1 << 34;
+/// The f32 values a forward pass may hold at once for a whole batch (512 MiB): larger
+/// batches are run in chunks of images.
+pub const FORWARD_BATCH_FLOATS: u128 = 1 << 27;
+
+/// How many images one forward pass of `net` may take at a time, so that its outputs
+/// and im2col buffers stay within [`FORWARD_BATCH_FLOATS`] whatever the batch size; an
+/// error naming `path` when even one image would need more than
+/// [`MAX_FORWARD_FLOATS_PER_IMAGE`] values or [`MAX_MACS_PER_IMAGE`] multiply-adds
+/// (a network whose spec asks for absurd padding or kernels, which building alone does
+/// not allocate).
+pub fn images_per_forward(path: &Path, net: &Sequential) -> Result<usize> {
+    let numel = |s: &[usize]| s.iter().map(|&d| d as u128).product::<u128>();
+    let mut floats = numel(net.input_shape());
+    let mut macs: u128 = 0;
+    for (layer, step) in net.layers().iter().zip(net.steps()) {
+        // The output, and as much again kept for backward (masks, indices, inputs).
+        floats += 2 * numel(&step.out);
+        macs += u128::from(step.macs);
+        if layer.kind() == "Conv2d" {
+            // im2col: C·kh·kw rows × OH·OW columns = MACs / out_channels.
+            floats += u128::from(step.macs) / step.out.first().map_or(1, |&c| c.max(1) as u128);
+        }
+    }
+    if floats > MAX_FORWARD_FLOATS_PER_IMAGE || macs > MAX_MACS_PER_IMAGE {
+        return Err(err(
+            path,
+            format!(
+                "the network {} would need {floats} f32 values and {macs} multiply-adds per \
+                 image, more than seqnet runs ({MAX_FORWARD_FLOATS_PER_IMAGE} values, \
+                 {MAX_MACS_PER_IMAGE} multiply-adds); check the spec's kernel sizes and padding",
+                net.spec()
+            ),
+        ));
+    }
+    Ok((FORWARD_BATCH_FLOATS / floats.max(1)).max(1) as usize)
 }
 
 /// PyTorch's `load_state_dict(strict=True)`: every parameter must be present with its

@@ -120,9 +120,31 @@ pub fn write_atomic(
                 .map_err(|err| model_err(path, format!("tensor '{}': {err}", e.name)))
         })
         .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?;
+    let bytes = if views.is_empty() {
+        // safetensors 0.8 writes `{},"__metadata__":{…}}` for no tensors with metadata,
+        // which no reader (itself included) accepts: write the header directly.
+        empty_with_metadata(&metadata)
+    } else {
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?
+    };
     write_bytes_atomic(path, &bytes)
+}
+
+/// A safetensors file of no tensors and `metadata` (a network without parameters):
+/// the 8-byte header length, then the JSON header padded with spaces to 8 bytes.
+fn empty_with_metadata(metadata: &HashMap<String, String>) -> Vec<u8> {
+    let sorted: std::collections::BTreeMap<&String, &String> = metadata.iter().collect();
+    let mut header = if sorted.is_empty() {
+        "{}".to_string()
+    } else {
+        serde_json::json!({ "__metadata__": sorted }).to_string()
+    }
+    .into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out
 }
 
 /// The atomic write itself, for any bytes.
@@ -152,4 +174,26 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network without parameters saves to a file that reads back with its metadata.
+    #[test]
+    fn no_tensors_with_metadata_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.safetensors");
+        let meta: HashMap<String, String> = [("seqnet.spec".to_string(), "ReLU()".to_string())]
+            .into_iter()
+            .collect();
+        write_atomic(&path, &[], meta.clone()).expect("write");
+        let bytes = read_bounded(&path).expect("read");
+        assert_eq!(parse(&path, &bytes).expect("parse").len(), 0);
+        assert_eq!(metadata(&path, &bytes).expect("metadata"), meta);
+        write_atomic(&path, &[], HashMap::new()).expect("write");
+        let bytes = read_bounded(&path).expect("read");
+        assert!(metadata(&path, &bytes).expect("metadata").is_empty());
+    }
 }
