@@ -17,7 +17,17 @@ pub struct Sequential {
     /// What each layer does to the shape, in order.
     steps: Vec<ShapeStep>,
     rng: Rng,
+    /// Each layer's output from the last Train forward, and the gradients flowing back:
+    /// buffers reused from step to step.
+    acts: Vec<Tensor>,
+    grads: Vec<Tensor>,
+    /// [`Sequential::infer`]'s buffers: one chunk's input and each layer's output.
+    infer_bufs: Vec<Tensor>,
 }
+
+/// Images per chunk in [`Sequential::infer`]: small enough for every layer's output to
+/// stay in cache, large enough to keep the threads busy.
+const INFER_CHUNK: usize = 64;
 
 /// Most multiply-accumulates one layer may cost per image (about 17 billion).
 pub const MAX_MACS_PER_LAYER: u64 = 1 << 34;
@@ -32,6 +42,9 @@ impl Sequential {
             layers: Vec::new(),
             steps: Vec::new(),
             rng: Rng::new(0),
+            acts: Vec::new(),
+            grads: Vec::new(),
+            infer_bufs: Vec::new(),
         }
     }
 
@@ -160,8 +173,7 @@ impl Sequential {
         parts.join(" -> ")
     }
 
-    /// Runs the batch `inp` (`[N, ...input shape]`) through every layer.
-    pub fn forward(&mut self, inp: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn check_input(&self, inp: &Tensor) -> Result<()> {
         if inp.shape().len() != self.input.len() + 1 || inp.shape()[1..] != self.input[..] {
             return Err(Error::Input(format!(
                 "the network takes batches shaped N×{} but was given {}; resize the images \
@@ -170,21 +182,107 @@ impl Sequential {
                 fmt_shape(inp.shape())
             )));
         }
-        let mut x = inp.clone();
-        for layer in &mut self.layers {
-            x = layer.forward(&x, mode);
+        Ok(())
+    }
+
+    /// The outputs for a batch in Eval mode, as [`Sequential::forward`]`(inp, Mode::Eval)`
+    /// computes them, but in chunks of a few dozen images, reusing the same buffers
+    /// from chunk to chunk and call to call: faster and smaller for large batches.
+    /// Nothing is kept for a backward pass (call `forward` for that).
+    pub fn infer(&mut self, inp: &Tensor) -> Result<Tensor> {
+        self.check_input(inp)?;
+        let n = inp.batch();
+        if self.layers.is_empty() || n <= INFER_CHUNK {
+            return self.forward(inp, Mode::Eval);
         }
-        Ok(x)
+        let per_in = inp.len() / n;
+        let mut out_shape = vec![n];
+        out_shape.extend_from_slice(self.output_shape());
+        let per_out: usize = self.output_shape().iter().product();
+        let mut out = Tensor::zeros(&out_shape);
+        self.infer_bufs
+            .resize_with(self.layers.len() + 1, Tensor::default);
+        for start in (0..n).step_by(INFER_CHUNK) {
+            let len = INFER_CHUNK.min(n - start);
+            let mut shape = vec![len];
+            shape.extend_from_slice(&self.input);
+            let x = &mut self.infer_bufs[0];
+            crate::layers::recycle(x, &shape, false);
+            x.data_mut()
+                .copy_from_slice(&inp.data()[start * per_in..(start + len) * per_in]);
+            for (i, layer) in self.layers.iter_mut().enumerate() {
+                let (done, rest) = self.infer_bufs.split_at_mut(i + 1);
+                layer.forward_infer(&done[i], &mut rest[0]);
+            }
+            let last = &self.infer_bufs[self.layers.len()];
+            out.data_mut()[start * per_out..(start + len) * per_out].copy_from_slice(last.data());
+        }
+        Ok(out)
+    }
+
+    /// Runs the batch `inp` (`[N, ...input shape]`) through every layer.
+    pub fn forward(&mut self, inp: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.check_input(inp)?;
+        let count = self.layers.len();
+        if count == 0 {
+            return Ok(inp.clone());
+        }
+        if mode == Mode::Eval {
+            // Nothing is kept for the next step: each output lives until the next
+            // layer has read it.
+            self.acts.clear();
+            let mut x: Option<Tensor> = None;
+            for layer in &mut self.layers {
+                let mut out = Tensor::default();
+                layer.forward_into(x.as_ref().unwrap_or(inp), mode, &mut out);
+                x = Some(out);
+            }
+            return Ok(x.expect("at least one layer"));
+        }
+        self.acts.resize_with(count, Tensor::default);
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (done, rest) = self.acts.split_at_mut(i);
+            let x = done.last().unwrap_or(inp);
+            layer.forward_into(x, mode, &mut rest[0]);
+        }
+        Ok(self.acts[count - 1].clone())
     }
 
     /// Back-propagates `dout` (dL/d(output) of the last forward) through every layer,
     /// adding into each parameter's gradient, and returns dL/d(input).
     pub fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut d = dout.clone();
-        for layer in self.layers.iter_mut().rev() {
-            d = layer.backward(&d);
+        self.backward_layers(dout, true);
+        std::mem::take(&mut self.grads[0])
+    }
+
+    /// [`Sequential::backward`] for training: adds every parameter's gradient but does
+    /// not compute dL/d(input), which no one needs there (it saves the first layer's
+    /// input-gradient product). PyTorch: `loss.backward()` on an input without
+    /// `requires_grad`.
+    pub fn backward_params(&mut self, dout: &Tensor) {
+        if !self.layers.is_empty() {
+            self.backward_layers(dout, false);
         }
-        d
+    }
+
+    /// Runs every layer's backward, last to first; `grads[i]` receives dL/d(input of
+    /// layer i) (for i = 0 only when `input_grad`).
+    fn backward_layers(&mut self, dout: &Tensor, input_grad: bool) {
+        let count = self.layers.len();
+        self.grads.resize_with(count.max(1), Tensor::default);
+        if count == 0 {
+            self.grads[0] = dout.clone();
+            return;
+        }
+        for i in (0..count).rev() {
+            let (before, after) = self.grads.split_at_mut(i + 1);
+            let d = after.first().unwrap_or(dout);
+            if i == 0 && !input_grad {
+                self.layers[0].backward_params(d);
+            } else {
+                self.layers[i].backward_into(d, &mut before[i]);
+            }
+        }
     }
 
     /// Sets every gradient to zero. PyTorch: `optimizer.zero_grad()`.
@@ -226,10 +324,41 @@ impl Sequential {
     /// Predicted class probabilities for a batch: softmax of the logits in Eval mode
     /// (or the outputs themselves if the network already ends in Softmax).
     pub fn predict(&mut self, inp: &Tensor) -> Result<Tensor> {
-        let out = self.forward(inp, Mode::Eval)?;
+        let out = self.infer(inp)?;
         Ok(crate::loss::probabilities(
             &out,
             self.layers.last().map(|l| l.kind()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infer_in_chunks_equals_forward_in_eval_mode() {
+        let mut net = crate::spec::build(
+            "Conv2d(1, 4, 3) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(7)",
+            &[1, 9, 11],
+            3,
+        )
+        .unwrap();
+        let mut rng = Rng::new(4);
+        let n = 2 * INFER_CHUNK + 5;
+        let x = Tensor::from_vec(
+            &[n, 1, 9, 11],
+            (0..n * 99).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
+        let want = net.forward(&x, Mode::Eval).unwrap();
+        let got = net.infer(&x).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        assert!(
+            got.data()
+                .iter()
+                .zip(want.data())
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
     }
 }

@@ -107,6 +107,38 @@ fn prepare(ds: &Dataset, indices: &[usize], normalize: Option<Normalize>) -> (Te
     (x, y)
 }
 
+/// [`prepare`] into buffers kept from step to step (what [`Dataset::batch`] does,
+/// without allocating).
+pub fn prepare_into(
+    ds: &Dataset,
+    indices: &[usize],
+    normalize: Option<Normalize>,
+    x: &mut Tensor,
+    y: &mut Vec<usize>,
+) {
+    let [c, h, w] = ds.shape;
+    let per = ds.image_len();
+    let mut data = std::mem::take(x).into_data();
+    data.resize(indices.len() * per, 0.0);
+    for (dst, &i) in data.chunks_exact_mut(per.max(1)).zip(indices) {
+        match ds.image_u8(i) {
+            // Grey levels / 255, as Dataset::batch converts them.
+            Some(px) => {
+                for (d, &p) in dst.iter_mut().zip(px) {
+                    *d = p as f32 / 255.0;
+                }
+            }
+            None => dst.copy_from_slice(&ds.image(i)),
+        }
+    }
+    if let Some(n) = normalize {
+        n.apply(&mut data);
+    }
+    *x = Tensor::from_vec(&[indices.len(), c, h, w], data).expect("batch length");
+    y.clear();
+    y.extend(indices.iter().map(|&i| ds.labels[i]));
+}
+
 /// Trains `net` from `state` until `cfg.epochs` epochs are done, evaluating on `val` and
 /// `test` after each.
 pub fn train(
@@ -133,20 +165,23 @@ pub fn train(
         }
         let started = Instant::now();
         let mut images_this_session = 0usize;
+        let (mut idx, mut x, mut y) = (Vec::with_capacity(bs), Tensor::default(), Vec::new());
         while state.step_in_epoch < steps {
             let s = state.step_in_epoch;
-            let idx: Vec<usize> = state.order[s * bs..((s + 1) * bs).min(n)]
-                .iter()
-                .map(|&i| i as usize)
-                .collect();
-            let (x, y) = prepare(train_set, &idx, cfg.normalize);
+            idx.clear();
+            idx.extend(
+                state.order[s * bs..((s + 1) * bs).min(n)]
+                    .iter()
+                    .map(|&i| i as usize),
+            );
+            prepare_into(train_set, &idx, cfg.normalize, &mut x, &mut y);
             net.zero_grad();
             let logits = net.forward(&x, Mode::Train)?;
             let (loss, dlogits) = cross_entropy(&logits, &y);
             if !loss.is_finite() {
                 return Err(diverged(state, steps, format!("the loss is {loss}")));
             }
-            net.backward(&dlogits);
+            net.backward_params(&dlogits);
             state.optimizer.step(net);
             state.loss_sum += loss as f64;
             state.step_in_epoch += 1;
@@ -190,7 +225,7 @@ pub fn train(
 fn diverged(state: &TrainState, steps: usize, what: String) -> Error {
     Error::Diverged(format!(
         "training diverged in epoch {}, step {} of {steps}: {what}; try a smaller learning \
-         rate (now {})",
+         rate (now {:?})",
         state.epoch + 1,
         state.step_in_epoch + 1,
         state.optimizer.lr
@@ -207,7 +242,7 @@ pub fn predict_all(
     let all: Vec<usize> = (0..ds.len()).collect();
     for chunk in all.chunks(500) {
         let (x, _) = prepare(ds, chunk, normalize);
-        preds.extend(net.forward(&x, Mode::Eval)?.argmax_rows());
+        preds.extend(net.infer(&x)?.argmax_rows());
     }
     Ok(preds)
 }

@@ -1,12 +1,245 @@
-//! `seqnet bench`.
+//! `seqnet bench`: training and inference throughput (images per second) and peak memory
+//! of a preset network, measured the way `bench/pytorch_reference.py` measures PyTorch,
+//! so that the two lines can be compared side by side (`bench/compare.sh`).
+//!
+//! Training: plain SGD (the preset's learning rate, no momentum, no decay) on the
+//! training images in file order, `--warmup` images first (untimed), then `--images`
+//! images timed, each step being zero_grad, forward (Train), cross-entropy, backward,
+//! optimiser step. Inference: the test set (or `--infer-images` of it) in batches of
+//! `--infer-batch`, forward (Eval) and argmax, after one untimed batch.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use seqnet::data::{self, Dataset, Split};
+use seqnet::loss::cross_entropy;
+use seqnet::optim::{Optimizer, OptimizerKind};
+use seqnet::{Mode, Sequential};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// A preset network (see `seqnet summary --net NAME`).
+    #[arg(long, default_value = "book-relu")]
+    net: String,
+    /// Training mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Training images timed (after the warm-up); 0 skips the training measurement.
+    #[arg(long, default_value_t = 12_800)]
+    images: usize,
+    /// Training images run before timing starts.
+    #[arg(long, default_value_t = 640)]
+    warmup: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A named dataset or a folder with the four IDX files. Default: MNIST when
+    /// installed (e.g. via $SEQNET_DATA), else the embedded sample.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Inference batch size.
+    #[arg(long, default_value_t = 1000)]
+    infer_batch: usize,
+    /// Test images timed for inference (default: the whole test set); 0 skips it.
+    #[arg(long)]
+    infer_images: Option<usize>,
+    /// Learning rate (default: the preset's).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Seed of the initial weights.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the text line.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> Result<ExitCode> {
-    anyhow::bail!("seqnet bench is not implemented yet")
+pub fn run(args: Args) -> Result<ExitCode> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        bail!("--threads 0: give at least 1 thread");
+    }
+    if args.batch_size == 0 || args.infer_batch == 0 {
+        bail!("batch sizes must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    pool.install(|| run_in_pool(args, threads))
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    net: String,
+    batch_size: usize,
+    threads: usize,
+    train_images: usize,
+    infer_images: usize,
+    train_img_per_s: f64,
+    infer_img_per_s: f64,
+    /// Training images per second of CPU time (all threads): the work, without the
+    /// waiting that a loaded machine adds to the wall time.
+    train_img_per_cpu_s: f64,
+    infer_img_per_cpu_s: f64,
+    peak_rss_mb: f64,
+    final_loss: f32,
+    data: String,
+}
+
+fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
+    let preset = seqnet::presets::get(&args.net)?;
+    let splits = data::load(args.dataset.as_deref(), None, Split::Official)?;
+    let train_set = splits.train;
+    let test_set = splits.test.unwrap_or_else(|| train_set.clone());
+    let mut net = seqnet::spec::build(preset.spec, &train_set.shape, args.seed)?;
+    let lr = args.lr.unwrap_or(preset.recipe.lr);
+    let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.0 }, lr, 0.0, 0.0);
+
+    let mut cursor = 0usize;
+    let mut final_loss = f32::NAN;
+    let (mut train_img_per_s, mut train_img_per_cpu_s) = (0.0, 0.0);
+    if args.images > 0 {
+        train(
+            &mut net,
+            &mut opt,
+            &train_set,
+            &mut cursor,
+            args.warmup,
+            args.batch_size,
+        )?;
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        final_loss = train(
+            &mut net,
+            &mut opt,
+            &train_set,
+            &mut cursor,
+            args.images,
+            args.batch_size,
+        )?;
+        train_img_per_s = args.images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        train_img_per_cpu_s = args.images as f64 / (cpu_seconds() - cpu).max(1e-9);
+    }
+
+    let infer_images = args
+        .infer_images
+        .unwrap_or(test_set.len())
+        .min(test_set.len());
+    let (mut infer_img_per_s, mut infer_img_per_cpu_s) = (0.0, 0.0);
+    if infer_images > 0 {
+        infer(
+            &mut net,
+            &test_set,
+            0..args.infer_batch.min(infer_images),
+            args.infer_batch,
+        )?;
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        infer(&mut net, &test_set, 0..infer_images, args.infer_batch)?;
+        infer_img_per_s = infer_images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        infer_img_per_cpu_s = infer_images as f64 / (cpu_seconds() - cpu).max(1e-9);
+    }
+
+    let report = Report {
+        net: args.net,
+        batch_size: args.batch_size,
+        threads,
+        train_images: args.images,
+        infer_images,
+        train_img_per_s,
+        infer_img_per_s,
+        train_img_per_cpu_s,
+        infer_img_per_cpu_s,
+        peak_rss_mb: peak_rss_mb(),
+        final_loss,
+        data: splits.source,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "train_img_per_s {:.0}  infer_img_per_s {:.0}  peak_rss_mb {:.1}",
+            report.train_img_per_s, report.infer_img_per_s, report.peak_rss_mb
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains on `count` images from `*cursor` on (wrapping around the set), in steps of
+/// `bs`; returns the last step's loss.
+fn train(
+    net: &mut Sequential,
+    opt: &mut Optimizer,
+    ds: &Dataset,
+    cursor: &mut usize,
+    count: usize,
+    bs: usize,
+) -> Result<f32> {
+    let mut done = 0;
+    let mut loss = f32::NAN;
+    let mut idx = Vec::with_capacity(bs);
+    let (mut x, mut y) = (seqnet::Tensor::default(), Vec::new());
+    while done < count {
+        let take = bs.min(count - done);
+        idx.clear();
+        idx.extend((0..take).map(|j| (*cursor + j) % ds.len()));
+        *cursor = (*cursor + take) % ds.len();
+        seqnet::train::prepare_into(ds, &idx, None, &mut x, &mut y);
+        net.zero_grad();
+        let logits = net.forward(&x, Mode::Train)?;
+        let (l, dlogits) = cross_entropy(&logits, &y);
+        net.backward_params(&dlogits);
+        opt.step(net);
+        loss = l;
+        done += take;
+    }
+    if !loss.is_finite() {
+        bail!("the loss is {loss}: training diverged; try a smaller --lr");
+    }
+    Ok(loss)
+}
+
+/// Predicts the images in `range` in batches of `bs`; returns how many were right.
+fn infer(
+    net: &mut Sequential,
+    ds: &Dataset,
+    range: std::ops::Range<usize>,
+    bs: usize,
+) -> Result<usize> {
+    let mut correct = 0;
+    let all: Vec<usize> = range.collect();
+    for chunk in all.chunks(bs) {
+        let (x, y) = ds.batch(chunk);
+        let pred = net.infer(&x)?.argmax_rows();
+        correct += pred.iter().zip(&y).filter(|(p, y)| p == y).count();
+    }
+    Ok(correct)
+}
+
+/// The process's peak resident set (VmHWM), in MB (10⁶ bytes); 0 where /proc is absent.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb * 1024.0 / 1e6)
+}
+
+/// User + system CPU time of the whole process (every thread), from /proc/self/stat
+/// (clock ticks, 100 per second on Linux); 0 where /proc is absent.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -1,10 +1,19 @@
 //! Matrix multiply, C = alpha·A·B + beta·C, on row-major slices with explicit strides
 //! (so a transpose is only a stride swap, never a copy).
 //!
-//! The fast path is the `matrixmultiply` crate (packed, cache-blocked, AVX2/FMA
-//! micro-kernels chosen at run time). It is called single-threaded: its result then does
-//! not depend on the thread count, which the bitwise-reproducibility promise needs;
-//! parallelism comes from the layers splitting the batch instead.
+//! seqnet's own packed GEMM (the BLIS scheme): A is packed into panels of [`MR`] rows
+//! and B into panels of [`NR`] columns, [`KC`] deep, and a register-blocked micro-kernel
+//! computes each MR × NR tile of C. The micro-kernel is chosen once per process at run
+//! time: AVX2 + FMA on x86-64 CPUs that have them (6 × 16 tile, 12 accumulators), else
+//! portable Rust that the compiler vectorises for the baseline target.
+//!
+//! Reproducibility: every element of C is the sum over k in increasing order, in blocks
+//! of [`KC`] (a constant), whatever the sizes of the other dimensions and however the
+//! rows or columns of C are split between threads ([`gemm_par`] splits at multiples of
+//! MR or NR, so each tile is computed by the same instructions). The result therefore
+//! does not depend on the thread count.
+
+use std::cell::RefCell;
 
 /// A strided view of a matrix: `rows × cols`, element (i, j) at `i*rs + j*cs`.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +37,17 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// A `rows × cols` matrix whose rows start `rs` values apart (row-major, padded).
+    pub fn with_row_stride(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
     /// The transpose, by swapping strides.
     pub fn t(self) -> Self {
         MatRef {
@@ -39,6 +59,28 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Columns `start..start + len` of this matrix.
+    pub fn cols_range(self, start: usize, len: usize) -> Self {
+        debug_assert!(start + len <= self.cols);
+        let off = if len == 0 { 0 } else { start * self.cs };
+        MatRef {
+            data: &self.data[off.min(self.data.len())..],
+            cols: len,
+            ..self
+        }
+    }
+
+    /// Rows `start..start + len` of this matrix.
+    pub fn rows_range(self, start: usize, len: usize) -> Self {
+        debug_assert!(start + len <= self.rows);
+        let off = if len == 0 { 0 } else { start * self.rs };
+        MatRef {
+            data: &self.data[off.min(self.data.len())..],
+            rows: len,
+            ..self
+        }
+    }
+
     fn last_index(&self) -> usize {
         if self.rows == 0 || self.cols == 0 {
             0
@@ -46,39 +88,639 @@ impl<'a> MatRef<'a> {
             (self.rows - 1) * self.rs + (self.cols - 1) * self.cs
         }
     }
+
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
 }
 
-/// C (`a.rows × b.cols`, row-major, contiguous) = alpha·A·B + beta·C.
+/// Rows of the micro-kernel's tile.
+pub const MR: usize = 6;
+/// Columns of the micro-kernel's tile.
+pub const NR: usize = 16;
+/// Depth of one packed block: the k-sum is split at multiples of this.
+pub const KC: usize = 256;
+/// Rows of A packed at once (kept in L2).
+const MC: usize = 120;
+/// Columns of B packed at once.
+const NC: usize = 16 * 256;
+
+/// C (`a.rows × b.cols`, row-major, contiguous) = alpha·A·B + beta·C. With beta = 0, C
+/// is not read (it may hold anything, even NaN).
 pub fn gemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32]) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "gemm: inner dimensions differ");
-    assert!(c.len() >= m * n, "gemm: output too small");
+    gemm_ldc(alpha, a, b, beta, c, b.cols);
+}
+
+/// [`gemm`] with C's rows `ldc` values apart.
+pub fn gemm_ldc(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = check(&a, &b, c.len(), ldc);
     if m == 0 || n == 0 {
         return;
     }
-    if k > 0 {
-        assert!(a.last_index() < a.data.len() && b.last_index() < b.data.len());
+    // SAFETY: `check` proved every index of A, B and C (m rows of ldc ≥ n) in bounds;
+    // C is a unique &mut, so it cannot alias A or B.
+    unsafe { gemm_raw(m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) }
+}
+
+/// [`gemm_ldc`] with the rows or columns of C split between the threads of the current
+/// rayon pool. The result is bitwise the same as [`gemm_ldc`]'s for any thread count.
+pub fn gemm_par(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = check(&a, &b, c.len(), ldc);
+    if m == 0 || n == 0 {
+        return;
     }
-    // SAFETY: the asserts above prove every index matrixmultiply touches lies inside the
-    // three slices (A: (m-1)·rs + (k-1)·cs, B likewise, C: m·n contiguous); C is a
-    // unique &mut, so it cannot alias A or B.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
+    let threads = rayon::current_num_threads();
+    // Below ~0.3 MFLOP a fork costs more than it saves.
+    if threads <= 1 || m * n * k.max(1) < 150_000 {
+        // SAFETY: as in gemm_ldc.
+        unsafe { gemm_raw(m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) };
+        return;
+    }
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    // Split the larger dimension (the other operand's packing is repeated per part).
+    if n.div_ceil(NR) >= m.div_ceil(MR) {
+        let parts = split(n.div_ceil(NR), threads);
+        rayon::scope(|s| {
+            for (start, len) in parts {
+                let (j0, j1) = (start * NR, ((start + len) * NR).min(n));
+                let (a, b) = (&a, b.cols_range(j0, j1 - j0));
+                s.spawn(move |_| {
+                    // SAFETY: parts cover disjoint column ranges of C, all in bounds.
+                    unsafe { gemm_raw(m, j1 - j0, k, alpha, a, &b, beta, c_ptr.get().add(j0), ldc) }
+                });
+            }
+        });
+    } else {
+        let parts = split(m.div_ceil(MR), threads);
+        rayon::scope(|s| {
+            for (start, len) in parts {
+                let (i0, i1) = (start * MR, ((start + len) * MR).min(m));
+                let (a, b) = (a.rows_range(i0, i1 - i0), &b);
+                s.spawn(move |_| {
+                    // SAFETY: parts cover disjoint row ranges of C, all in bounds.
+                    unsafe {
+                        gemm_raw(
+                            i1 - i0,
+                            n,
+                            k,
+                            alpha,
+                            &a,
+                            b,
+                            beta,
+                            c_ptr.get().add(i0 * ldc),
+                            ldc,
+                        )
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// `units` split into at most `parts` contiguous runs of near-equal length.
+fn split(units: usize, parts: usize) -> Vec<(usize, usize)> {
+    let parts = parts.min(units).max(1);
+    let (q, r) = (units / parts, units % parts);
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for p in 0..parts {
+        let len = q + usize::from(p < r);
+        out.push((start, len));
+        start += len;
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint parts of one output to scoped threads.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole Send wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn check(a: &MatRef, b: &MatRef, c_len: usize, ldc: usize) -> (usize, usize, usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "gemm: inner dimensions differ");
+    assert!(ldc >= n, "gemm: ldc smaller than the row length");
+    if m == 0 || n == 0 {
+        return (m, k, n);
+    }
+    assert!(c_len >= (m - 1) * ldc + n, "gemm: output too small");
+    if k > 0 {
+        assert!(
+            a.last_index() < a.data.len() && b.last_index() < b.data.len(),
+            "gemm: a view reaches past its slice"
         );
+    }
+    (m, k, n)
+}
+
+thread_local! {
+    /// Packed panels of A and B, reused across calls on this thread.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Which micro-kernel this CPU runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+/// The micro-kernel chosen for this CPU (detected once).
+pub fn kernel() -> Kernel {
+    use std::sync::OnceLock;
+    static CHOSEN: OnceLock<Kernel> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("SEQNET_PORTABLE_KERNELS").is_none()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                return Kernel::Avx2Fma;
+            }
+        }
+        Kernel::Portable
+    })
+}
+
+/// # Safety
+/// C must be valid for writes at `i*ldc + j` for i < m, j < n, and not alias A or B; A
+/// and B must hold every element their views describe.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &MatRef,
+    b: &MatRef,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if k == 0 {
+        // C = beta·C.
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: in bounds by the contract.
+                unsafe {
+                    let p = c.add(i * ldc + j);
+                    *p = if beta == 0.0 { 0.0 } else { beta * *p };
+                }
+            }
+        }
+        return;
+    }
+    let kern = kernel();
+    PACK.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let (ap, bp) = &mut *bufs;
+        let nc_max = n.min(NC).div_ceil(NR) * NR;
+        let mc_max = m.min(MC).div_ceil(MR) * MR;
+        let kc_max = k.min(KC);
+        if bp.len() < kc_max * nc_max {
+            bp.resize(kc_max * nc_max, 0.0);
+        }
+        if ap.len() < kc_max * mc_max {
+            ap.resize(kc_max * mc_max, 0.0);
+        }
+        for jc in (0..n).step_by(NC) {
+            let nc = (n - jc).min(NC);
+            for pc in (0..k).step_by(KC) {
+                let kc = (k - pc).min(KC);
+                let beta_k = if pc == 0 { beta } else { 1.0 };
+                pack_b(b, pc, kc, jc, nc, bp);
+                for ic in (0..m).step_by(MC) {
+                    let mc = (m - ic).min(MC);
+                    pack_a(a, ic, mc, pc, kc, ap);
+                    for jr in (0..nc).step_by(NR) {
+                        let nr = (nc - jr).min(NR);
+                        let bpanel = &bp[jr * kc..jr * kc + kc * NR];
+                        for ir in (0..mc).step_by(MR) {
+                            let mr = (mc - ir).min(MR);
+                            let apanel = &ap[ir * kc..ir * kc + kc * MR];
+                            // SAFETY: the tile (ic+ir.., jc+jr..) of mr × nr lies in C.
+                            unsafe {
+                                let ct = c.add((ic + ir) * ldc + jc + jr);
+                                micro(kern, kc, apanel, bpanel, ct, ldc, mr, nr, alpha, beta_k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A matrix A packed once into the micro-kernel's panels, for many products A·B with
+/// the same A (a layer's weight, multiplied with every image of a batch).
+#[derive(Clone, Debug, Default)]
+pub struct PackedA {
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+}
+
+impl PackedA {
+    pub fn new() -> Self {
+        PackedA::default()
+    }
+
+    /// Packs `a`, reusing the allocation.
+    pub fn pack(&mut self, a: MatRef) {
+        let (m, k) = (a.rows, a.cols);
+        if m > 0 && k > 0 {
+            assert!(
+                a.last_index() < a.data.len(),
+                "gemm: a view reaches past its slice"
+            );
+        }
+        let mpad = m.div_ceil(MR) * MR;
+        self.data.resize(mpad * k, 0.0);
+        self.m = m;
+        self.k = k;
+        for pc in (0..k).step_by(KC) {
+            let kc = (k - pc).min(KC);
+            pack_a(&a, 0, m, pc, kc, &mut self.data[pc * mpad..]);
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+}
+
+/// C (`a.rows() × b.cols`, rows `ldc` apart) = alpha·A·B + beta·C with A packed
+/// beforehand. Bitwise the same as [`gemm_ldc`] on the unpacked A.
+pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.m, a.k, b.cols);
+    assert_eq!(k, b.rows, "gemm: inner dimensions differ");
+    assert!(ldc >= n, "gemm: ldc smaller than the row length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    if k == 0 {
+        let empty = MatRef::new(&[], m, 0);
+        // SAFETY: k = 0 touches only C, checked above.
+        unsafe { gemm_raw(m, n, 0, alpha, &empty, &b, beta, c.as_mut_ptr(), ldc) };
+        return;
+    }
+    assert!(
+        b.last_index() < b.data.len(),
+        "gemm: a view reaches past its slice"
+    );
+    let kern = kernel();
+    let mpad = m.div_ceil(MR) * MR;
+    let c = c.as_mut_ptr();
+    PACK.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let bp = &mut bufs.1;
+        let nc_max = n.min(NC).div_ceil(NR) * NR;
+        if bp.len() < k.min(KC) * nc_max {
+            bp.resize(k.min(KC) * nc_max, 0.0);
+        }
+        for jc in (0..n).step_by(NC) {
+            let nc = (n - jc).min(NC);
+            for pc in (0..k).step_by(KC) {
+                let kc = (k - pc).min(KC);
+                let beta_k = if pc == 0 { beta } else { 1.0 };
+                pack_b(&b, pc, kc, jc, nc, bp);
+                let ablock = &a.data[pc * mpad..pc * mpad + kc * mpad];
+                for jr in (0..nc).step_by(NR) {
+                    let nr = (nc - jr).min(NR);
+                    let bpanel = &bp[jr * kc..jr * kc + kc * NR];
+                    for ir in (0..m).step_by(MR) {
+                        let mr = (m - ir).min(MR);
+                        let apanel = &ablock[ir * kc..ir * kc + kc * MR];
+                        // SAFETY: the tile (ir.., jc+jr..) of mr × nr lies in C (checked
+                        // above), which no view aliases.
+                        unsafe {
+                            let ct = c.add(ir * ldc + jc + jr);
+                            micro(kern, kc, apanel, bpanel, ct, ldc, mr, nr, alpha, beta_k);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of A into MR-row panels: panel r holds,
+/// for each p, the MR values A(ic + r·MR + i, pc + p), zero past the last row.
+fn pack_a(a: &MatRef, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
+    for (r, panel) in ap[..mc.div_ceil(MR) * MR * kc]
+        .chunks_exact_mut(MR * kc)
+        .enumerate()
+    {
+        let i0 = ic + r * MR;
+        let rows = (mc - r * MR).min(MR);
+        if rows == MR && a.rs == 1 {
+            // Column-contiguous A (a transposed row-major matrix): MR values per p.
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                let s = i0 + (pc + p) * a.cs;
+                let dst: &mut [f32; MR] = dst.try_into().expect("MR values");
+                *dst = a.data[s..s + MR].try_into().expect("MR values");
+            }
+        } else if a.cs == 1 {
+            // Row-major A: one stream per row (a last, partial panel repeats its final
+            // row; those products land in rows of the tile that are never stored).
+            let srcs: [&[f32]; MR] = std::array::from_fn(|i| {
+                let s = (i0 + i.min(rows - 1)) * a.rs + pc;
+                &a.data[s..s + kc]
+            });
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                for (d, src) in dst.iter_mut().zip(&srcs) {
+                    *d = src[p];
+                }
+            }
+        } else {
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i < rows { a.at(i0 + i, pc + p) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `pc..pc+kc`, columns `jc..jc+nc` of B into NR-column panels: panel r holds,
+/// for each p, the NR values B(pc + p, jc + r·NR + j), zero past the last column.
+fn pack_b(b: &MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]) {
+    for (r, panel) in bp[..nc.div_ceil(NR) * NR * kc]
+        .chunks_exact_mut(NR * kc)
+        .enumerate()
+    {
+        let j0 = jc + r * NR;
+        let cols = (nc - r * NR).min(NR);
+        if b.cs == 1 && cols == NR {
+            // Fixed-length copies: inlined moves, not memcpy calls.
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let s = (pc + p) * b.rs + j0;
+                let dst: &mut [f32; NR] = dst.try_into().expect("NR values");
+                *dst = b.data[s..s + NR].try_into().expect("NR values");
+            }
+        } else if b.cs == 1 {
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let s = (pc + p) * b.rs + j0;
+                for (d, &v) in dst.iter_mut().zip(&b.data[s..s + cols]) {
+                    *d = v;
+                }
+                dst[cols..].fill(0.0);
+            }
+        } else if b.rs == 1 && cols == NR {
+            // Row-contiguous Bᵀ (a transposed row-major matrix): NR sequential streams,
+            // one per column, written NR values at a time.
+            let srcs: [&[f32]; NR] = std::array::from_fn(|j| {
+                let s = (j0 + j) * b.cs + pc;
+                &b.data[s..s + kc]
+            });
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if kernel() == Kernel::Avx2Fma {
+                // SAFETY: AVX2 is present (the kernel choice checked it); the streams
+                // hold kc values each and the panel kc·NR.
+                done = unsafe { avx2::transpose_streams(&srcs, kc, panel) };
+            }
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate().skip(done) {
+                for (d, src) in dst.iter_mut().zip(&srcs) {
+                    *d = src[p];
+                }
+            }
+        } else if b.rs == 1 {
+            // The same for a last, partial panel.
+            let srcs: Vec<&[f32]> = (0..cols)
+                .map(|j| {
+                    let s = (j0 + j) * b.cs + pc;
+                    &b.data[s..s + kc]
+                })
+                .collect();
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                for (d, src) in dst.iter_mut().zip(&srcs) {
+                    *d = src[p];
+                }
+                dst[cols..].fill(0.0);
+            }
+        } else {
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = if j < cols { b.at(pc + p, j0 + j) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// One tile: C[..mr, ..nr] = alpha·(Ap · Bp) + beta·C (C not read when beta = 0).
+///
+/// # Safety
+/// `c` must be valid for an mr × nr tile with row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn micro(
+    kern: Kernel,
+    kc: usize,
+    ap: &[f32],
+    bp: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    debug_assert!(ap.len() >= kc * MR && bp.len() >= kc * NR);
+    match kern {
+        // SAFETY: the kernel is chosen only when the CPU has AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2Fma => unsafe { avx2::kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
+        Kernel::Portable => unsafe { portable_kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
+    }
+}
+
+/// # Safety
+/// As [`micro`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_kernel(
+    kc: usize,
+    ap: &[f32],
+    bp: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let mut acc = [[0.0f32; NR]; MR];
+    for (a, b) in ap[..kc * MR]
+        .chunks_exact(MR)
+        .zip(bp[..kc * NR].chunks_exact(NR))
+    {
+        for i in 0..MR {
+            let ai = a[i];
+            for j in 0..NR {
+                acc[i][j] += ai * b[j];
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        for (j, &t) in row.iter().enumerate().take(nr) {
+            // SAFETY: (i, j) is inside the tile.
+            unsafe {
+                let p = c.add(i * ldc + j);
+                *p = if beta == 0.0 {
+                    alpha * t
+                } else {
+                    beta * *p + alpha * t
+                };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// Packs NR column streams into a B panel (`panel[p·NR + j] = srcs[j][p]`) 8 × 8
+    /// blocks at a time with in-register transposes; returns how many p it did (a
+    /// multiple of 8), leaving the rest to the caller. Pure copies: no arithmetic.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose_streams(
+        srcs: &[&[f32]; NR],
+        kc: usize,
+        panel: &mut [f32],
+    ) -> usize {
+        let blocks = kc / 8;
+        assert!(srcs.iter().all(|s| s.len() >= kc) && panel.len() >= kc * NR);
+        // SAFETY: the assert bounds every load (8 values at p < 8·blocks ≤ kc) and every
+        // store (8 values at (p + q)·NR + h·8 + 8 ≤ kc·NR).
+        unsafe {
+            for blk in 0..blocks {
+                let p = blk * 8;
+                for h in 0..NR / 8 {
+                    let r: [__m256; 8] =
+                        std::array::from_fn(|j| _mm256_loadu_ps(srcs[h * 8 + j].as_ptr().add(p)));
+                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let out = [
+                        _mm256_permute2f128_ps::<0x20>(u0, u4),
+                        _mm256_permute2f128_ps::<0x20>(u1, u5),
+                        _mm256_permute2f128_ps::<0x20>(u2, u6),
+                        _mm256_permute2f128_ps::<0x20>(u3, u7),
+                        _mm256_permute2f128_ps::<0x31>(u0, u4),
+                        _mm256_permute2f128_ps::<0x31>(u1, u5),
+                        _mm256_permute2f128_ps::<0x31>(u2, u6),
+                        _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    ];
+                    for (q, &v) in out.iter().enumerate() {
+                        _mm256_storeu_ps(panel.as_mut_ptr().add((p + q) * NR + h * 8), v);
+                    }
+                }
+            }
+        }
+        blocks * 8
+    }
+
+    /// The 6 × 16 AVX2/FMA micro-kernel: 12 ymm accumulators, 2 loads of B and 6
+    /// broadcasts of A per step of k (15 of the 16 registers: nothing spills).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `c` must be valid for an mr × nr tile.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn kernel(
+        kc: usize,
+        ap: &[f32],
+        bp: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        assert!(ap.len() >= kc * MR && bp.len() >= kc * NR);
+        // SAFETY: the assert bounds every load; stores stay in the tile by contract.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            let (mut a, mut b) = (ap.as_ptr(), bp.as_ptr());
+            for _ in 0..kc {
+                let b0 = _mm256_loadu_ps(b);
+                let b1 = _mm256_loadu_ps(b.add(8));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*a.add(i));
+                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+                a = a.add(MR);
+                b = b.add(NR);
+            }
+            let va = _mm256_set1_ps(alpha);
+            let vb = _mm256_set1_ps(beta);
+            if mr == MR && nr == NR {
+                for (i, row) in acc.iter().enumerate() {
+                    let ci = c.add(i * ldc);
+                    for (j, &v) in row.iter().enumerate() {
+                        let p = ci.add(8 * j);
+                        let x = _mm256_mul_ps(va, v);
+                        let r = if beta == 0.0 {
+                            x
+                        } else {
+                            _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), x)
+                        };
+                        _mm256_storeu_ps(p, r);
+                    }
+                }
+            } else {
+                let mut tile = [[0.0f32; NR]; MR];
+                for (i, row) in acc.iter().enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        _mm256_storeu_ps(tile[i].as_mut_ptr().add(8 * j), v);
+                    }
+                }
+                for (i, row) in tile.iter().enumerate().take(mr) {
+                    for (j, &t) in row.iter().enumerate().take(nr) {
+                        let p = c.add(i * ldc + j);
+                        let x = alpha * t;
+                        *p = if beta == 0.0 { x } else { beta.mul_add(*p, x) };
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -118,8 +760,11 @@ mod tests {
             (1, 1, 1),
             (3, 17, 5),
             (17, 3, 33),
+            (5, 300, 25),
             (20, 25, 576),
             (10, 640, 100),
+            (129, 257, 49),
+            (40, 520, 3100),
         ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a_data = random(&mut rng, m * k);
@@ -134,16 +779,165 @@ mod tests {
                 } else {
                     MatRef::new(&b_data, k, n)
                 };
-                let init = random(&mut rng, m * n);
-                let (mut fast, mut slow) = (init.clone(), init);
-                gemm(0.5, a, b, 1.0, &mut fast);
-                gemm_naive(0.5, a, b, 1.0, &mut slow);
-                for (i, (x, y)) in fast.iter().zip(&slow).enumerate() {
-                    assert!(
-                        (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                        "m={m} k={k} n={n} ta={ta} tb={tb}: index {i}: fast {x} naive {y}"
-                    );
+                for beta in [0.0, 1.0, 0.5] {
+                    let init = random(&mut rng, m * n);
+                    let (mut fast, mut slow) = (init.clone(), init);
+                    gemm(0.5, a, b, beta, &mut fast);
+                    gemm_naive(0.5, a, b, beta, &mut slow);
+                    for (i, (x, y)) in fast.iter().zip(&slow).enumerate() {
+                        assert!(
+                            (x - y).abs() <= 1e-4 * (1.0 + y.abs()) * (k as f32).sqrt(),
+                            "m={m} k={k} n={n} ta={ta} tb={tb} beta={beta}: index {i}: \
+                             fast {x} naive {y}"
+                        );
+                    }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_a_is_bitwise_equal_to_unpacked() {
+        let mut rng = Rng::new(8);
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 17, 5),
+            (40, 500, 64),
+            (20, 25, 576),
+            (17, 600, 3),
+        ] {
+            for ta in [false, true] {
+                let a_data = random(&mut rng, m * k);
+                let b_data = random(&mut rng, k * n);
+                let a = if ta {
+                    MatRef::new(&a_data, k, m).t()
+                } else {
+                    MatRef::new(&a_data, m, k)
+                };
+                let b = MatRef::new(&b_data, k, n);
+                let init = random(&mut rng, m * n);
+                let (mut want, mut got) = (init.clone(), init);
+                gemm(1.0, a, b, 1.0, &mut want);
+                let mut packed = PackedA::new();
+                packed.pack(a);
+                gemm_packed_a(1.0, &packed, b, 1.0, &mut got, n);
+                assert!(
+                    want.iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "m={m} k={k} n={n} ta={ta}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_b_packing_matches_the_definition() {
+        // B = Xᵀ for a row-major X: the in-register transpose path on AVX2 machines.
+        let mut rng = Rng::new(21);
+        for &(k, n) in &[(64, 500), (13, 16), (8, 33), (577, 20)] {
+            let x = random(&mut rng, n * k);
+            let b = MatRef::new(&x, n, k).t();
+            let mut bp = vec![f32::NAN; k * n.div_ceil(NR) * NR];
+            pack_b(&b, 0, k, 0, n, &mut bp);
+            for (r, panel) in bp.chunks_exact(k * NR).enumerate() {
+                for p in 0..k {
+                    for j in 0..NR {
+                        let col = r * NR + j;
+                        let want = if col < n { x[col * k + p] } else { 0.0 };
+                        assert_eq!(panel[p * NR + j].to_bits(), want.to_bits(), "k={k} n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beta_zero_ignores_nan_in_c() {
+        let a = [1.0, 2.0];
+        let b = [3.0, 4.0];
+        let mut c = [f32::NAN; 1];
+        gemm(
+            1.0,
+            MatRef::new(&a, 1, 2),
+            MatRef::new(&b, 2, 1),
+            0.0,
+            &mut c,
+        );
+        assert_eq!(c[0], 11.0);
+    }
+
+    #[test]
+    fn parallel_split_is_bitwise_equal_to_serial() {
+        let mut rng = Rng::new(3);
+        for &(m, k, n) in &[(40, 500, 640), (500, 40, 130), (7, 600, 1000), (3, 3, 3)] {
+            let a_data = random(&mut rng, m * k);
+            let b_data = random(&mut rng, k * n);
+            let a = MatRef::new(&a_data, m, k);
+            let b = MatRef::new(&b_data, k, n);
+            let init = random(&mut rng, m * n);
+            let mut serial = init.clone();
+            gemm_ldc(1.0, a, b, 1.0, &mut serial, n);
+            for threads in [2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut par = init.clone();
+                pool.install(|| gemm_par(1.0, a, b, 1.0, &mut par, n));
+                assert!(
+                    serial
+                        .iter()
+                        .zip(&par)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "m={m} k={k} n={n} threads={threads}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn both_kernels_agree_with_naive() {
+        // The portable kernel is what a CPU without AVX2/FMA runs; check it here too.
+        let mut rng = Rng::new(4);
+        let (m, k, n) = (9, 70, 50);
+        let a_data = random(&mut rng, m * k);
+        let b_data = random(&mut rng, k * n);
+        let (a, b) = (MatRef::new(&a_data, m, k), MatRef::new(&b_data, k, n));
+        let mut want = vec![0.0; m * n];
+        gemm_naive(1.0, a, b, 0.0, &mut want);
+        let mut kernels = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            kernels.push(Kernel::Avx2Fma);
+        }
+        for kern in kernels {
+            let mut ap = vec![0.0; k * m.div_ceil(MR) * MR];
+            let mut bp = vec![0.0; k * n.div_ceil(NR) * NR];
+            pack_a(&a, 0, m, 0, k, &mut ap);
+            pack_b(&b, 0, k, 0, n, &mut bp);
+            let mut c = vec![0.0; m * n];
+            for jr in (0..n).step_by(NR) {
+                for ir in (0..m).step_by(MR) {
+                    // SAFETY: the tile lies inside c.
+                    unsafe {
+                        micro(
+                            kern,
+                            k,
+                            &ap[ir * k..],
+                            &bp[jr * k..],
+                            c.as_mut_ptr().add(ir * n + jr),
+                            n,
+                            (m - ir).min(MR),
+                            (n - jr).min(NR),
+                            1.0,
+                            0.0,
+                        )
+                    };
+                }
+            }
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-4, "{kern:?}: {x} vs {y}");
             }
         }
     }

@@ -14,7 +14,7 @@ use super::{
     BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, Size2, checked_param_count,
     pair,
 };
-use crate::kernels::gemm::{MatRef, gemm};
+use crate::kernels::gemm::{MatRef, PackedA, gemm_ldc, gemm_packed_a};
 use crate::kernels::im2col::{ConvGeom, col2im, im2col};
 use crate::shape::{explain_hw, window_out};
 use crate::tensor::Tensor;
@@ -32,9 +32,17 @@ pub struct Conv2d {
     weight: Option<Param>,
     bias: Option<Param>,
     geom: Option<ConvGeom>,
-    /// im2col of the last forward batch, kept for backward (n × C·kh·kw × OH·OW).
+    /// im2col of the last Train forward batch, kept for backward (n × C·kh·kw × OH·OW).
     cols: Vec<f32>,
     batch: usize,
+    /// The weight packed for the forward products, and its transpose for backward's.
+    packed_w: PackedA,
+    packed_wt: PackedA,
+    /// The last Eval forward's input, from which backward recomputes the columns.
+    saved_inp: Vec<f32>,
+    /// Per image: its term of dL/dweight (n × OC × C·kh·kw) and of dL/dbias (n × OC).
+    dw_parts: Vec<f32>,
+    db_parts: Vec<f32>,
 }
 
 /// `LazyConv2d(out_channels, kernel_size)`: a [`Conv2d`] whose `in_channels` is read off
@@ -67,6 +75,11 @@ impl Conv2d {
             geom: None,
             cols: Vec::new(),
             batch: 0,
+            packed_w: PackedA::new(),
+            packed_wt: PackedA::new(),
+            saved_inp: Vec::new(),
+            dw_parts: Vec::new(),
+            db_parts: Vec::new(),
         }
     }
 
@@ -93,6 +106,277 @@ impl Conv2d {
             .as_ref()
             .expect("Conv2d used before Sequential built it")
     }
+
+    /// The forward pass; `keep` saves what backward needs (the columns in Train mode,
+    /// else the input).
+    fn forward_impl(&mut self, inp: &Tensor, mode: Mode, keep: bool, out: &mut Tensor) {
+        let g = *self.geom();
+        let n = inp.batch();
+        debug_assert_eq!(inp.shape(), &[n, g.c, g.h, g.w]);
+        let oc = self.out_channels;
+        let (ckk, p) = (g.col_rows(), g.col_cols());
+        let (col_len, out_len, in_len) = (ckk * p, oc * p, g.c * g.h * g.w);
+        super::recycle(out, &[n, oc, g.oh, g.ow], false);
+        // The weight is packed once and shared by every image's product.
+        self.packed_w.pack(MatRef::new(
+            self.weight.as_ref().expect("built").value.data(),
+            oc,
+            ckk,
+        ));
+        let packed_w = &self.packed_w;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        // out_n (OC × P) = bias (broadcast over positions) + weight (OC × C·kh·kw) · col_n.
+        let conv_one = |out_n: &mut [f32], col_n: &mut [f32], inp_n: &[f32]| {
+            im2col(&g, inp_n, col_n);
+            if let Some(b) = bias {
+                for (row, &bv) in out_n.chunks_exact_mut(p).zip(b) {
+                    row.fill(bv);
+                }
+            }
+            let beta = if bias.is_some() { 1.0 } else { 0.0 };
+            gemm_packed_a(1.0, packed_w, MatRef::new(col_n, ckk, p), beta, out_n, p);
+        };
+        // Training keeps the columns for backward while they fit in about a core's L2
+        // cache; past that, backward recomputes them image by image from the input
+        // (cheaper than reading them back from memory: measured, book-relu at
+        // mini-batch 10 vs 64).
+        if mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES {
+            // Keep every image's columns for backward.
+            self.saved_inp.clear();
+            self.cols.resize(n * col_len, 0.0);
+            self.batch = n;
+            out.data_mut()
+                .par_chunks_mut(out_len)
+                .zip(self.cols.par_chunks_mut(col_len))
+                .zip(inp.data().par_chunks(in_len))
+                .for_each(|((out_n, col_n), inp_n)| conv_one(out_n, col_n, inp_n));
+        } else {
+            // Otherwise only the input is kept (backward recomputes the columns from
+            // it), nothing at all for inference: one scratch column buffer per thread.
+            self.cols.clear();
+            self.saved_inp.clear();
+            if keep {
+                self.saved_inp.extend_from_slice(inp.data());
+            }
+            self.batch = n;
+            out.data_mut()
+                .par_chunks_mut(out_len)
+                .zip(inp.data().par_chunks(in_len))
+                .for_each(|(out_n, inp_n)| {
+                    SCRATCH.with(|cell| {
+                        let mut col = cell.borrow_mut();
+                        if col.len() < col_len {
+                            col.resize(col_len, 0.0);
+                        }
+                        conv_one(out_n, &mut col[..col_len], inp_n);
+                    })
+                });
+        }
+    }
+
+    /// Adds dL/dweight and dL/dbias for the last forward; writes dL/dinput into `dinp`
+    /// when given.
+    ///
+    /// Every image is handled by one task (in parallel): its weight-gradient term
+    /// dout_n (OC × P) · col_nᵀ (P × C·kh·kw) goes to its own slot, then the slots are
+    /// added to the gradient in image order, element by element; so the sums are the
+    /// same whatever the thread count.
+    fn backward_impl(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
+        let g = *self.geom();
+        let n = self.batch;
+        let oc = self.out_channels;
+        let (ckk, p) = (g.col_rows(), g.col_cols());
+        debug_assert_eq!(dout.shape(), &[n, oc, g.oh, g.ow]);
+        let (col_len, out_len, in_len) = (ckk * p, oc * p, g.c * g.h * g.w);
+        // After a Train forward the columns are kept; after an Eval one, the input.
+        let have_cols = self.cols.len() == n * col_len;
+        assert!(
+            have_cols || self.saved_inp.len() == n * in_len,
+            "Conv2d::backward needs a forward first"
+        );
+        let wlen = oc * ckk;
+        let has_bias = self.bias.is_some();
+        let transposed_dw = wlen <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk);
+        self.dw_parts.resize(n * wlen, 0.0);
+        self.db_parts.resize(n * oc, 0.0);
+        let weight = self.weight.as_mut().expect("built");
+        // dcol_n = weightᵀ (C·kh·kw × OC) · dout_n (OC × P): weightᵀ packed once.
+        let need_dinp = dinp.is_some();
+        if need_dinp {
+            self.packed_wt
+                .pack(MatRef::new(weight.value.data(), oc, ckk).t());
+        }
+        let packed_wt = &self.packed_wt;
+        let mut dinp = dinp;
+        if let Some(d) = dinp.as_deref_mut() {
+            super::recycle(d, &[n, g.c, g.h, g.w], false);
+        }
+        let (cols, saved_inp) = (SyncPtr(self.cols.as_mut_ptr()), &self.saved_inp);
+        let one = |i: usize, dw_n: &mut [f32], db_n: &mut [f32], dinp_n: Option<&mut [f32]>| {
+            let dout_n = &dout.data()[i * out_len..(i + 1) * out_len];
+            let work = |col_n: &mut [f32]| {
+                // forward: out[o, p] = bias[o] + Σ_k weight[o, k] · col[k, p], so
+                // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), computed as its
+                // transpose when that shape fits the micro-kernel's tile better.
+                if transposed_dw {
+                    gemm_ldc(
+                        1.0,
+                        MatRef::new(col_n, ckk, p),
+                        MatRef::new(dout_n, oc, p).t(),
+                        0.0,
+                        dw_n,
+                        oc,
+                    );
+                } else {
+                    gemm_ldc(
+                        1.0,
+                        MatRef::new(dout_n, oc, p),
+                        MatRef::new(col_n, ckk, p).t(),
+                        0.0,
+                        dw_n,
+                        ckk,
+                    );
+                }
+                if has_bias {
+                    for (d, row) in db_n.iter_mut().zip(dout_n.chunks_exact(p)) {
+                        *d = sum_lanes(row);
+                    }
+                }
+                if let Some(dinp_n) = dinp_n {
+                    // The columns are no longer needed, so they hold dcol.
+                    gemm_packed_a(1.0, packed_wt, MatRef::new(dout_n, oc, p), 0.0, col_n, p);
+                    dinp_n.fill(0.0);
+                    col2im(&g, col_n, dinp_n);
+                }
+            };
+            if have_cols {
+                // SAFETY: image i's columns, disjoint from every other task's.
+                let col_n =
+                    unsafe { std::slice::from_raw_parts_mut(cols.get().add(i * col_len), col_len) };
+                work(col_n);
+            } else {
+                SCRATCH.with(|cell| {
+                    let mut col = cell.borrow_mut();
+                    if col.len() < col_len {
+                        col.resize(col_len, 0.0);
+                    }
+                    im2col(
+                        &g,
+                        &saved_inp[i * in_len..(i + 1) * in_len],
+                        &mut col[..col_len],
+                    );
+                    work(&mut col[..col_len]);
+                })
+            }
+        };
+        match dinp {
+            Some(dinp) => dinp
+                .data_mut()
+                .par_chunks_mut(in_len)
+                .zip(self.dw_parts.par_chunks_mut(wlen))
+                .zip(self.db_parts.par_chunks_mut(oc))
+                .enumerate()
+                .for_each(|(i, ((dinp_n, dw_n), db_n))| one(i, dw_n, db_n, Some(dinp_n))),
+            None => self
+                .dw_parts
+                .par_chunks_mut(wlen)
+                .zip(self.db_parts.par_chunks_mut(oc))
+                .enumerate()
+                .for_each(|(i, (dw_n, db_n))| one(i, dw_n, db_n, None)),
+        }
+        // grad[e] += Σ_n part_n[e], n in order: parallel over e, never over n.
+        if transposed_dw {
+            // Small weights only (a first layer's): the parts are C·kh·kw × OC.
+            let grad = weight.grad.data_mut();
+            for part in self.dw_parts.chunks_exact(wlen).take(n) {
+                for (o, row) in grad.chunks_exact_mut(ckk).enumerate() {
+                    for (k, gv) in row.iter_mut().enumerate() {
+                        *gv += part[k * oc + o];
+                    }
+                }
+            }
+        } else {
+            add_parts_in_order(weight.grad.data_mut(), &self.dw_parts, n);
+        }
+        if let Some(bias) = self.bias.as_mut() {
+            add_parts_in_order(bias.grad.data_mut(), &self.db_parts, n);
+        }
+    }
+}
+
+/// The sum of `v` in a fixed order that vectorises: eight running sums (element i
+/// into sum i mod 8), added pairwise, then the tail.
+fn sum_lanes(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x;
+        }
+    }
+    let quads = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    let mut total = (quads[0] + quads[2]) + (quads[1] + quads[3]);
+    for &x in tail {
+        total += x;
+    }
+    total
+}
+
+/// The fraction of the micro-kernel's tiles that an m × n product fills.
+fn tile_fit(m: usize, n: usize) -> f64 {
+    use crate::kernels::gemm::{MR, NR};
+    (m * n) as f64 / ((m.div_ceil(MR) * MR) * (n.div_ceil(NR) * NR)) as f64
+}
+
+/// `acc[e] += parts[0][e] + parts[1][e] + …` (left to right) for `n` parts of
+/// `acc.len()` values each; the elements are split between threads, the parts never.
+pub(crate) fn add_parts_in_order(acc: &mut [f32], parts: &[f32], n: usize) {
+    let len = acc.len();
+    debug_assert!(parts.len() >= n * len);
+    let add = |start: usize, chunk: &mut [f32]| {
+        for i in 0..n {
+            let part = &parts[i * len + start..i * len + start + chunk.len()];
+            for (a, &v) in chunk.iter_mut().zip(part) {
+                *a += v;
+            }
+        }
+    };
+    const CHUNK: usize = 4096;
+    if len * n < 64 * 1024 {
+        add(0, acc);
+    } else {
+        acc.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| add(c * CHUNK, chunk));
+    }
+}
+
+/// Largest im2col buffer a Train forward keeps for backward (bytes).
+const KEEP_COLS_BYTES: usize = 2 << 20;
+
+/// A pointer handed to parallel tasks that each touch their own disjoint part.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: only used for disjoint per-image slices within one parallel loop.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer (a method, so that closures capture the whole Send wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+thread_local! {
+    /// im2col columns of one image in Eval mode.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Layer for Conv2d {
@@ -214,89 +498,32 @@ impl Layer for Conv2d {
         });
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
-        let g = *self.geom();
-        let n = inp.batch();
-        debug_assert_eq!(inp.shape(), &[n, g.c, g.h, g.w]);
-        let oc = self.out_channels;
-        let (col_len, out_len) = (g.col_rows() * g.col_cols(), oc * g.col_cols());
-        self.cols.resize(n * col_len, 0.0);
-        self.batch = n;
-        let mut out = Tensor::zeros(&[n, oc, g.oh, g.ow]);
-        let weight = &self.weight.as_ref().expect("built").value;
-        let bias = self.bias.as_ref().map(|b| b.value.data());
-        out.data_mut()
-            .par_chunks_mut(out_len)
-            .zip(self.cols.par_chunks_mut(col_len))
-            .zip(inp.data().par_chunks(g.c * g.h * g.w))
-            .for_each(|((out_n, col_n), inp_n)| {
-                im2col(&g, inp_n, col_n);
-                // out_n = bias (broadcast over positions), then += weight · col_n.
-                if let Some(b) = bias {
-                    for (row, &bv) in out_n.chunks_mut(g.col_cols()).zip(b) {
-                        row.fill(bv);
-                    }
-                }
-                gemm(
-                    1.0,
-                    MatRef::new(weight.data(), oc, g.col_rows()),
-                    MatRef::new(col_n, g.col_rows(), g.col_cols()),
-                    if bias.is_some() { 1.0 } else { 0.0 },
-                    out_n,
-                );
-            });
+    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
+        let mut out = Tensor::default();
+        self.forward_into(inp, mode, &mut out);
         out
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let g = *self.geom();
-        let n = self.batch;
-        let oc = self.out_channels;
-        let (ckk, p) = (g.col_rows(), g.col_cols());
-        debug_assert_eq!(dout.shape(), &[n, oc, g.oh, g.ow]);
-        let col_len = ckk * p;
+    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+        self.forward_impl(inp, mode, true, out);
+    }
 
-        // forward: out[n, o, p] = bias[o] + Σ_k weight[o, k] · col[n, k, p]
-        // dbias[o] = Σ_n Σ_p dout[n, o, p]   (summed in a fixed order: reproducible)
-        if let Some(bias) = self.bias.as_mut() {
-            let db = bias.grad.data_mut();
-            for dout_n in dout.data().chunks(oc * p) {
-                for (o, row) in dout_n.chunks(p).enumerate() {
-                    db[o] += row.iter().sum::<f32>();
-                }
-            }
-        }
-        // dweight (OC × C·kh·kw) += Σ_n dout_n (OC × P) · col_nᵀ (P × C·kh·kw), image by
-        // image in order, so the sum is the same whatever the thread count.
-        let weight = self.weight.as_mut().expect("built");
-        for (dout_n, col_n) in dout.data().chunks(oc * p).zip(self.cols.chunks(col_len)) {
-            gemm(
-                1.0,
-                MatRef::new(dout_n, oc, p),
-                MatRef::new(col_n, ckk, p).t(),
-                1.0,
-                weight.grad.data_mut(),
-            );
-        }
-        // dcol_n = weightᵀ (C·kh·kw × OC) · dout_n (OC × P); dinp_n = col2im(dcol_n).
-        // The saved columns are no longer needed, so they hold dcol.
-        let mut dinp = Tensor::zeros(&[n, g.c, g.h, g.w]);
-        let wv = weight.value.data();
-        dinp.data_mut()
-            .par_chunks_mut(g.c * g.h * g.w)
-            .zip(self.cols.par_chunks_mut(col_len))
-            .zip(dout.data().par_chunks(oc * p))
-            .for_each(|((dinp_n, dcol_n), dout_n)| {
-                gemm(
-                    1.0,
-                    MatRef::new(wv, oc, ckk).t(),
-                    MatRef::new(dout_n, oc, p),
-                    0.0,
-                    dcol_n,
-                );
-                col2im(&g, dcol_n, dinp_n);
-            });
+    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
+        self.forward_impl(inp, Mode::Eval, false, out);
+    }
+
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut dinp = Tensor::default();
+        self.backward_impl(dout, Some(&mut dinp));
         dinp
+    }
+
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+        self.backward_impl(dout, Some(dinp));
+    }
+
+    fn backward_params(&mut self, dout: &Tensor) {
+        self.backward_impl(dout, None);
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {
@@ -305,5 +532,64 @@ impl Layer for Conv2d {
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
         super::weight_bias_mut(&mut self.weight, &mut self.bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sequential;
+    use crate::rng::Rng;
+
+    fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
+        let len = shape.iter().product();
+        Tensor::from_vec(shape, (0..len).map(|_| rng.symmetric(1.0)).collect()).unwrap()
+    }
+
+    #[test]
+    fn kept_and_recomputed_columns_give_the_same_gradients() {
+        // 9 × 128·128 columns per image: 2 images are kept (≤ KEEP_COLS_BYTES), 4 are
+        // recomputed in backward. Two halves then equal the whole, bit for bit.
+        let mut rng = Rng::new(6);
+        let x = random(&[4, 1, 130, 130], &mut rng);
+        let dout = random(&[4, 2, 128, 128], &mut rng);
+        const _: () = assert!(
+            2 * 9 * 128 * 128 * 4 <= KEEP_COLS_BYTES && 4 * 9 * 128 * 128 * 4 > KEEP_COLS_BYTES
+        );
+        let build = || {
+            Sequential::new([1, 130, 130])
+                .add(Conv2d::new(1, 2, 3))
+                .unwrap()
+        };
+        let (mut whole, mut halves) = (build(), build());
+        whole.zero_grad();
+        halves.zero_grad();
+        whole.forward(&x, Mode::Train).unwrap();
+        let dinp = whole.backward(&dout);
+        let (xl, dl) = (x.len() / 4, dout.len() / 4);
+        let mut dinp_halves = Vec::new();
+        for h in 0..2 {
+            let xh = Tensor::from_vec(
+                &[2, 1, 130, 130],
+                x.data()[2 * h * xl..2 * (h + 1) * xl].to_vec(),
+            )
+            .unwrap();
+            let dh = Tensor::from_vec(
+                &[2, 2, 128, 128],
+                dout.data()[2 * h * dl..2 * (h + 1) * dl].to_vec(),
+            )
+            .unwrap();
+            halves.forward(&xh, Mode::Train).unwrap();
+            dinp_halves.extend_from_slice(halves.backward(&dh).data());
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(dinp.data()), bits(&dinp_halves));
+        for ((_, a), (_, b)) in whole
+            .named_params()
+            .iter()
+            .zip(halves.named_params().iter())
+        {
+            assert_eq!(bits(a.grad.data()), bits(b.grad.data()));
+        }
     }
 }

@@ -49,4 +49,23 @@ impl Layer for Flatten {
         shape.extend_from_slice(&self.input);
         dout.clone().reshape(&shape).expect("same element count")
     }
+
+    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
+        let n = inp.batch();
+        super::recycle(out, &[n, inp.len() / n.max(1)], false);
+        out.data_mut().copy_from_slice(inp.data());
+    }
+
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+        let mut shape = [0; 4];
+        let dims = 1 + self.input.len();
+        if dims <= 4 {
+            shape[0] = dout.batch();
+            shape[1..dims].copy_from_slice(&self.input);
+            super::recycle(dinp, &shape[..dims], false);
+            dinp.data_mut().copy_from_slice(dout.data());
+        } else {
+            *dinp = self.backward(dout);
+        }
+    }
 }

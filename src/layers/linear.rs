@@ -5,7 +5,7 @@
 //! out = inp · weightᵀ + bias, one matrix multiply for the whole batch.
 
 use super::{BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, checked_param_count};
-use crate::kernels::gemm::{MatRef, gemm};
+use crate::kernels::gemm::{MatRef, gemm_par};
 use crate::tensor::Tensor;
 
 /// Fully connected layer. PyTorch: `nn.Linear`.
@@ -130,11 +130,23 @@ impl Layer for Linear {
             .then(|| Param::new(Tensor::from_vec(&[o], bvals).expect("bias length")));
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
+    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
+        let mut out = Tensor::default();
+        self.forward_into(inp, mode, &mut out);
+        out
+    }
+
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut dinp = Tensor::default();
+        self.backward_into(dout, &mut dinp);
+        dinp
+    }
+
+    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
         let n = inp.batch();
         let (i, o) = (self.in_features.expect("built"), self.out_features);
         debug_assert_eq!(inp.shape(), &[n, i]);
-        let mut out = Tensor::zeros(&[n, o]);
+        super::recycle(out, &[n, o], false);
         if let Some(b) = &self.bias {
             for row in out.data_mut().chunks_mut(o) {
                 row.copy_from_slice(b.value.data());
@@ -142,18 +154,18 @@ impl Layer for Linear {
         }
         let w = &self.weight.as_ref().expect("built").value;
         // out (N × O) = inp (N × I) · weightᵀ (I × O) + bias
-        gemm(
+        gemm_par(
             1.0,
             MatRef::new(inp.data(), n, i),
             MatRef::new(w.data(), o, i).t(),
             if self.bias.is_some() { 1.0 } else { 0.0 },
             out.data_mut(),
+            o,
         );
         self.inp.clone_from(inp);
-        out
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
         let n = self.inp.batch();
         let (i, o) = (self.in_features.expect("built"), self.out_features);
         debug_assert_eq!(dout.shape(), &[n, o]);
@@ -168,24 +180,26 @@ impl Layer for Linear {
             }
         }
         let w = self.weight.as_mut().expect("built");
-        // dweight (O × I) += doutᵀ (O × N) · inp (N × I)
-        gemm(
+        // dweight (O × I) += doutᵀ (O × N) · inp (N × I): each element sums over the
+        // batch in image order, whatever the split between threads.
+        gemm_par(
             1.0,
             MatRef::new(dout.data(), n, o).t(),
             MatRef::new(self.inp.data(), n, i),
             1.0,
             w.grad.data_mut(),
+            i,
         );
         // dinp (N × I) = dout (N × O) · weight (O × I)
-        let mut dinp = Tensor::zeros(&[n, i]);
-        gemm(
+        super::recycle(dinp, &[n, i], false);
+        gemm_par(
             1.0,
             MatRef::new(dout.data(), n, o),
             MatRef::new(w.value.data(), o, i),
             0.0,
             dinp.data_mut(),
+            i,
         );
-        dinp
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {

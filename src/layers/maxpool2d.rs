@@ -161,31 +161,55 @@ impl Layer for MaxPool2d {
         Ok(step)
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
+    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
+        let mut out = Tensor::default();
+        self.forward_into(inp, mode, &mut out);
+        out
+    }
+
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut dinp = Tensor::default();
+        self.backward_into(dout, &mut dinp);
+        dinp
+    }
+
+    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
         let (c, g) = self
             .geom
             .expect("MaxPool2d used before Sequential built it");
         let n = inp.batch();
         debug_assert_eq!(inp.shape(), &[n, c, g.h, g.w]);
-        let mut out = Tensor::zeros(&[n, c, g.oh, g.ow]);
+        super::recycle(out, &[n, c, g.oh, g.ow], false);
         self.argmax.resize(n * c * g.oh * g.ow, 0);
         self.batch = n;
+        // Tasks of whole images' planes: enough work each to be worth a thread.
+        let (ip, op) = (g.h * g.w, g.oh * g.ow);
+        let per = (4096 / ip.max(1)).max(1);
         out.data_mut()
-            .par_chunks_mut(g.oh * g.ow)
-            .zip(self.argmax.par_chunks_mut(g.oh * g.ow))
-            .zip(inp.data().par_chunks(g.h * g.w))
-            .for_each(|((o, a), i)| maxpool_forward(&g, i, o, a));
-        out
+            .par_chunks_mut(op * per)
+            .zip(self.argmax.par_chunks_mut(op * per))
+            .zip(inp.data().par_chunks(ip * per))
+            .for_each(|((o, a), i)| {
+                for ((o, a), i) in o.chunks_mut(op).zip(a.chunks_mut(op)).zip(i.chunks(ip)) {
+                    maxpool_forward(&g, i, o, a);
+                }
+            });
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
         let (c, g) = self.geom.expect("built");
-        let mut dinp = Tensor::zeros(&[self.batch, c, g.h, g.w]);
+        super::recycle(dinp, &[self.batch, c, g.h, g.w], false);
+        let (ip, op) = (g.h * g.w, g.oh * g.ow);
+        let per = (4096 / ip.max(1)).max(1);
         dinp.data_mut()
-            .par_chunks_mut(g.h * g.w)
-            .zip(self.argmax.par_chunks(g.oh * g.ow))
-            .zip(dout.data().par_chunks(g.oh * g.ow))
-            .for_each(|((di, a), d)| maxpool_backward(d, a, di));
-        dinp
+            .par_chunks_mut(ip * per)
+            .zip(self.argmax.par_chunks(op * per))
+            .zip(dout.data().par_chunks(op * per))
+            .for_each(|((di, a), d)| {
+                di.fill(0.0);
+                for ((di, a), d) in di.chunks_mut(ip).zip(a.chunks(op)).zip(d.chunks(op)) {
+                    maxpool_backward(d, a, di);
+                }
+            });
     }
 }

@@ -175,6 +175,30 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// Given dL/d(output), adds dL/d(parameters) and returns dL/d(input).
     fn backward(&mut self, dout: &Tensor) -> Tensor;
 
+    /// [`Layer::backward`] for a caller that needs only the parameter gradients (the
+    /// first layer of a network): a layer may skip computing dL/d(input).
+    fn backward_params(&mut self, dout: &Tensor) {
+        let _ = self.backward(dout);
+    }
+
+    /// [`Layer::forward`] into `out`, whose allocation the layer may reuse:
+    /// [`crate::Sequential`] keeps one output per layer from step to step, so that
+    /// training allocates nothing once the first step is done.
+    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+        *out = self.forward(inp, mode);
+    }
+
+    /// [`Layer::forward_into`] in Eval mode for a caller that will not call backward
+    /// ([`crate::Sequential::infer`]): a layer may skip keeping what backward needs.
+    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
+        self.forward_into(inp, Mode::Eval, out);
+    }
+
+    /// [`Layer::backward`] into `dinp`, whose allocation the layer may reuse.
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+        *dinp = self.backward(dout);
+    }
+
     /// Named parameters in PyTorch's state_dict order (`weight`, then `bias`).
     fn params(&self) -> Vec<(&'static str, &Param)> {
         Vec::new()
@@ -189,6 +213,18 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     fn rng_mut(&mut self) -> Option<&mut Rng> {
         None
     }
+}
+
+/// Gives `t` the shape `shape`, keeping its allocation. The values are left as they were
+/// (stale) unless `zero`; the caller overwrites them.
+pub(crate) fn recycle(t: &mut Tensor, shape: &[usize], zero: bool) {
+    let len: usize = shape.iter().product();
+    let mut data = std::mem::take(t).into_data();
+    if zero {
+        data.clear();
+    }
+    data.resize(len, 0.0);
+    *t = Tensor::from_vec(shape, data).expect("length matches the shape");
 }
 
 /// `(5, 5)`: PyTorch's repr of a pair.

@@ -1,14 +1,20 @@
 //! ReLU: max(0, x), elementwise. PyTorch: `nn.ReLU()`. Any shape in, the same shape out.
 //! Backward passes the gradient where the output is positive (0 at x = 0, as PyTorch).
 
-use super::{BuildContext, Layer, Mode, ShapeStep, chain_elements, map_elements, passthrough};
+use rayon::prelude::*;
+
+use super::{BuildContext, Layer, Mode, ShapeStep, passthrough};
 use crate::tensor::Tensor;
 
 /// Rectified linear unit. PyTorch: `nn.ReLU`.
 #[derive(Clone, Debug, Default)]
 pub struct ReLU {
-    out: Tensor,
+    /// 1 where the last forward's output was positive (where the gradient passes).
+    mask: Vec<u8>,
 }
+
+/// Elements per parallel task.
+const CHUNK: usize = 16 * 1024;
 
 impl ReLU {
     pub fn new() -> Self {
@@ -29,14 +35,46 @@ impl Layer for ReLU {
         Ok(passthrough(ctx.input))
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
-        // NaN stays NaN, as torch.relu does.
-        self.out = map_elements(inp, |x| if x > 0.0 || x.is_nan() { x } else { 0.0 });
-        self.out.clone()
+    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
+        let mut out = Tensor::default();
+        self.forward_into(inp, mode, &mut out);
+        out
     }
 
     fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut dinp = Tensor::default();
+        self.backward_into(dout, &mut dinp);
+        dinp
+    }
+
+    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
+        super::recycle(out, inp.shape(), false);
+        self.mask.resize(inp.len(), 0);
+        out.data_mut()
+            .par_chunks_mut(CHUNK)
+            .zip(self.mask.par_chunks_mut(CHUNK))
+            .zip(inp.data().par_chunks(CHUNK))
+            .for_each(|((o, m), i)| {
+                for ((o, m), &x) in o.iter_mut().zip(m.iter_mut()).zip(i) {
+                    // NaN stays NaN, as torch.relu does.
+                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
+                    *m = u8::from(x > 0.0);
+                }
+            });
+    }
+
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
         // forward: out = max(0, inp); dinp = dout · [out > 0]
-        chain_elements(dout, &self.out, |o| if o > 0.0 { 1.0 } else { 0.0 })
+        debug_assert_eq!(dout.len(), self.mask.len());
+        super::recycle(dinp, dout.shape(), false);
+        dinp.data_mut()
+            .par_chunks_mut(CHUNK)
+            .zip(self.mask.par_chunks(CHUNK))
+            .zip(dout.data().par_chunks(CHUNK))
+            .for_each(|((di, m), d)| {
+                for ((di, &m), &d) in di.iter_mut().zip(m).zip(d) {
+                    *di = if m != 0 { d } else { 0.0 };
+                }
+            });
     }
 }
