@@ -60,8 +60,10 @@ pub fn maxpool_forward(g: &PoolGeom, inp: &[f32], out: &mut [f32], argmax: &mut 
             // The reference's scan, without branches: a candidate replaces the best if
             // the best is not NaN and the candidate is not ≤ it (greater, or NaN).
             let pick = |best: &mut f32, idx: &mut u32, v: f32, i: u32| {
-                // `!(v <= best)` is `v > best || v.is_nan()` when best is not NaN.
-                let take = !best.is_nan() && (v > *best || v.is_nan());
+                // `!(v <= best)` is `v > best || v.is_nan()` when best is not NaN, in
+                // one comparison (the two-test form made the whole layer 5× slower).
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let take = !best.is_nan() && !(v <= *best);
                 *best = if take { v } else { *best };
                 *idx = if take { i } else { *idx };
             };
