@@ -12,11 +12,21 @@ use crate::tensor::Tensor;
 /// LogSoftmax): the loss is then PyTorch's `NLLLoss`, which gives the same numbers.
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> (f32, Tensor) {
     let n = logits.batch();
+    let (total, grad) = cross_entropy_part(logits, labels, n);
+    ((total / n.max(1) as f64) as f32, grad)
+}
+
+/// The cross-entropy of a part of a mini-batch of `batch_len` images: the sum of the
+/// part's per-image losses, and its share of dL/dlogits of the whole batch's mean loss
+/// (each row scaled by 1/`batch_len`, not by 1/(rows in the part)). The training loop
+/// runs a large mini-batch in parts so that each part's activations stay in cache.
+pub fn cross_entropy_part(logits: &Tensor, labels: &[usize], batch_len: usize) -> (f64, Tensor) {
+    let n = logits.batch();
     let k = logits.len() / n.max(1);
     debug_assert_eq!(labels.len(), n);
     let mut grad = Tensor::zeros(logits.shape());
     let mut total = 0.0f64;
-    let scale = 1.0 / n.max(1) as f32;
+    let scale = 1.0 / batch_len.max(1) as f32;
     for (i, (&y, g)) in labels.iter().zip(grad.data_mut().chunks_mut(k)).enumerate() {
         let z = logits.item(i);
         let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -28,7 +38,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> (f32, Tensor) {
             *gj = (p - if j == y { 1.0 } else { 0.0 }) * scale;
         }
     }
-    ((total / n.max(1) as f64) as f32, grad)
+    (total, grad)
 }
 
 /// Class probabilities from a network's output: softmax of logits, exp of

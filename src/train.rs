@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::model::Normalize;
 use crate::layers::Mode;
-use crate::loss::cross_entropy;
+use crate::loss::cross_entropy_part;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::sequential::Sequential;
@@ -139,6 +139,42 @@ pub fn prepare_into(
     y.extend(indices.iter().map(|&i| ds.labels[i]));
 }
 
+/// Images per forward and backward pass: a larger mini-batch runs in parts of this
+/// many images, each part adding its share to the gradients, so that a part's
+/// activations and im2col columns stay in the cores' L2 caches. Measured on book-relu
+/// at mini-batch 64 (see BENCHMARKS.md). A constant, never the thread count, so the
+/// gradient sums keep one order: runs stay bitwise reproducible on any thread count.
+pub const MICRO_BATCH: usize = 16;
+
+/// Buffers of [`accumulate_gradients`], kept from step to step.
+#[derive(Default)]
+pub struct StepBuffers {
+    x: Tensor,
+    y: Vec<usize>,
+}
+
+/// Adds dL/dθ of the mean cross-entropy over the images `indices` of `ds` to every
+/// parameter's gradient (call `zero_grad` first for a fresh step) and returns that mean
+/// loss. The images go through the network [`MICRO_BATCH`] at a time; the result is the
+/// whole batch's gradient (each part's loss gradient is scaled by 1/batch length).
+pub fn accumulate_gradients(
+    net: &mut Sequential,
+    ds: &Dataset,
+    indices: &[usize],
+    normalize: Option<Normalize>,
+    bufs: &mut StepBuffers,
+) -> Result<f32> {
+    let mut total = 0.0f64;
+    for part in indices.chunks(MICRO_BATCH) {
+        prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y);
+        let logits = net.forward(&bufs.x, Mode::Train)?;
+        let (sum, dlogits) = cross_entropy_part(&logits, &bufs.y, indices.len());
+        net.backward_params(&dlogits);
+        total += sum;
+    }
+    Ok((total / indices.len().max(1) as f64) as f32)
+}
+
 /// Trains `net` from `state` until `cfg.epochs` epochs are done, evaluating on `val` and
 /// `test` after each.
 pub fn train(
@@ -165,7 +201,7 @@ pub fn train(
         }
         let started = Instant::now();
         let mut images_this_session = 0usize;
-        let (mut idx, mut x, mut y) = (Vec::with_capacity(bs), Tensor::default(), Vec::new());
+        let (mut idx, mut bufs) = (Vec::with_capacity(bs), StepBuffers::default());
         while state.step_in_epoch < steps {
             let s = state.step_in_epoch;
             idx.clear();
@@ -174,14 +210,11 @@ pub fn train(
                     .iter()
                     .map(|&i| i as usize),
             );
-            prepare_into(train_set, &idx, cfg.normalize, &mut x, &mut y);
             net.zero_grad();
-            let logits = net.forward(&x, Mode::Train)?;
-            let (loss, dlogits) = cross_entropy(&logits, &y);
+            let loss = accumulate_gradients(net, train_set, &idx, cfg.normalize, &mut bufs)?;
             if !loss.is_finite() {
                 return Err(diverged(state, steps, format!("the loss is {loss}")));
             }
-            net.backward_params(&dlogits);
             state.optimizer.step(net);
             state.loss_sum += loss as f64;
             state.step_in_epoch += 1;
@@ -272,4 +305,46 @@ pub fn accuracy(net: &mut Sequential, ds: &Dataset, normalize: Option<Normalize>
         .filter(|(p, y)| **p == **y)
         .count();
     Ok(correct as f64 / ds.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::cross_entropy;
+
+    /// A batch run in parts of MICRO_BATCH images gives the gradient and loss of one
+    /// pass over the whole batch (to float rounding: only the order of the batch sums
+    /// differs).
+    #[test]
+    fn a_batch_in_parts_has_the_gradient_of_one_pass() {
+        let n = 2 * MICRO_BATCH + 5;
+        let mut rng = Rng::new(7);
+        let images: Vec<f32> = (0..n * 10 * 10).map(|_| rng.uniform_f32()).collect();
+        let labels: Vec<usize> = (0..n).map(|i| (i * 7) % 10).collect();
+        let ds = Dataset::new("random", images, labels, [1, 10, 10], 10).unwrap();
+        let spec = "Conv2d(1, 4, 3) -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(64, 10)";
+        let mut parts = crate::spec::build(spec, &ds.shape, 3).unwrap();
+        let mut whole = crate::spec::build(spec, &ds.shape, 3).unwrap();
+        let indices: Vec<usize> = (0..n).rev().collect();
+
+        parts.zero_grad();
+        let loss_parts =
+            accumulate_gradients(&mut parts, &ds, &indices, None, &mut StepBuffers::default())
+                .unwrap();
+
+        whole.zero_grad();
+        let (x, y) = prepare(&ds, &indices, None);
+        let logits = whole.forward(&x, Mode::Train).unwrap();
+        let (loss_whole, dlogits) = cross_entropy(&logits, &y);
+        whole.backward_params(&dlogits);
+
+        assert!((loss_parts - loss_whole).abs() <= 1e-6 * loss_whole.abs());
+        for ((name, a), (_, b)) in parts.named_params().into_iter().zip(whole.named_params()) {
+            let scale = b.grad.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{name}: no gradient");
+            for (u, v) in a.grad.data().iter().zip(b.grad.data()) {
+                assert!((u - v).abs() <= 1e-5 * scale, "{name}: {u} vs {v}");
+            }
+        }
+    }
 }

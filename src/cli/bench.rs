@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use seqnet::Sequential;
 use seqnet::data::{self, Dataset, Split};
-use seqnet::loss::cross_entropy;
 use seqnet::optim::{Optimizer, OptimizerKind};
-use seqnet::{Mode, Sequential};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -180,19 +179,15 @@ fn train(
     let mut done = 0;
     let mut loss = f32::NAN;
     let mut idx = Vec::with_capacity(bs);
-    let (mut x, mut y) = (seqnet::Tensor::default(), Vec::new());
+    let mut bufs = seqnet::train::StepBuffers::default();
     while done < count {
         let take = bs.min(count - done);
         idx.clear();
         idx.extend((0..take).map(|j| (*cursor + j) % ds.len()));
         *cursor = (*cursor + take) % ds.len();
-        seqnet::train::prepare_into(ds, &idx, None, &mut x, &mut y);
         net.zero_grad();
-        let logits = net.forward(&x, Mode::Train)?;
-        let (l, dlogits) = cross_entropy(&logits, &y);
-        net.backward_params(&dlogits);
+        loss = seqnet::train::accumulate_gradients(net, ds, &idx, None, &mut bufs)?;
         opt.step(net);
-        loss = l;
         done += take;
     }
     if !loss.is_finite() {
