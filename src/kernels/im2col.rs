@@ -35,6 +35,65 @@ impl ConvGeom {
 
 /// Fills `col` (c·kh·kw × oh·ow) from one image `inp` (c × h × w).
 pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
+    if g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0 {
+        return im2col_naive(g, inp, col);
+    }
+    // Stride 1, no padding (the book's convolutions): row (ci, ky, kx) of the columns
+    // is, output row by output row, the run of `ow` pixels of input row oy + ky that
+    // starts at column kx. The runs are short (8 values in the book's second layer), so
+    // the copies go through raw pointers after one bounds check for the whole image:
+    // slice indexing per run cost more than the copy itself (measured).
+    assert_eq!(inp.len(), g.c * g.h * g.w, "im2col: input length");
+    assert_eq!(
+        col.len(),
+        g.col_rows() * g.col_cols(),
+        "im2col: columns length"
+    );
+    assert!(
+        g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
+        "im2col: window past the image"
+    );
+    let (ow, oh, w) = (g.ow, g.oh, g.w);
+    let mut dst = col.as_mut_ptr();
+    for ci in 0..g.c {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let src = ci * g.h * w + ky * w + kx;
+                for oy in 0..oh {
+                    // SAFETY: input index src + oy·w + ow − 1 ≤ (c−1)·h·w + (kh−1 + oh−1)·w
+                    // + kw−1 + ow−1 < c·h·w by the asserts; `dst` walks `col` row by row,
+                    // c·kh·kw·oh runs of ow values = col.len() in all.
+                    unsafe {
+                        copy_run_raw(inp.as_ptr().add(src + oy * w), dst, ow);
+                        dst = dst.add(ow);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies `len` values from `src` to `dst`, 8 at a time then one by one.
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `len` values; they must not overlap.
+#[inline(always)]
+unsafe fn copy_run_raw(src: *const f32, dst: *mut f32, len: usize) {
+    let mut i = 0;
+    while i + 8 <= len {
+        // SAFETY: i + 8 ≤ len.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), 8) };
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len.
+        unsafe { *dst.add(i) = *src.add(i) };
+        i += 1;
+    }
+}
+
+/// The reference for [`im2col`], for any stride and padding.
+pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
     debug_assert_eq!(inp.len(), g.c * g.h * g.w);
     debug_assert_eq!(col.len(), g.col_rows() * g.col_cols());
     let ncols = g.col_cols();
@@ -52,11 +111,6 @@ pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
                         continue;
                     }
                     let src = &plane[y as usize * g.w..(y as usize + 1) * g.w];
-                    if g.sw == 1 && g.pw == 0 {
-                        // The common case: a contiguous run of the input row.
-                        copy_run(out_row, &src[kx..kx + g.ow]);
-                        continue;
-                    }
                     for (ox, o) in out_row.iter_mut().enumerate() {
                         let x = (ox * g.sw + kx) as isize - g.pw as isize;
                         *o = if x < 0 || x >= g.w as isize {
@@ -71,49 +125,64 @@ pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
     }
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of im2col, as inline 8-value moves
-/// rather than a `memcpy` call per run.
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    debug_assert_eq!(dst.len(), src.len());
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let d: &mut [f32; 8] = d.try_into().expect("8 values");
-        *d = s.try_into().expect("8 values");
-    }
-    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = s;
-    }
-}
-
 /// The adjoint of [`im2col`]: adds every entry of `col` back onto the input pixel it
 /// was copied from. `dinp` must be zeroed (or hold a gradient to add to).
 pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
     if g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0 {
         return col2im_naive(g, col, dinp);
     }
-    debug_assert_eq!(dinp.len(), g.c * g.h * g.w);
-    debug_assert!(col.len() >= g.col_rows() * g.col_cols());
+    assert_eq!(dinp.len(), g.c * g.h * g.w, "col2im: input length");
+    assert!(
+        col.len() >= g.col_rows() * g.col_cols(),
+        "col2im: columns length"
+    );
+    assert!(
+        g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
+        "col2im: window past the image"
+    );
     // Stride 1, no padding: every row of a kernel tap lands on a contiguous run of an
-    // input row, so the additions are slice additions (vectorised), in the same order
-    // as the reference's.
-    let (ncols, ow) = (g.col_cols(), g.ow);
+    // input row, so the additions are run additions (vectorised, through raw pointers
+    // after the bounds checks above, as in im2col), in the same order as the reference's.
+    let (ow, oh, w) = (g.ow, g.oh, g.w);
+    let mut src = col.as_ptr();
     for ci in 0..g.c {
-        let plane = &mut dinp[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = (ci * g.kh + ky) * g.kw + kx;
-                let src = &col[row * ncols..(row + 1) * ncols];
-                for oy in 0..g.oh {
-                    let y = oy + ky;
-                    let dst = &mut plane[y * g.w + kx..y * g.w + kx + ow];
-                    for (d, &v) in dst.iter_mut().zip(&src[oy * ow..(oy + 1) * ow]) {
-                        *d += v;
+                let dst = ci * g.h * w + ky * w + kx;
+                for oy in 0..oh {
+                    // SAFETY: the mirror of im2col's: dinp index dst + oy·w + ow − 1 <
+                    // c·h·w, and `src` walks the first c·kh·kw·oh·ow values of `col`.
+                    unsafe {
+                        add_run_raw(src, dinp.as_mut_ptr().add(dst + oy * w), ow);
+                        src = src.add(ow);
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst[i] += src[i]` for `len` values, 8 at a time then one by one.
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `len` values; they must not overlap.
+#[inline(always)]
+unsafe fn add_run_raw(src: *const f32, dst: *mut f32, len: usize) {
+    let mut i = 0;
+    while i + 8 <= len {
+        // SAFETY: i + 8 ≤ len; unaligned reads and writes of 8 values.
+        unsafe {
+            let a = std::ptr::read_unaligned(dst.add(i) as *const [f32; 8]);
+            let b = std::ptr::read_unaligned(src.add(i) as *const [f32; 8]);
+            let sum: [f32; 8] = std::array::from_fn(|j| a[j] + b[j]);
+            std::ptr::write_unaligned(dst.add(i) as *mut [f32; 8], sum);
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len.
+        unsafe { *dst.add(i) += *src.add(i) };
+        i += 1;
     }
 }
 
@@ -236,6 +305,31 @@ mod tests {
             for (i, (a, b)) in out.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() < 1e-4, "{g:?} index {i}: {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn fast_im2col_matches_naive() {
+        let mut rng = Rng::new(11);
+        for g in [
+            geom(20, 12, 12, (5, 5), (1, 1), (0, 0)),
+            geom(1, 28, 28, (5, 5), (1, 1), (0, 0)),
+            geom(3, 17, 5, (3, 1), (1, 1), (0, 0)),
+            geom(2, 9, 30, (2, 9), (1, 1), (0, 0)),
+            geom(1, 1, 1, (1, 1), (1, 1), (0, 0)),
+            geom(2, 7, 9, (3, 3), (2, 1), (1, 0)),
+        ] {
+            let inp: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
+            let mut fast = vec![f32::NAN; g.col_rows() * g.col_cols()];
+            let mut slow = vec![0.0; fast.len()];
+            im2col(&g, &inp, &mut fast);
+            im2col_naive(&g, &inp, &mut slow);
+            assert!(
+                fast.iter()
+                    .zip(&slow)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{g:?}"
+            );
         }
     }
 
