@@ -27,7 +27,7 @@ pub struct Sequential {
 
 /// Images per chunk in [`Sequential::infer`]: small enough for every layer's output to
 /// stay in cache, large enough to keep the threads busy.
-const INFER_CHUNK: usize = 64;
+const INFER_CHUNK: usize = 32;
 
 /// Most multiply-accumulates one layer may cost per image (about 17 billion).
 pub const MAX_MACS_PER_LAYER: u64 = 1 << 34;

@@ -205,8 +205,9 @@ fn infer(
 ) -> Result<usize> {
     let mut correct = 0;
     let all: Vec<usize> = range.collect();
+    let (mut x, mut y) = (seqnet::Tensor::default(), Vec::new());
     for chunk in all.chunks(bs) {
-        let (x, y) = ds.batch(chunk);
+        seqnet::train::prepare_into(ds, chunk, None, &mut x, &mut y);
         let pred = net.infer(&x)?.argmax_rows();
         correct += pred.iter().zip(&y).filter(|(p, y)| p == y).count();
     }

@@ -63,6 +63,20 @@ impl Layer for ReLU {
             });
     }
 
+    /// Inference keeps no mask for backward: just the values.
+    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
+        super::recycle(out, inp.shape(), false);
+        out.data_mut()
+            .par_chunks_mut(CHUNK)
+            .zip(inp.data().par_chunks(CHUNK))
+            .for_each(|(o, i)| {
+                for (o, &x) in o.iter_mut().zip(i) {
+                    // NaN stays NaN, as torch.relu does.
+                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
+                }
+            });
+    }
+
     fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
         // forward: out = max(0, inp); dinp = dout · [out > 0]
         debug_assert_eq!(dout.len(), self.mask.len());
