@@ -52,6 +52,8 @@ for t in $THREADS; do
       p=$("$PY" -W ignore bench/pytorch_reference.py --net "$NET" --batch-size "$b" \
         --images "$IMAGES" --threads "$t" --json)
       echo "{\"tool\": \"pytorch\", \"r\": $p}" >>"$RESULTS"
+      echo "  seqnet  $s" >&2
+      echo "  pytorch $p" >&2
     done
   done
 done
