@@ -31,42 +31,54 @@ impl ConvGeom {
     pub fn col_cols(&self) -> usize {
         self.oh * self.ow
     }
+    /// Stride 1 and no padding: the case with a fast path.
+    pub fn is_simple(&self) -> bool {
+        self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
 }
 
 /// Fills `col` (c·kh·kw × oh·ow) from one image `inp` (c × h × w).
 pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
-    if g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0 {
+    if !g.is_simple() {
         return im2col_naive(g, inp, col);
     }
-    // Stride 1, no padding (the book's convolutions): row (ci, ky, kx) of the columns
-    // is, output row by output row, the run of `ow` pixels of input row oy + ky that
-    // starts at column kx. The runs are short (8 values in the book's second layer), so
-    // the copies go through raw pointers after one bounds check for the whole image:
-    // slice indexing per run cost more than the copy itself (measured).
     assert_eq!(inp.len(), g.c * g.h * g.w, "im2col: input length");
     assert_eq!(
         col.len(),
         g.col_rows() * g.col_cols(),
         "im2col: columns length"
     );
+    let (src, dst) = (inp.as_ptr(), col.as_mut_ptr());
+    for_each_run(g, |at_image, at_col| {
+        // SAFETY: for_each_run's offsets lie in the image and the columns, whose
+        // lengths were checked above.
+        unsafe { copy_run_raw(src.add(at_image), dst.add(at_col), g.ow) }
+    });
+}
+
+/// Stride 1, no padding (the book's convolutions): row (ci, ky, kx) of the columns is,
+/// output row by output row, the run of `ow` pixels of input row oy + ky that starts at
+/// column kx. Calls `run(offset in the image, offset in the columns)` for every run, in
+/// the columns' order. The runs are short (8 values in the book's second layer), so the
+/// callers copy them through raw pointers after one bounds check per image: slice
+/// indexing per run cost more than the copy itself (measured).
+///
+/// Every run lies in bounds: image offset + ow − 1 ≤ (c−1)·h·w + (kh−1 + oh−1)·w +
+/// kw−1 + ow−1 < c·h·w (asserted here), column offset + ow ≤ c·kh·kw·oh·ow.
+#[inline(always)]
+fn for_each_run(g: &ConvGeom, mut run: impl FnMut(usize, usize)) {
     assert!(
-        g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
+        g.is_simple() && g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
         "im2col: window past the image"
     );
-    let (ow, oh, w) = (g.ow, g.oh, g.w);
-    let mut dst = col.as_mut_ptr();
+    let mut at_col = 0;
     for ci in 0..g.c {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let src = ci * g.h * w + ky * w + kx;
-                for oy in 0..oh {
-                    // SAFETY: input index src + oy·w + ow − 1 ≤ (c−1)·h·w + (kh−1 + oh−1)·w
-                    // + kw−1 + ow−1 < c·h·w by the asserts; `dst` walks `col` row by row,
-                    // c·kh·kw·oh runs of ow values = col.len() in all.
-                    unsafe {
-                        copy_run_raw(inp.as_ptr().add(src + oy * w), dst, ow);
-                        dst = dst.add(ow);
-                    }
+                let tap = ci * g.h * g.w + ky * g.w + kx;
+                for oy in 0..g.oh {
+                    run(tap + oy * g.w, at_col);
+                    at_col += g.ow;
                 }
             }
         }
@@ -128,7 +140,7 @@ pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
 /// The adjoint of [`im2col`]: adds every entry of `col` back onto the input pixel it
 /// was copied from. `dinp` must be zeroed (or hold a gradient to add to).
 pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
-    if g.sh != 1 || g.sw != 1 || g.ph != 0 || g.pw != 0 {
+    if !g.is_simple() {
         return col2im_naive(g, col, dinp);
     }
     assert_eq!(dinp.len(), g.c * g.h * g.w, "col2im: input length");
@@ -136,30 +148,12 @@ pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
         col.len() >= g.col_rows() * g.col_cols(),
         "col2im: columns length"
     );
-    assert!(
-        g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
-        "col2im: window past the image"
-    );
-    // Stride 1, no padding: every row of a kernel tap lands on a contiguous run of an
-    // input row, so the additions are run additions (vectorised, through raw pointers
-    // after the bounds checks above, as in im2col), in the same order as the reference's.
-    let (ow, oh, w) = (g.ow, g.oh, g.w);
-    let mut src = col.as_ptr();
-    for ci in 0..g.c {
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let dst = ci * g.h * w + ky * w + kx;
-                for oy in 0..oh {
-                    // SAFETY: the mirror of im2col's: dinp index dst + oy·w + ow − 1 <
-                    // c·h·w, and `src` walks the first c·kh·kw·oh·ow values of `col`.
-                    unsafe {
-                        add_run_raw(src, dinp.as_mut_ptr().add(dst + oy * w), ow);
-                        src = src.add(ow);
-                    }
-                }
-            }
-        }
-    }
+    // The runs of im2col, added back (vectorised), in the same order as the reference's.
+    let (src, dst) = (col.as_ptr(), dinp.as_mut_ptr());
+    for_each_run(g, |at_image, at_col| {
+        // SAFETY: as in im2col: the offsets lie in the image and the columns.
+        unsafe { add_run_raw(src.add(at_col), dst.add(at_image), g.ow) }
+    });
 }
 
 /// `dst[i] += src[i]` for `len` values, 8 at a time then one by one.
