@@ -677,7 +677,7 @@ impl Observer for RunObserver {
             println!("{line}");
         }
         if let Some(val) = r.val_accuracy {
-            if self.best.as_ref().is_none_or(|b| val > b.1) {
+            if is_new_best(val, self.best.as_ref().map(|b| b.1)) {
                 self.best = Some((r.epoch, val, r.test_accuracy));
                 model::save(&self.out_dir.join("best.safetensors"), net, &self.info)?;
             }
@@ -753,4 +753,24 @@ fn timestamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The book's rule for the best epoch (network3.py: `if validation_accuracy >=
+/// best_validation_accuracy`): a later epoch that ties the best validation accuracy
+/// replaces it, so the reported test accuracy is the latest of the tied epochs'.
+fn is_new_best(val: f64, best_so_far: Option<f64>) -> bool {
+    best_so_far.is_none_or(|best| val >= best)
+}
+
+#[cfg(test)]
+mod best_epoch_tests {
+    use super::is_new_best;
+
+    #[test]
+    fn a_tie_with_the_best_validation_accuracy_moves_the_best_epoch_later() {
+        assert!(is_new_best(0.9, None));
+        assert!(is_new_best(0.95, Some(0.9)));
+        assert!(is_new_best(0.95, Some(0.95)));
+        assert!(!is_new_best(0.94, Some(0.95)));
+    }
 }
