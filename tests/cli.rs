@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+
+use common::{fails, ok, seqnet};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -19,42 +21,6 @@ const SEED_REPR: &str = "Sequential(
   (5): ReLU()
   (6): Linear(in_features=100, out_features=10, bias=True)
 )";
-
-fn seqnet(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqnet"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SEQNET_DATA")
-        .output()
-        .expect("running seqnet")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(o: &Output) -> String {
-    let (out, err) = text(o);
-    assert!(
-        o.status.success(),
-        "seqnet failed: {:?}\nstdout:\n{out}\nstderr:\n{err}",
-        o.status
-    );
-    out
-}
-
-fn fails(o: &Output) -> String {
-    let (out, err) = text(o);
-    assert!(
-        !o.status.success(),
-        "seqnet should have failed\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
-    err
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,71 +7,19 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{fails, ok, ok_out_err, seqnet, seqnet_env};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------
-// Running the binary.
-
-fn seqnet_env(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seqnet"));
-    cmd.args(args).current_dir(dir).env_remove("SEQNET_DATA");
-    // The test server is on 127.0.0.1: no proxy may stand in between. The cache folder
-    // is the test's own.
-    for var in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("HOME", dir.join("home"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running seqnet")
-}
-
-fn seqnet(dir: &Path, args: &[&str]) -> Output {
-    seqnet_env(dir, args, &[])
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(o: &Output) -> (String, String) {
-    let (out, err) = text(o);
-    assert!(
-        o.status.success(),
-        "seqnet failed: {:?}\nstdout:\n{out}\nstderr:\n{err}",
-        o.status
-    );
-    (out, err)
-}
-
-fn fails(o: &Output) -> String {
-    let (out, err) = text(o);
-    assert!(
-        !o.status.success(),
-        "seqnet should have failed\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
-    err
-}
+// Running the binary (tests/common), and what it leaves behind.
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -300,7 +248,7 @@ fn fetch_from_a_good_mirror_installs_the_four_files() {
     let dest = tmp.path().join("sets/mnist");
     let dest_s = dest.to_str().expect("utf-8");
     let good = server.url("good");
-    let (out, err) = ok(&seqnet(
+    let (out, err) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "data",
@@ -321,7 +269,7 @@ fn fetch_from_a_good_mirror_installs_the_four_files() {
     assert_eq!(server.requests().len(), 4);
 
     // Again: the files are there and verified; nothing is downloaded.
-    let (out, _) = ok(&seqnet(
+    let (out, _) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "data",
@@ -339,7 +287,7 @@ fn fetch_from_a_good_mirror_installs_the_four_files() {
     assert_eq!(server.requests().len(), 4);
 
     // Without --dir: into the cache folder, where `data list` and the loader find it.
-    let (out, _) = ok(&seqnet(
+    let (out, _) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "data",
@@ -355,7 +303,7 @@ fn fetch_from_a_good_mirror_installs_the_four_files() {
     assert!(out.is_empty(), "--quiet prints nothing: {out}");
     let cached = tmp.path().join("cache/seqnet/mnist");
     assert_installed(&cached, &files);
-    let (out, _) = ok(&seqnet(tmp.path(), &["data", "list"]));
+    let (out, _) = ok_out_err(&seqnet(tmp.path(), &["data", "list"]));
     let line = out
         .lines()
         .find(|l| l.starts_with("mnist "))
@@ -394,7 +342,7 @@ fn fetch_falls_back_from_a_corrupt_mirror_and_one_that_breaks_off() {
 
     // A corrupt first mirror: every file comes from the second.
     let dest = tmp.path().join("a");
-    let (_, err) = ok(&seqnet(
+    let (_, err) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "data",
@@ -416,7 +364,7 @@ fn fetch_falls_back_from_a_corrupt_mirror_and_one_that_breaks_off() {
     // A mirror that fails mid-way: the first two files from it, the rest from the next.
     let dest = tmp.path().join("b");
     let before = server.requests().len();
-    let (_, err) = ok(&seqnet(
+    let (_, err) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "data",
@@ -683,7 +631,7 @@ fn eval_one_model_reports_accuracy_per_class_and_confusion() {
     let (m1, _) = trained();
     let tmp = tempfile::tempdir().expect("tempdir");
     let m1s = m1.to_str().expect("utf-8");
-    let (out, _) = ok(&seqnet(
+    let (out, _) = ok_out_err(&seqnet(
         tmp.path(),
         &["eval", "--model", m1s, "--dataset", "mnist-5k", "--json"],
     ));
@@ -700,7 +648,7 @@ fn eval_one_model_reports_accuracy_per_class_and_confusion() {
     assert!(v["accuracy"].as_f64().expect("accuracy") > 0.5, "{v}");
 
     // The same content as text.
-    let (text, _) = ok(&seqnet(
+    let (text, _) = ok_out_err(&seqnet(
         tmp.path(),
         &["eval", "--model", m1s, "--dataset", "mnist-5k"],
     ));
@@ -737,7 +685,7 @@ fn eval_one_model_reports_accuracy_per_class_and_confusion() {
     }
 
     // Without --dataset and with no MNIST installed: the embedded sample, and it says so.
-    let (text, _) = ok(&seqnet(tmp.path(), &["eval", "--model", m1s]));
+    let (text, _) = ok_out_err(&seqnet(tmp.path(), &["eval", "--model", m1s]));
     assert!(
         text.contains("the embedded 5,000-image MNIST sample"),
         "{text}"
@@ -751,14 +699,14 @@ fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (m1s, m2s) = (m1.to_str().expect("utf-8"), m2.to_str().expect("utf-8"));
     let single = |m: &str| {
-        let (out, _) = ok(&seqnet(
+        let (out, _) = ok_out_err(&seqnet(
             tmp.path(),
             &["eval", "--model", m, "--dataset", "mnist-5k", "--json"],
         ));
         json(&out)["accuracy"].as_f64().expect("accuracy")
     };
     let (a1, a2) = (single(m1s), single(m2s));
-    let (out, _) = ok(&seqnet(
+    let (out, _) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "eval",
@@ -795,7 +743,7 @@ fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
     // Two models: every disagreement is a tie.
     assert_eq!(e["vote_ties"], e["disagreements"]);
 
-    let (text, _) = ok(&seqnet(
+    let (text, _) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "eval",
@@ -915,7 +863,7 @@ fn eval_on_a_safetensors_batch() {
     let path = tmp.path().join("batch.safetensors");
     let bytes = safetensors::serialize(tensors, None).expect("serialize");
     std::fs::write(&path, bytes).expect("write");
-    let (out, _) = ok(&seqnet(
+    let (out, _) = ok_out_err(&seqnet(
         tmp.path(),
         &[
             "eval",
@@ -949,7 +897,7 @@ fn eval_on_real_mnist_when_seqnet_data_is_set() {
     }
     let (m1, _) = trained();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (out, _) = ok(&seqnet_env(
+    let (out, _) = ok_out_err(&seqnet_env(
         tmp.path(),
         &["eval", "--model", m1.to_str().expect("utf-8"), "--json"],
         &[("SEQNET_DATA", dir.as_path())],

@@ -2,38 +2,11 @@
 //! there for one epoch on 300 images of the embedded MNIST sample.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+mod common;
+
+use common::{fails, ok, seqnet};
 use image::RgbImage;
-
-fn seqnet(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqnet"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SEQNET_DATA")
-        .output()
-        .expect("running seqnet")
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "seqnet failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn fails(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        !o.status.success(),
-        "seqnet should have failed\nstderr:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
-    err
-}
 
 /// Trains the seed network for one epoch on 300 images into `dir/run`.
 fn trained(dir: &Path) -> PathBuf {
