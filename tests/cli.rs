@@ -445,7 +445,7 @@ fn every_preset_trains_briefly_under_its_own_protocol() {
         assert_eq!(config["train_images"], expected_images, "{}", preset.name);
         assert_eq!(
             config["init"],
-            if preset.recipe.book_protocol {
+            if preset.recipe.init == seqnet::Init::Book {
                 "book"
             } else {
                 "pytorch"

@@ -210,6 +210,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         expand: false,
         book_protocol: false,
         lr_decay: 1.0,
+        init: Init::PyTorch,
     });
     let name = match (&preset, &args.model) {
         (Some(p), _) => p.name.to_string(),
@@ -300,7 +301,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             "book".into()
         }
         (Some(InitArg::Pytorch), None) => "pytorch".into(),
-        (None, None) if recipe.book_protocol => {
+        (None, None) if recipe.init == Init::Book => {
             net.init(Init::Book, args.seed);
             "book".into()
         }
