@@ -130,16 +130,7 @@ pub fn all() -> Vec<Preset> {
             name: "book-dropout",
             spec: "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Conv2d(20, 40, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Dropout(0.5) -> Linear(640, 1000) -> ReLU() -> Dropout(0.5) -> Linear(1000, 1000) -> ReLU() -> Dropout(0.5) -> Linear(1000, 10)",
             input: [1, 28, 28],
-            // PyTorch's initialisation, not the book's: network3.py's dropout multiplies
-            // by the mask while training and by 1 − p at evaluation, PyTorch's (and
-            // seqnet's) divides by 1 − p while training. With the book's initial weights
-            // and η that makes the dropout-fed layers start twice as large and step four
-            // times as far as the book's, and the network stays at chance (measured:
-            // loss 2.305 after a 250,000-image epoch; docs/RESULTS.md).
-            recipe: Recipe {
-                init: crate::Init::PyTorch,
-                ..book(40, 0.03, 0.0, true)
-            },
+            recipe: book(40, 0.03, 0.0, true),
             book_row: "FC 1000–1000, dropout 0.5 before each FC, expanded",
             book_accuracy: Some(99.60),
         },

@@ -118,12 +118,18 @@ impl Sequential {
         let mut rng = Rng::new(seed);
         let last_with_params = self.layers.iter().rposition(|l| !l.params().is_empty());
         for i in 0..self.layers.len() {
-            let next_pool = match self.layers.get(i + 1).map(|l| l.kind()) {
-                Some("MaxPool2d") | Some("AvgPool2d") => {
-                    let (a, b) = (self.layer_input(i + 1), &self.steps[i + 1].out);
+            // The pooling that follows, past element-wise activations: network3.py pools
+            // before the activation, PyTorch code (and seqnet's presets) after it, and
+            // for ReLU, sigmoid and tanh the two orders compute the same function.
+            let pool = (i + 1..self.layers.len())
+                .find(|&j| !matches!(self.layers[j].kind(), "ReLU" | "Sigmoid" | "Tanh"))
+                .filter(|&j| matches!(self.layers[j].kind(), "MaxPool2d" | "AvgPool2d"));
+            let next_pool = match pool {
+                Some(j) => {
+                    let (a, b) = (self.layer_input(j), &self.steps[j].out);
                     (a[1] * a[2]) / (b[1] * b[2]).max(1)
                 }
-                _ => 1,
+                None => 1,
             };
             self.layers[i].init_params(&mut InitContext {
                 scheme,
@@ -335,6 +341,39 @@ impl Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// network3.py draws a conv layer's weights from N(0, 1/n_out) with n_out = out
+    /// channels × kernel area / pool area; the pool counts also when an activation sits
+    /// between the conv and the pool, as in PyTorch-style code.
+    #[test]
+    fn book_init_divides_by_the_pool_that_follows_past_an_activation() {
+        let std_of_first_weight = |spec: &str| {
+            let mut net = crate::spec::build(spec, &[1, 28, 28], 1).unwrap();
+            net.init(Init::Book, 5);
+            let w = net.named_params()[0].1.value.data().to_vec();
+            let mean = w.iter().map(|&v| v as f64).sum::<f64>() / w.len() as f64;
+            (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64).sqrt()
+        };
+        // 200 filters of 5×5: n_out = 200·25/4 = 1250 with the pool, 5000 without.
+        for spec in [
+            "Conv2d(1, 200, 5) -> MaxPool2d(2) -> ReLU() -> Flatten() -> LazyLinear(10)",
+            "Conv2d(1, 200, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(10)",
+            "Conv2d(1, 200, 5) -> Sigmoid() -> AvgPool2d(2) -> Flatten() -> LazyLinear(10)",
+        ] {
+            let std = std_of_first_weight(spec);
+            let want = (1.0f64 / 1250.0).sqrt();
+            assert!(
+                (std / want - 1.0).abs() < 0.05,
+                "{spec}: std {std}, want {want}"
+            );
+        }
+        let std = std_of_first_weight("Conv2d(1, 200, 5) -> ReLU() -> Flatten() -> LazyLinear(10)");
+        let want = (1.0f64 / 5000.0).sqrt();
+        assert!(
+            (std / want - 1.0).abs() < 0.05,
+            "no pool: std {std}, want {want}"
+        );
+    }
 
     #[test]
     fn infer_in_chunks_equals_forward_in_eval_mode() {

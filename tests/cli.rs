@@ -455,3 +455,52 @@ fn every_preset_trains_briefly_under_its_own_protocol() {
         );
     }
 }
+
+/// A resumed run keeps the initialisation it was started with, even where the preset's
+/// recipe says otherwise (a preset may change between versions). Here the recorded init
+/// is rewritten to `pytorch` and the checkpoint removed, so the resumed run starts over:
+/// it must start from PyTorch's weights, as recorded, not the preset's book ones.
+#[test]
+fn resume_keeps_the_recorded_initialisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--net",
+        "book-relu",
+        "--dataset",
+        "mnist-5k",
+        "--limit",
+        "20",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "run",
+    ];
+    let largest_first_weight = || {
+        let model = std::fs::read(dir.path().join("run").join("final.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&model).unwrap();
+        let w = f32s(&st.tensor("0.weight").unwrap());
+        w.iter().fold(0f32, |m, v| m.max(v.abs()))
+    };
+    ok(&seqnet(dir.path(), &args));
+    let config_path = dir.path().join("run").join("config.json");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap()
+    };
+    let mut config = read();
+    assert_eq!(config["init"], "book");
+    // The book's N(0, 1/125) for 20 filters of 5×5 before a 2×2 pool: some of the 500
+    // weights lie beyond PyTorch's bound 1/√25 = 0.2 (two SGD steps at η 0.03 move them
+    // far less than the margins used here).
+    assert!(largest_first_weight() > 0.22, "{}", largest_first_weight());
+    config["init"] = "pytorch".into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    std::fs::remove_file(dir.path().join("run").join("checkpoint.safetensors")).unwrap();
+    ok(&seqnet(
+        dir.path(),
+        &["train", "--resume", "run", "--quiet"],
+    ));
+    assert_eq!(read()["init"], "pytorch");
+    assert!(largest_first_weight() < 0.21, "{}", largest_first_weight());
+}

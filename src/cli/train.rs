@@ -100,7 +100,8 @@ pub struct Args {
     /// Multiply the learning rate by this after each epoch.
     #[arg(long, allow_negative_numbers = true)]
     lr_decay: Option<f32>,
-    /// Parameter initialisation. Default: book for the book's presets, else pytorch.
+    /// Parameter initialisation. Default: the preset's (book for the book's presets),
+    /// else pytorch.
     #[arg(long, value_enum)]
     init: Option<InitArg>,
     /// Normalise pixels as (x − MEAN)/STD after /255, e.g. 0.1307,0.3081; stored in the
@@ -505,6 +506,15 @@ fn resumed_args(dir: &Path, now: &Args) -> Result<Args> {
     }
     if now.checkpoint_every.is_some() {
         args.checkpoint_every = now.checkpoint_every;
+    }
+    // The initialisation the run began with, as recorded, rather than the one a preset's
+    // recipe gives today (presets may change between versions).
+    if args.init.is_none() {
+        args.init = match value["init"].as_str() {
+            Some("book") => Some(InitArg::Book),
+            Some("pytorch") => Some(InitArg::Pytorch),
+            _ => None,
+        };
     }
     Ok(args)
 }

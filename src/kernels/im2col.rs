@@ -31,6 +31,20 @@ impl ConvGeom {
     pub fn col_cols(&self) -> usize {
         self.oh * self.ow
     }
+    /// Values in one image, c·h·w (panics on overflow: a geometry no image can have).
+    pub fn image_len(&self) -> usize {
+        self.c
+            .checked_mul(self.h)
+            .and_then(|v| v.checked_mul(self.w))
+            .expect("convolution geometry: c·h·w overflows")
+    }
+    /// Values in one image's columns, c·kh·kw·oh·ow (panics on overflow, as image_len).
+    pub fn col_len(&self) -> usize {
+        [self.kh, self.kw, self.oh, self.ow]
+            .iter()
+            .try_fold(self.c, |v, &d| v.checked_mul(d))
+            .expect("convolution geometry: c·kh·kw·oh·ow overflows")
+    }
     /// Stride 1 and no padding: the case with a fast path.
     pub fn is_simple(&self) -> bool {
         self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
@@ -42,12 +56,8 @@ pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
     if !g.is_simple() {
         return im2col_naive(g, inp, col);
     }
-    assert_eq!(inp.len(), g.c * g.h * g.w, "im2col: input length");
-    assert_eq!(
-        col.len(),
-        g.col_rows() * g.col_cols(),
-        "im2col: columns length"
-    );
+    assert_eq!(inp.len(), g.image_len(), "im2col: input length");
+    assert_eq!(col.len(), g.col_len(), "im2col: columns length");
     let (src, dst) = (inp.as_ptr(), col.as_mut_ptr());
     for_each_run(g, |at_image, at_col| {
         // SAFETY: for_each_run's offsets lie in the image and the columns, whose
@@ -67,8 +77,12 @@ pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
 /// kw−1 + ow−1 < c·h·w (asserted here), column offset + ow ≤ c·kh·kw·oh·ow.
 #[inline(always)]
 fn for_each_run(g: &ConvGeom, mut run: impl FnMut(usize, usize)) {
+    // In checked arithmetic: ConvGeom's fields are public, and a wrapped product or sum
+    // would let a made-up geometry pass these checks.
+    let fits =
+        |o: usize, k: usize, n: usize| k >= 1 && o.checked_add(k - 1).is_some_and(|e| e <= n);
     assert!(
-        g.is_simple() && g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w,
+        g.is_simple() && fits(g.oh, g.kh, g.h) && fits(g.ow, g.kw, g.w),
         "im2col: window past the image"
     );
     let mut at_col = 0;
@@ -143,11 +157,8 @@ pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
     if !g.is_simple() {
         return col2im_naive(g, col, dinp);
     }
-    assert_eq!(dinp.len(), g.c * g.h * g.w, "col2im: input length");
-    assert!(
-        col.len() >= g.col_rows() * g.col_cols(),
-        "col2im: columns length"
-    );
+    assert_eq!(dinp.len(), g.image_len(), "col2im: input length");
+    assert!(col.len() >= g.col_len(), "col2im: columns length");
     // The runs of im2col, added back (vectorised), in the same order as the reference's.
     let (src, dst) = (col.as_ptr(), dinp.as_mut_ptr());
     for_each_run(g, |at_image, at_col| {
@@ -325,6 +336,15 @@ mod tests {
                 "{g:?}"
             );
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "overflows")]
+    fn a_geometry_whose_sizes_overflow_is_refused() {
+        // ConvGeom's fields are public: a made-up geometry whose c·h·w wraps to 0 must not
+        // pass the bounds checks of the raw-pointer fast path.
+        let g = geom(1 << 32, 1 << 32, 1, (1, 1), (1, 1), (0, 0));
+        im2col(&g, &[], &mut []);
     }
 
     #[test]
