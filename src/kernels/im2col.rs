@@ -120,8 +120,8 @@ unsafe fn copy_run_raw(src: *const f32, dst: *mut f32, len: usize) {
 
 /// The reference for [`im2col`], for any stride and padding.
 pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
-    debug_assert_eq!(inp.len(), g.c * g.h * g.w);
-    debug_assert_eq!(col.len(), g.col_rows() * g.col_cols());
+    debug_assert_eq!(inp.len(), g.image_len());
+    debug_assert_eq!(col.len(), g.col_len());
     let ncols = g.col_cols();
     for ci in 0..g.c {
         let plane = &inp[ci * g.h * g.w..(ci + 1) * g.h * g.w];
@@ -193,7 +193,7 @@ unsafe fn add_run_raw(src: *const f32, dst: *mut f32, len: usize) {
 
 /// The reference for [`col2im`], for any stride and padding.
 pub fn col2im_naive(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
-    debug_assert_eq!(dinp.len(), g.c * g.h * g.w);
+    debug_assert_eq!(dinp.len(), g.image_len());
     let ncols = g.col_cols();
     for ci in 0..g.c {
         let plane = &mut dinp[ci * g.h * g.w..(ci + 1) * g.h * g.w];
@@ -283,6 +283,16 @@ mod tests {
         }
     }
 
+    /// The fast paths promise the reference's values bit for bit, not just closely.
+    fn assert_same_bits(fast: &[f32], slow: &[f32], g: &ConvGeom) {
+        assert!(
+            fast.iter()
+                .zip(slow)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{g:?}"
+        );
+    }
+
     #[test]
     fn im2col_gemm_matches_naive_convolution() {
         let mut rng = Rng::new(5);
@@ -294,9 +304,9 @@ mod tests {
         ];
         for g in cases {
             let oc = 3;
-            let inp: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
+            let inp: Vec<f32> = (0..g.image_len()).map(|_| rng.symmetric(1.0)).collect();
             let weight: Vec<f32> = (0..oc * g.col_rows()).map(|_| rng.symmetric(1.0)).collect();
-            let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+            let mut col = vec![0.0; g.col_len()];
             im2col(&g, &inp, &mut col);
             let mut out = vec![0.0; oc * g.col_cols()];
             gemm(
@@ -324,17 +334,12 @@ mod tests {
             geom(1, 1, 1, (1, 1), (1, 1), (0, 0)),
             geom(2, 7, 9, (3, 3), (2, 1), (1, 0)),
         ] {
-            let inp: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
-            let mut fast = vec![f32::NAN; g.col_rows() * g.col_cols()];
+            let inp: Vec<f32> = (0..g.image_len()).map(|_| rng.symmetric(1.0)).collect();
+            let mut fast = vec![f32::NAN; g.col_len()];
             let mut slow = vec![0.0; fast.len()];
             im2col(&g, &inp, &mut fast);
             im2col_naive(&g, &inp, &mut slow);
-            assert!(
-                fast.iter()
-                    .zip(&slow)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{g:?}"
-            );
+            assert_same_bits(&fast, &slow, &g);
         }
     }
 
@@ -356,19 +361,12 @@ mod tests {
             geom(1, 1, 1, (1, 1), (1, 1), (0, 0)),
             geom(2, 7, 9, (3, 3), (2, 1), (1, 0)),
         ] {
-            let col: Vec<f32> = (0..g.col_rows() * g.col_cols())
-                .map(|_| rng.symmetric(1.0))
-                .collect();
-            let init: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
+            let col: Vec<f32> = (0..g.col_len()).map(|_| rng.symmetric(1.0)).collect();
+            let init: Vec<f32> = (0..g.image_len()).map(|_| rng.symmetric(1.0)).collect();
             let (mut fast, mut slow) = (init.clone(), init);
             col2im(&g, &col, &mut fast);
             col2im_naive(&g, &col, &mut slow);
-            assert!(
-                fast.iter()
-                    .zip(&slow)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{g:?}"
-            );
+            assert_same_bits(&fast, &slow, &g);
         }
     }
 
@@ -377,10 +375,8 @@ mod tests {
         // <im2col(x), y> == <x, col2im(y)> for random x, y: the defining property.
         let mut rng = Rng::new(9);
         let g = geom(2, 6, 5, (3, 3), (2, 1), (1, 1));
-        let x: Vec<f32> = (0..g.c * g.h * g.w).map(|_| rng.symmetric(1.0)).collect();
-        let y: Vec<f32> = (0..g.col_rows() * g.col_cols())
-            .map(|_| rng.symmetric(1.0))
-            .collect();
+        let x: Vec<f32> = (0..g.image_len()).map(|_| rng.symmetric(1.0)).collect();
+        let y: Vec<f32> = (0..g.col_len()).map(|_| rng.symmetric(1.0)).collect();
         let mut col = vec![0.0; y.len()];
         im2col(&g, &x, &mut col);
         let mut back = vec![0.0; x.len()];

@@ -115,7 +115,7 @@ impl Conv2d {
         debug_assert_eq!(inp.shape(), &[n, g.c, g.h, g.w]);
         let oc = self.out_channels;
         let (ckk, p) = (g.col_rows(), g.col_cols());
-        let (col_len, out_len, in_len) = (ckk * p, oc * p, g.c * g.h * g.w);
+        let (col_len, out_len, in_len) = (g.col_len(), oc * p, g.image_len());
         super::recycle(out, &[n, oc, g.oh, g.ow], false);
         // The weight is packed once and shared by every image's product.
         self.packed_w.pack(MatRef::new(
@@ -187,7 +187,7 @@ impl Conv2d {
         let oc = self.out_channels;
         let (ckk, p) = (g.col_rows(), g.col_cols());
         debug_assert_eq!(dout.shape(), &[n, oc, g.oh, g.ow]);
-        let (col_len, out_len, in_len) = (ckk * p, oc * p, g.c * g.h * g.w);
+        let (col_len, out_len, in_len) = (g.col_len(), oc * p, g.image_len());
         // After a Train forward the columns are kept; after an Eval one, the input.
         let have_cols = self.cols.len() == n * col_len;
         assert!(
