@@ -4,7 +4,11 @@
 //! layer and the numbers before any data flows.
 
 use crate::error::{Error, Result};
-use crate::layers::{BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep};
+use rayon::prelude::*;
+
+use crate::layers::{
+    BuildContext, ImageStep, Init, InitContext, Layer, Mode, Param, ShapeStep, Slots,
+};
 use crate::rng::Rng;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
@@ -216,9 +220,26 @@ impl Sequential {
             crate::layers::recycle(x, &shape, false);
             x.data_mut()
                 .copy_from_slice(&inp.data()[start * per_in..(start + len) * per_in]);
-            for (i, layer) in self.layers.iter_mut().enumerate() {
+            let mut i = 0;
+            while i < self.layers.len() {
+                let end = image_wise_end(&mut self.layers, i);
                 let (done, rest) = self.infer_bufs.split_at_mut(i + 1);
-                layer.forward_infer(&done[i], &mut rest[0]);
+                if end > i {
+                    let shapes: Vec<&[usize]> =
+                        self.steps[i..end].iter().map(|s| &s.out[..]).collect();
+                    forward_run(
+                        &mut self.layers[i..end],
+                        &done[i],
+                        &mut rest[..end - i],
+                        &shapes,
+                        Mode::Eval,
+                        false,
+                    );
+                    i = end;
+                } else {
+                    self.layers[i].forward_infer(&done[i], &mut rest[0]);
+                    i += 1;
+                }
             }
             let last = &self.infer_bufs[self.layers.len()];
             out.data_mut()[start * per_out..(start + len) * per_out].copy_from_slice(last.data());
@@ -246,10 +267,26 @@ impl Sequential {
             return Ok(x.expect("at least one layer"));
         }
         self.acts.resize_with(count, Tensor::default);
-        for (i, layer) in self.layers.iter_mut().enumerate() {
+        let mut i = 0;
+        while i < count {
+            let end = image_wise_end(&mut self.layers, i);
             let (done, rest) = self.acts.split_at_mut(i);
             let x = done.last().unwrap_or(inp);
-            layer.forward_into(x, mode, &mut rest[0]);
+            if end > i {
+                let shapes: Vec<&[usize]> = self.steps[i..end].iter().map(|s| &s.out[..]).collect();
+                forward_run(
+                    &mut self.layers[i..end],
+                    x,
+                    &mut rest[..end - i],
+                    &shapes,
+                    mode,
+                    true,
+                );
+                i = end;
+            } else {
+                self.layers[i].forward_into(x, mode, &mut rest[0]);
+                i += 1;
+            }
         }
         Ok(self.acts[count - 1].clone())
     }
@@ -280,7 +317,31 @@ impl Sequential {
             self.grads[0] = dout.clone();
             return;
         }
-        for i in (0..count).rev() {
+        let mut end = count;
+        while end > 0 {
+            let start = image_wise_start(&mut self.layers, end);
+            if start < end {
+                // Layers start..end run image by image: grads[start..end] receive their
+                // input gradients (but not the network's input's, unless asked).
+                let (before, after) = self.grads.split_at_mut(end);
+                let d = after.first().unwrap_or(dout);
+                let shapes: Vec<&[usize]> = (start..end)
+                    .map(|l| match l {
+                        0 => &self.input[..],
+                        _ => &self.steps[l - 1].out[..],
+                    })
+                    .collect();
+                backward_run(
+                    &mut self.layers[start..end],
+                    d,
+                    &mut before[start..end],
+                    &shapes,
+                    start > 0 || input_grad,
+                );
+                end = start;
+                continue;
+            }
+            let i = end - 1;
             let (before, after) = self.grads.split_at_mut(i + 1);
             let d = after.first().unwrap_or(dout);
             if i == 0 && !input_grad {
@@ -288,6 +349,7 @@ impl Sequential {
             } else {
                 self.layers[i].backward_into(d, &mut before[i]);
             }
+            end = i;
         }
     }
 
@@ -338,6 +400,120 @@ impl Sequential {
     }
 }
 
+/// The end of the stretch of image-wise layers that starts at `start` (`start` itself
+/// when that layer is not image-wise).
+fn image_wise_end(layers: &mut [Box<dyn Layer>], start: usize) -> usize {
+    let mut end = start;
+    while end < layers.len() && layers[end].image_wise().is_some() {
+        end += 1;
+    }
+    end
+}
+
+/// The start of the stretch of image-wise layers that ends at `end` (exclusive).
+fn image_wise_start(layers: &mut [Box<dyn Layer>], end: usize) -> usize {
+    let mut start = end;
+    while start > 0 && layers[start - 1].image_wise().is_some() {
+        start -= 1;
+    }
+    start
+}
+
+/// Carries every image of `inp` through `layers` (all image-wise) in one parallel task
+/// per image, writing layer j's output into `outs[j]` (`shapes[j]` per image).
+fn forward_run(
+    layers: &mut [Box<dyn Layer>],
+    inp: &Tensor,
+    outs: &mut [Tensor],
+    shapes: &[&[usize]],
+    mode: Mode,
+    keep: bool,
+) {
+    let n = inp.batch();
+    let in_len = inp.len() / n.max(1);
+    let mut slots = Vec::with_capacity(layers.len());
+    for (out, shape) in outs.iter_mut().zip(shapes) {
+        let mut full = vec![n];
+        full.extend_from_slice(shape);
+        crate::layers::recycle(out, &full, false);
+        slots.push(Slots::new(out.data_mut(), shape.iter().product()));
+    }
+    let steps: Vec<Box<dyn ImageStep + '_>> = layers
+        .iter_mut()
+        .map(|l| {
+            l.image_wise()
+                .expect("an image-wise stretch")
+                .forward_images(n, mode, keep)
+        })
+        .collect();
+    (0..n).into_par_iter().for_each(|i| {
+        let mut x = &inp.data()[i * in_len..(i + 1) * in_len];
+        for (step, slots) in steps.iter().zip(&slots) {
+            // SAFETY: image i belongs to this task alone; each layer's step runs it once.
+            let out = unsafe { slots.get(i) };
+            unsafe { step.run(i, x, Some(&mut *out)) };
+            x = out;
+        }
+    });
+}
+
+/// The backward counterpart of [`forward_run`]: `dout` is dL/d(output of the last
+/// layer); `grads[j]` receives dL/d(input of layer j) (`shapes[j]` per image), except the
+/// first layer's when not `first_input_grad`. Then each layer adds up its per-image
+/// parameter-gradient terms in image order.
+fn backward_run(
+    layers: &mut [Box<dyn Layer>],
+    dout: &Tensor,
+    grads: &mut [Tensor],
+    shapes: &[&[usize]],
+    first_input_grad: bool,
+) {
+    let n = dout.batch();
+    let dout_len = dout.len() / n.max(1);
+    let mut slots = Vec::with_capacity(layers.len());
+    for (j, (grad, shape)) in grads.iter_mut().zip(shapes).enumerate() {
+        if j == 0 && !first_input_grad {
+            slots.push(None);
+            continue;
+        }
+        let mut full = vec![n];
+        full.extend_from_slice(shape);
+        crate::layers::recycle(grad, &full, false);
+        slots.push(Some(Slots::new(grad.data_mut(), shape.iter().product())));
+    }
+    {
+        let steps: Vec<Box<dyn ImageStep + '_>> = layers
+            .iter_mut()
+            .zip(&slots)
+            .map(|(l, s)| {
+                l.image_wise()
+                    .expect("an image-wise stretch")
+                    .backward_images(s.is_some())
+            })
+            .collect();
+        (0..n).into_par_iter().for_each(|i| {
+            let mut d = &dout.data()[i * dout_len..(i + 1) * dout_len];
+            for (step, slots) in steps.iter().zip(&slots).rev() {
+                // SAFETY: image i belongs to this task alone; each step runs it once.
+                let dinp = slots.as_ref().map(|s| unsafe { s.get(i) });
+                match dinp {
+                    Some(dinp) => {
+                        unsafe { step.run(i, d, Some(&mut *dinp)) };
+                        d = dinp;
+                    }
+                    None => unsafe { step.run(i, d, None) },
+                }
+            }
+        });
+    }
+    for layer in layers {
+        layer
+            .image_wise()
+            .expect("an image-wise stretch")
+            .finish_backward();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +549,58 @@ mod tests {
             (std / want - 1.0).abs() < 0.05,
             "no pool: std {std}, want {want}"
         );
+    }
+
+    /// Sequential carries each image through a stretch of image-wise layers in one task;
+    /// calling the layers one by one (each over the whole batch) must give the same
+    /// outputs and gradients, bit for bit, with a non-image-wise layer in between.
+    #[test]
+    fn image_wise_stretches_equal_layer_by_layer_passes() {
+        let spec = "Conv2d(2, 4, 3) -> ReLU() -> MaxPool2d(2) -> Conv2d(4, 3, 2) -> ReLU() \
+                    -> Flatten() -> LazyLinear(6) -> ReLU() -> LazyLinear(5)";
+        let build = || crate::spec::build(spec, &[2, 11, 13], 7).unwrap();
+        let (mut net, mut by_layer) = (build(), build());
+        let mut rng = Rng::new(8);
+        let n = 5;
+        let x = Tensor::from_vec(
+            &[n, 2, 11, 13],
+            (0..n * 2 * 11 * 13).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
+        let out = net.forward(&x, Mode::Train).unwrap();
+        let dout = Tensor::from_vec(
+            out.shape(),
+            (0..out.len()).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
+        net.zero_grad();
+        let dinp = net.backward(&dout);
+
+        by_layer.zero_grad();
+        let mut y = x.clone();
+        for layer in by_layer.layers_mut() {
+            y = layer.forward(&y, Mode::Train);
+        }
+        let mut d = dout.clone();
+        for layer in by_layer.layers_mut().iter_mut().rev() {
+            d = layer.backward(&d);
+        }
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out), bits(&y));
+        assert_eq!(dinp.shape(), d.shape());
+        assert_eq!(bits(&dinp), bits(&d));
+        let grads = |net: &Sequential| {
+            net.named_params()
+                .iter()
+                .map(|(name, p)| (name.clone(), bits(&p.grad)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(grads(&net), grads(&by_layer));
+        // The training path (no input gradient) gives the same parameter gradients.
+        net.zero_grad();
+        net.forward(&x, Mode::Train).unwrap();
+        net.backward_params(&dout);
+        assert_eq!(grads(&net), grads(&by_layer));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::image_wise::{self, ImageStep, ImageWise, Slots};
 use super::{
     BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, Size2, checked_param_count,
     pair,
@@ -107,184 +108,90 @@ impl Conv2d {
             .expect("Conv2d used before Sequential built it")
     }
 
-    /// The forward pass; `keep` saves what backward needs (the columns in Train mode,
-    /// else the input).
-    fn forward_impl(&mut self, inp: &Tensor, mode: Mode, keep: bool, out: &mut Tensor) {
+    /// Whether backward computes each image's weight-gradient term as its transpose
+    /// (C·kh·kw × OC), which fits the micro-kernel's tile better for a first layer's
+    /// small weight.
+    fn transposed_dw(&self) -> bool {
+        let g = self.geom();
+        let (ckk, oc) = (g.col_rows(), self.out_channels);
+        oc * ckk <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk)
+    }
+}
+
+impl ImageWise for Conv2d {
+    fn output_len(&self) -> usize {
+        self.out_channels * self.geom().col_cols()
+    }
+
+    fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_> {
         let g = *self.geom();
-        let n = inp.batch();
-        debug_assert_eq!(inp.shape(), &[n, g.c, g.h, g.w]);
-        let oc = self.out_channels;
-        let (ckk, p) = (g.col_rows(), g.col_cols());
-        let (col_len, out_len, in_len) = (g.col_len(), oc * p, g.image_len());
-        super::recycle(out, &[n, oc, g.oh, g.ow], false);
+        let (col_len, in_len) = (g.col_len(), g.image_len());
         // The weight is packed once and shared by every image's product.
+        let weight = self.weight.as_ref().expect("built");
         self.packed_w.pack(MatRef::new(
-            self.weight.as_ref().expect("built").value.data(),
-            oc,
-            ckk,
+            weight.value.data(),
+            self.out_channels,
+            g.col_rows(),
         ));
-        let packed_w = &self.packed_w;
-        let bias = self.bias.as_ref().map(|b| b.value.data());
-        // out_n (OC × P) = bias (broadcast over positions) + weight (OC × C·kh·kw) · col_n.
-        let conv_one = |out_n: &mut [f32], col_n: &mut [f32], inp_n: &[f32]| {
-            im2col(&g, inp_n, col_n);
-            if let Some(b) = bias {
-                for (row, &bv) in out_n.chunks_exact_mut(p).zip(b) {
-                    row.fill(bv);
-                }
-            }
-            let beta = if bias.is_some() { 1.0 } else { 0.0 };
-            gemm_packed_a(1.0, packed_w, MatRef::new(col_n, ckk, p), beta, out_n, p);
-        };
         // Training keeps the columns for backward while they fit in about a core's L2
         // cache; past that, backward recomputes them image by image from the input
         // (cheaper than reading them back from memory: measured, book-relu at
-        // mini-batch 10 vs 64).
-        if mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES {
-            // Keep every image's columns for backward.
-            self.saved_inp.clear();
-            self.cols.resize(n * col_len, 0.0);
-            self.batch = n;
-            out.data_mut()
-                .par_chunks_mut(out_len)
-                .zip(self.cols.par_chunks_mut(col_len))
-                .zip(inp.data().par_chunks(in_len))
-                .for_each(|((out_n, col_n), inp_n)| conv_one(out_n, col_n, inp_n));
-        } else {
-            // Otherwise only the input is kept (backward recomputes the columns from
-            // it), nothing at all for inference: one scratch column buffer per thread.
-            self.cols.clear();
-            self.saved_inp.clear();
-            if keep {
-                self.saved_inp.extend_from_slice(inp.data());
-            }
-            self.batch = n;
-            out.data_mut()
-                .par_chunks_mut(out_len)
-                .zip(inp.data().par_chunks(in_len))
-                .for_each(|(out_n, inp_n)| {
-                    SCRATCH.with(|cell| {
-                        let mut col = cell.borrow_mut();
-                        if col.len() < col_len {
-                            col.resize(col_len, 0.0);
-                        }
-                        conv_one(out_n, &mut col[..col_len], inp_n);
-                    })
-                });
-        }
+        // mini-batch 10 vs 64). Inference keeps nothing.
+        let keep_cols = mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES;
+        self.cols
+            .resize(if keep_cols { n * col_len } else { 0 }, 0.0);
+        let keep_inp = keep && !keep_cols;
+        self.saved_inp
+            .resize(if keep_inp { n * in_len } else { 0 }, 0.0);
+        self.batch = n;
+        Box::new(ConvForward {
+            g,
+            packed_w: &self.packed_w,
+            bias: self.bias.as_ref().map(|b| b.value.data()),
+            cols: keep_cols.then(|| Slots::new(&mut self.cols, col_len)),
+            saved_inp: keep_inp.then(|| Slots::new(&mut self.saved_inp, in_len)),
+        })
     }
 
-    /// Adds dL/dweight and dL/dbias for the last forward; writes dL/dinput into `dinp`
-    /// when given.
-    ///
-    /// Every image is handled by one task (in parallel): its weight-gradient term
-    /// dout_n (OC × P) · col_nᵀ (P × C·kh·kw) goes to its own slot, then the slots are
-    /// added to the gradient in image order, element by element; so the sums are the
-    /// same whatever the thread count.
-    fn backward_impl(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
+    fn backward_images(&mut self, need_input_grad: bool) -> Box<dyn ImageStep + '_> {
         let g = *self.geom();
         let n = self.batch;
-        let oc = self.out_channels;
-        let (ckk, p) = (g.col_rows(), g.col_cols());
-        debug_assert_eq!(dout.shape(), &[n, oc, g.oh, g.ow]);
-        let (col_len, out_len, in_len) = (g.col_len(), oc * p, g.image_len());
+        let (oc, ckk) = (self.out_channels, g.col_rows());
+        let (col_len, in_len) = (g.col_len(), g.image_len());
         // After a Train forward the columns are kept; after an Eval one, the input.
         let have_cols = self.cols.len() == n * col_len;
         assert!(
             have_cols || self.saved_inp.len() == n * in_len,
             "Conv2d::backward needs a forward first"
         );
-        let wlen = oc * ckk;
-        let has_bias = self.bias.is_some();
-        let transposed_dw = wlen <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk);
-        self.dw_parts.resize(n * wlen, 0.0);
+        let transposed_dw = self.transposed_dw();
+        self.dw_parts.resize(n * oc * ckk, 0.0);
         self.db_parts.resize(n * oc, 0.0);
-        let weight = self.weight.as_mut().expect("built");
         // dcol_n = weightᵀ (C·kh·kw × OC) · dout_n (OC × P): weightᵀ packed once.
-        let need_dinp = dinp.is_some();
-        if need_dinp {
+        if need_input_grad {
+            let weight = self.weight.as_ref().expect("built");
             self.packed_wt
                 .pack(MatRef::new(weight.value.data(), oc, ckk).t());
         }
-        let packed_wt = &self.packed_wt;
-        let mut dinp = dinp;
-        if let Some(d) = dinp.as_deref_mut() {
-            super::recycle(d, &[n, g.c, g.h, g.w], false);
-        }
-        let (cols, saved_inp) = (SyncPtr(self.cols.as_mut_ptr()), &self.saved_inp);
-        let one = |i: usize, dw_n: &mut [f32], db_n: &mut [f32], dinp_n: Option<&mut [f32]>| {
-            let dout_n = &dout.data()[i * out_len..(i + 1) * out_len];
-            let work = |col_n: &mut [f32]| {
-                // forward: out[o, p] = bias[o] + Σ_k weight[o, k] · col[k, p], so
-                // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), computed as its
-                // transpose when that shape fits the micro-kernel's tile better.
-                if transposed_dw {
-                    gemm_ldc(
-                        1.0,
-                        MatRef::new(col_n, ckk, p),
-                        MatRef::new(dout_n, oc, p).t(),
-                        0.0,
-                        dw_n,
-                        oc,
-                    );
-                } else {
-                    gemm_ldc(
-                        1.0,
-                        MatRef::new(dout_n, oc, p),
-                        MatRef::new(col_n, ckk, p).t(),
-                        0.0,
-                        dw_n,
-                        ckk,
-                    );
-                }
-                if has_bias {
-                    for (d, row) in db_n.iter_mut().zip(dout_n.chunks_exact(p)) {
-                        *d = sum_lanes(row);
-                    }
-                }
-                if let Some(dinp_n) = dinp_n {
-                    // The columns are no longer needed, so they hold dcol.
-                    gemm_packed_a(1.0, packed_wt, MatRef::new(dout_n, oc, p), 0.0, col_n, p);
-                    dinp_n.fill(0.0);
-                    col2im(&g, col_n, dinp_n);
-                }
-            };
-            if have_cols {
-                // SAFETY: image i's columns, disjoint from every other task's.
-                let col_n =
-                    unsafe { std::slice::from_raw_parts_mut(cols.get().add(i * col_len), col_len) };
-                work(col_n);
-            } else {
-                SCRATCH.with(|cell| {
-                    let mut col = cell.borrow_mut();
-                    if col.len() < col_len {
-                        col.resize(col_len, 0.0);
-                    }
-                    im2col(
-                        &g,
-                        &saved_inp[i * in_len..(i + 1) * in_len],
-                        &mut col[..col_len],
-                    );
-                    work(&mut col[..col_len]);
-                })
-            }
-        };
-        match dinp {
-            Some(dinp) => dinp
-                .data_mut()
-                .par_chunks_mut(in_len)
-                .zip(self.dw_parts.par_chunks_mut(wlen))
-                .zip(self.db_parts.par_chunks_mut(oc))
-                .enumerate()
-                .for_each(|(i, ((dinp_n, dw_n), db_n))| one(i, dw_n, db_n, Some(dinp_n))),
-            None => self
-                .dw_parts
-                .par_chunks_mut(wlen)
-                .zip(self.db_parts.par_chunks_mut(oc))
-                .enumerate()
-                .for_each(|(i, (dw_n, db_n))| one(i, dw_n, db_n, None)),
-        }
-        // grad[e] += Σ_n part_n[e], n in order: parallel over e, never over n.
+        Box::new(ConvBackward {
+            g,
+            oc,
+            transposed_dw,
+            has_bias: self.bias.is_some(),
+            packed_wt: &self.packed_wt,
+            cols: have_cols.then(|| Slots::new(&mut self.cols, col_len)),
+            saved_inp: &self.saved_inp,
+            dw_parts: Slots::new(&mut self.dw_parts, oc * ckk),
+            db_parts: Slots::new(&mut self.db_parts, oc),
+        })
+    }
+
+    /// grad[e] += Σ_n part_n[e], n in order: parallel over e, never over n.
+    fn finish_backward(&mut self) {
+        let (n, oc, ckk) = (self.batch, self.out_channels, self.geom().col_rows());
+        let wlen = oc * ckk;
+        let transposed_dw = self.transposed_dw();
+        let weight = self.weight.as_mut().expect("built");
         if transposed_dw {
             // Small weights only (a first layer's): the parts are C·kh·kw × OC.
             let grad = weight.grad.data_mut();
@@ -302,6 +209,124 @@ impl Conv2d {
             add_parts_in_order(bias.grad.data_mut(), &self.db_parts, n);
         }
     }
+}
+
+/// One image's forward: out (OC × P) = bias (broadcast over positions) + weight
+/// (OC × C·kh·kw) · col (C·kh·kw × P).
+struct ConvForward<'a> {
+    g: ConvGeom,
+    packed_w: &'a PackedA,
+    bias: Option<&'a [f32]>,
+    /// Where each image's columns are kept for backward (Train, when they fit) …
+    cols: Option<Slots<'a, f32>>,
+    /// … or a copy of its input, from which backward recomputes them.
+    saved_inp: Option<Slots<'a, f32>>,
+}
+
+impl ImageStep for ConvForward<'_> {
+    unsafe fn run(&self, i: usize, inp: &[f32], out: Option<&mut [f32]>) {
+        let out = out.expect("a forward step has an output");
+        let g = &self.g;
+        let (ckk, p) = (g.col_rows(), g.col_cols());
+        if let Some(saved) = &self.saved_inp {
+            // SAFETY: image i is this call's alone (the trait's contract).
+            unsafe { saved.get(i) }.copy_from_slice(inp);
+        }
+        let mut conv = |col: &mut [f32]| {
+            im2col(g, inp, col);
+            if let Some(b) = self.bias {
+                for (row, &bv) in out.chunks_exact_mut(p).zip(b) {
+                    row.fill(bv);
+                }
+            }
+            let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
+            gemm_packed_a(1.0, self.packed_w, MatRef::new(col, ckk, p), beta, out, p);
+        };
+        match &self.cols {
+            // SAFETY: as above.
+            Some(cols) => conv(unsafe { cols.get(i) }),
+            None => with_scratch(g.col_len(), conv),
+        }
+    }
+}
+
+/// One image's backward: its weight- and bias-gradient terms into its own slots, and
+/// dL/d(input) when asked for.
+struct ConvBackward<'a> {
+    g: ConvGeom,
+    oc: usize,
+    transposed_dw: bool,
+    has_bias: bool,
+    packed_wt: &'a PackedA,
+    cols: Option<Slots<'a, f32>>,
+    saved_inp: &'a [f32],
+    dw_parts: Slots<'a, f32>,
+    db_parts: Slots<'a, f32>,
+}
+
+impl ImageStep for ConvBackward<'_> {
+    unsafe fn run(&self, i: usize, dout: &[f32], dinp: Option<&mut [f32]>) {
+        let g = &self.g;
+        let (oc, ckk, p) = (self.oc, g.col_rows(), g.col_cols());
+        // SAFETY: image i is this call's alone (the trait's contract).
+        let (dw, db) = unsafe { (self.dw_parts.get(i), self.db_parts.get(i)) };
+        let work = |col: &mut [f32]| {
+            // forward: out[o, p] = bias[o] + Σ_k weight[o, k] · col[k, p], so
+            // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), computed as its
+            // transpose when that shape fits the micro-kernel's tile better.
+            if self.transposed_dw {
+                gemm_ldc(
+                    1.0,
+                    MatRef::new(col, ckk, p),
+                    MatRef::new(dout, oc, p).t(),
+                    0.0,
+                    dw,
+                    oc,
+                );
+            } else {
+                gemm_ldc(
+                    1.0,
+                    MatRef::new(dout, oc, p),
+                    MatRef::new(col, ckk, p).t(),
+                    0.0,
+                    dw,
+                    ckk,
+                );
+            }
+            if self.has_bias {
+                for (d, row) in db.iter_mut().zip(dout.chunks_exact(p)) {
+                    *d = sum_lanes(row);
+                }
+            }
+            if let Some(dinp) = dinp {
+                // The columns are no longer needed, so they hold dcol.
+                gemm_packed_a(1.0, self.packed_wt, MatRef::new(dout, oc, p), 0.0, col, p);
+                dinp.fill(0.0);
+                col2im(g, col, dinp);
+            }
+        };
+        match &self.cols {
+            // SAFETY: as above.
+            Some(cols) => work(unsafe { cols.get(i) }),
+            None => with_scratch(g.col_len(), |col| {
+                let in_len = g.image_len();
+                im2col(g, &self.saved_inp[i * in_len..(i + 1) * in_len], col);
+                work(col)
+            }),
+        }
+    }
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` values (one image's columns when
+/// they are not kept).
+fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
+    SCRATCH.with(|cell| {
+        let mut col = cell.borrow_mut();
+        if col.len() < len {
+            col.resize(len, 0.0);
+        }
+        f(&mut col[..len])
+    })
 }
 
 /// The sum of `v` in a fixed order that vectorises: eight running sums (element i
@@ -359,20 +384,6 @@ pub(crate) fn add_parts_in_order(acc: &mut [f32], parts: &[f32], n: usize) {
 
 /// Largest im2col buffer a Train forward keeps for backward (bytes).
 const KEEP_COLS_BYTES: usize = 2 << 20;
-
-/// A pointer handed to parallel tasks that each touch their own disjoint part.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: only used for disjoint per-image slices within one parallel loop.
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    /// The pointer (a method, so that closures capture the whole Send wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 thread_local! {
     /// im2col columns of one image in Eval mode.
@@ -505,25 +516,34 @@ impl Layer for Conv2d {
     }
 
     fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
-        self.forward_impl(inp, mode, true, out);
+        let (g, oc) = (*self.geom(), self.out_channels);
+        debug_assert_eq!(&inp.shape()[1..], &[g.c, g.h, g.w]);
+        image_wise::forward_batch(self, inp, out, &[oc, g.oh, g.ow], mode, true);
     }
 
     fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
-        self.forward_impl(inp, Mode::Eval, false, out);
+        let (g, oc) = (*self.geom(), self.out_channels);
+        image_wise::forward_batch(self, inp, out, &[oc, g.oh, g.ow], Mode::Eval, false);
     }
 
     fn backward(&mut self, dout: &Tensor) -> Tensor {
         let mut dinp = Tensor::default();
-        self.backward_impl(dout, Some(&mut dinp));
+        self.backward_into(dout, &mut dinp);
         dinp
     }
 
     fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
-        self.backward_impl(dout, Some(dinp));
+        let g = *self.geom();
+        image_wise::backward_batch(self, dout, Some(dinp), &[g.c, g.h, g.w]);
     }
 
     fn backward_params(&mut self, dout: &Tensor) {
-        self.backward_impl(dout, None);
+        let g = *self.geom();
+        image_wise::backward_batch(self, dout, None, &[g.c, g.h, g.w]);
+    }
+
+    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+        Some(self)
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {

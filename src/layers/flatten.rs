@@ -2,6 +2,7 @@
 //! in PyTorch after `nn.Flatten()` means the same here. PyTorch: `nn.Flatten()`
 //! (start_dim=1, end_dim=-1). The data does not move; only the shape changes.
 
+use super::image_wise::{ImageStep, ImageWise};
 use super::{BuildContext, Layer, Mode, ShapeStep};
 use crate::tensor::Tensor;
 
@@ -66,6 +67,35 @@ impl Layer for Flatten {
             dinp.data_mut().copy_from_slice(dout.data());
         } else {
             *dinp = self.backward(dout);
+        }
+    }
+
+    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+        Some(self)
+    }
+}
+
+/// Per image, flattening is a copy (the layout is already C, H, W row-major).
+impl ImageWise for Flatten {
+    fn output_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn forward_images(&mut self, _n: usize, _mode: Mode, _keep: bool) -> Box<dyn ImageStep + '_> {
+        Box::new(CopyStep)
+    }
+
+    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+        Box::new(CopyStep)
+    }
+}
+
+struct CopyStep;
+
+impl ImageStep for CopyStep {
+    unsafe fn run(&self, _i: usize, src: &[f32], dst: Option<&mut [f32]>) {
+        if let Some(dst) = dst {
+            dst.copy_from_slice(src);
         }
     }
 }

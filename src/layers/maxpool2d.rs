@@ -5,8 +5,7 @@
 //! ceil_mode). Padding counts as −∞. Backward sends each output gradient to the input
 //! position remembered in `argmax`.
 
-use rayon::prelude::*;
-
+use super::image_wise::{self, ImageStep, ImageWise, Slots};
 use super::{BuildContext, Layer, Mode, ShapeStep, Size2, pair};
 use crate::kernels::pool::{PoolGeom, maxpool_backward, maxpool_forward};
 use crate::shape::{explain_hw, window_out};
@@ -22,7 +21,6 @@ pub struct MaxPool2d {
     geom: Option<(usize, PoolGeom)>,
     /// Per output element, the winning input index within its plane.
     argmax: Vec<u32>,
-    batch: usize,
 }
 
 impl MaxPool2d {
@@ -35,7 +33,6 @@ impl MaxPool2d {
             ceil_mode: false,
             geom: None,
             argmax: Vec::new(),
-            batch: 0,
         }
     }
 
@@ -173,43 +170,90 @@ impl Layer for MaxPool2d {
         dinp
     }
 
-    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
+    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
         let (c, g) = self
             .geom
             .expect("MaxPool2d used before Sequential built it");
-        let n = inp.batch();
-        debug_assert_eq!(inp.shape(), &[n, c, g.h, g.w]);
-        super::recycle(out, &[n, c, g.oh, g.ow], false);
-        self.argmax.resize(n * c * g.oh * g.ow, 0);
-        self.batch = n;
-        // Tasks of whole images' planes: enough work each to be worth a thread.
-        let (ip, op) = (g.h * g.w, g.oh * g.ow);
-        let per = (4096 / ip.max(1)).max(1);
-        out.data_mut()
-            .par_chunks_mut(op * per)
-            .zip(self.argmax.par_chunks_mut(op * per))
-            .zip(inp.data().par_chunks(ip * per))
-            .for_each(|((o, a), i)| {
-                for ((o, a), i) in o.chunks_mut(op).zip(a.chunks_mut(op)).zip(i.chunks(ip)) {
-                    maxpool_forward(&g, i, o, a);
-                }
-            });
+        debug_assert_eq!(&inp.shape()[1..], &[c, g.h, g.w]);
+        image_wise::forward_batch(self, inp, out, &[c, g.oh, g.ow], mode, true);
     }
 
     fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
         let (c, g) = self.geom.expect("built");
-        super::recycle(dinp, &[self.batch, c, g.h, g.w], false);
-        let (ip, op) = (g.h * g.w, g.oh * g.ow);
-        let per = (4096 / ip.max(1)).max(1);
-        dinp.data_mut()
-            .par_chunks_mut(ip * per)
-            .zip(self.argmax.par_chunks(op * per))
-            .zip(dout.data().par_chunks(op * per))
-            .for_each(|((di, a), d)| {
-                di.fill(0.0);
-                for ((di, a), d) in di.chunks_mut(ip).zip(a.chunks(op)).zip(d.chunks(op)) {
-                    maxpool_backward(d, a, di);
-                }
-            });
+        image_wise::backward_batch(self, dout, Some(dinp), &[c, g.h, g.w]);
+    }
+
+    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+        Some(self)
+    }
+}
+
+impl ImageWise for MaxPool2d {
+    fn output_len(&self) -> usize {
+        let (c, g) = self.geom.expect("built");
+        c * g.oh * g.ow
+    }
+
+    /// The argmax is kept even for inference: the kernel writes it as it scans.
+    fn forward_images(&mut self, n: usize, _mode: Mode, _keep: bool) -> Box<dyn ImageStep + '_> {
+        let (c, g) = self.geom.expect("built");
+        let len = c * g.oh * g.ow;
+        self.argmax.resize(n * len, 0);
+        Box::new(MaxPoolForward {
+            g,
+            argmax: Slots::new(&mut self.argmax, len),
+        })
+    }
+
+    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+        let (c, g) = self.geom.expect("built");
+        Box::new(MaxPoolBackward {
+            g,
+            argmax: &self.argmax,
+            len: c * g.oh * g.ow,
+        })
+    }
+}
+
+struct MaxPoolForward<'a> {
+    g: PoolGeom,
+    argmax: Slots<'a, u32>,
+}
+
+impl ImageStep for MaxPoolForward<'_> {
+    unsafe fn run(&self, i: usize, inp: &[f32], out: Option<&mut [f32]>) {
+        let out = out.expect("a forward step has an output");
+        // SAFETY: image i is this call's alone (the trait's contract).
+        let argmax = unsafe { self.argmax.get(i) };
+        let (ip, op) = (self.g.h * self.g.w, self.g.oh * self.g.ow);
+        for ((o, a), i) in out
+            .chunks_mut(op)
+            .zip(argmax.chunks_mut(op))
+            .zip(inp.chunks(ip))
+        {
+            maxpool_forward(&self.g, i, o, a);
+        }
+    }
+}
+
+struct MaxPoolBackward<'a> {
+    g: PoolGeom,
+    argmax: &'a [u32],
+    len: usize,
+}
+
+impl ImageStep for MaxPoolBackward<'_> {
+    unsafe fn run(&self, i: usize, dout: &[f32], dinp: Option<&mut [f32]>) {
+        let Some(dinp) = dinp else { return };
+        let argmax = &self.argmax[i * self.len..(i + 1) * self.len];
+        let (ip, op) = (self.g.h * self.g.w, self.g.oh * self.g.ow);
+        dinp.fill(0.0);
+        for ((di, a), d) in dinp
+            .chunks_mut(ip)
+            .zip(argmax.chunks(op))
+            .zip(dout.chunks(op))
+        {
+            maxpool_backward(d, a, di);
+        }
     }
 }

@@ -10,6 +10,7 @@ mod avgpool2d;
 mod conv2d;
 mod dropout;
 mod flatten;
+mod image_wise;
 mod linear;
 mod maxpool2d;
 mod relu;
@@ -21,6 +22,8 @@ pub use avgpool2d::AvgPool2d;
 pub use conv2d::{Conv2d, LazyConv2d};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub(crate) use image_wise::Slots;
+pub use image_wise::{ImageStep, ImageWise};
 pub use linear::{LazyLinear, Linear};
 pub use maxpool2d::MaxPool2d;
 pub use relu::ReLU;
@@ -206,6 +209,13 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
         Vec::new()
+    }
+
+    /// The layer's per-image steps, when it treats every image on its own (see
+    /// [`ImageWise`]): [`crate::Sequential`] then runs it image by image together with
+    /// its image-wise neighbours.
+    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+        None
     }
 
     /// The random generator a layer draws from while training (dropout masks), so a

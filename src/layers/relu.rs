@@ -1,8 +1,7 @@
 //! ReLU: max(0, x), elementwise. PyTorch: `nn.ReLU()`. Any shape in, the same shape out.
 //! Backward passes the gradient where the output is positive (0 at x = 0, as PyTorch).
 
-use rayon::prelude::*;
-
+use super::image_wise::{self, ImageStep, ImageWise, Slots};
 use super::{BuildContext, Layer, Mode, ShapeStep, passthrough};
 use crate::tensor::Tensor;
 
@@ -11,10 +10,9 @@ use crate::tensor::Tensor;
 pub struct ReLU {
     /// 1 where the last forward's output was positive (where the gradient passes).
     mask: Vec<u8>,
+    /// Values per image in the last forward.
+    len: usize,
 }
-
-/// Elements per parallel task.
-const CHUNK: usize = 16 * 1024;
 
 impl ReLU {
     pub fn new() -> Self {
@@ -32,6 +30,7 @@ impl Layer for ReLU {
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
+        self.len = ctx.input.iter().product();
         Ok(passthrough(ctx.input))
     }
 
@@ -47,48 +46,88 @@ impl Layer for ReLU {
         dinp
     }
 
-    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
-        super::recycle(out, inp.shape(), false);
-        self.mask.resize(inp.len(), 0);
-        out.data_mut()
-            .par_chunks_mut(CHUNK)
-            .zip(self.mask.par_chunks_mut(CHUNK))
-            .zip(inp.data().par_chunks(CHUNK))
-            .for_each(|((o, m), i)| {
-                for ((o, m), &x) in o.iter_mut().zip(m.iter_mut()).zip(i) {
-                    // NaN stays NaN, as torch.relu does.
-                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
-                    *m = u8::from(x > 0.0);
-                }
-            });
+    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+        self.len = inp.len() / inp.batch().max(1);
+        let shape = inp.shape()[1..].to_vec();
+        image_wise::forward_batch(self, inp, out, &shape, mode, true);
     }
 
     /// Inference keeps no mask for backward: just the values.
     fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
-        super::recycle(out, inp.shape(), false);
-        out.data_mut()
-            .par_chunks_mut(CHUNK)
-            .zip(inp.data().par_chunks(CHUNK))
-            .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    // NaN stays NaN, as torch.relu does.
-                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
-                }
-            });
+        self.len = inp.len() / inp.batch().max(1);
+        let shape = inp.shape()[1..].to_vec();
+        image_wise::forward_batch(self, inp, out, &shape, Mode::Eval, false);
     }
 
     fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
-        // forward: out = max(0, inp); dinp = dout · [out > 0]
-        debug_assert_eq!(dout.len(), self.mask.len());
-        super::recycle(dinp, dout.shape(), false);
-        dinp.data_mut()
-            .par_chunks_mut(CHUNK)
-            .zip(self.mask.par_chunks(CHUNK))
-            .zip(dout.data().par_chunks(CHUNK))
-            .for_each(|((di, m), d)| {
-                for ((di, &m), &d) in di.iter_mut().zip(m).zip(d) {
-                    *di = if m != 0 { d } else { 0.0 };
+        let shape = dout.shape()[1..].to_vec();
+        image_wise::backward_batch(self, dout, Some(dinp), &shape);
+    }
+
+    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+        Some(self)
+    }
+}
+
+impl ImageWise for ReLU {
+    fn output_len(&self) -> usize {
+        self.len
+    }
+
+    fn forward_images(&mut self, n: usize, _mode: Mode, keep: bool) -> Box<dyn ImageStep + '_> {
+        let len = self.len;
+        self.mask.resize(if keep { n * len } else { 0 }, 0);
+        Box::new(ReluForward {
+            mask: keep.then(|| Slots::new(&mut self.mask, len)),
+        })
+    }
+
+    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+        Box::new(ReluBackward {
+            mask: &self.mask,
+            len: self.len,
+        })
+    }
+}
+
+struct ReluForward<'a> {
+    mask: Option<Slots<'a, u8>>,
+}
+
+impl ImageStep for ReluForward<'_> {
+    unsafe fn run(&self, i: usize, inp: &[f32], out: Option<&mut [f32]>) {
+        let out = out.expect("a forward step has an output");
+        match &self.mask {
+            Some(mask) => {
+                // SAFETY: image i is this call's alone (the trait's contract).
+                let mask = unsafe { mask.get(i) };
+                for ((o, m), &x) in out.iter_mut().zip(mask.iter_mut()).zip(inp) {
+                    // NaN stays NaN, as torch.relu does.
+                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
+                    *m = u8::from(x > 0.0);
                 }
-            });
+            }
+            None => {
+                for (o, &x) in out.iter_mut().zip(inp) {
+                    *o = if x > 0.0 || x.is_nan() { x } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+struct ReluBackward<'a> {
+    mask: &'a [u8],
+    len: usize,
+}
+
+impl ImageStep for ReluBackward<'_> {
+    unsafe fn run(&self, i: usize, dout: &[f32], dinp: Option<&mut [f32]>) {
+        // forward: out = max(0, inp); dinp = dout · [inp > 0]
+        let Some(dinp) = dinp else { return };
+        let mask = &self.mask[i * self.len..(i + 1) * self.len];
+        for ((di, &m), &d) in dinp.iter_mut().zip(mask).zip(dout) {
+            *di = if m != 0 { d } else { 0.0 };
+        }
     }
 }

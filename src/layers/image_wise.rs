@@ -1,0 +1,153 @@
+//! Layers that treat every image of a batch on its own (convolution, pooling, the
+//! activations, Flatten) expose a per-image step, so that [`crate::Sequential`] can carry
+//! each image through a whole stretch of them — conv → ReLU → pool → conv → … — in one
+//! parallel task, instead of meeting the other threads after every layer.
+//!
+//! Why: the book's networks are small. At mini-batch 10 a layer's share of the batch is
+//! tens of microseconds of work, so a thread barrier per layer and per pass costs a
+//! noticeable part of a step, and an image's activations, which fit in a core's cache,
+//! went out to memory between layers. One region per stretch removes both (measured in
+//! BENCHMARKS.md).
+//!
+//! Every per-image step is the same computation in either schedule, and what is summed
+//! over images (parameter gradients) is summed afterwards in image order, so results do
+//! not depend on the schedule or the thread count.
+
+use std::marker::PhantomData;
+
+use rayon::prelude::*;
+
+use super::Mode;
+
+/// A layer whose forward and backward passes are independent per image.
+pub trait ImageWise {
+    /// Readies a forward pass over `n` images (sizing the per-image state, packing
+    /// weights) and returns the step for one image. `keep`: save what backward needs.
+    fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_>;
+
+    /// Readies the backward pass of the last forward and returns the step for one image:
+    /// dL/d(output) in, dL/d(input) out (when asked for), parameter-gradient terms kept
+    /// per image until [`ImageWise::finish_backward`].
+    fn backward_images(&mut self, need_input_grad: bool) -> Box<dyn ImageStep + '_>;
+
+    /// Adds the per-image parameter-gradient terms of the last backward into the
+    /// gradients, in image order (so the sums do not depend on the thread count).
+    fn finish_backward(&mut self) {}
+
+    /// Values per image of the output (forward) — the size of `dst` in a forward step.
+    fn output_len(&self) -> usize;
+}
+
+/// One image's share of a pass: `src` (the image's input, or its output gradient) to
+/// `dst` (its output, or its input gradient; `None` when no input gradient is wanted).
+pub trait ImageStep: Sync {
+    /// # Safety
+    /// Image `i` must not be in any other call at the same time: the step writes image
+    /// `i`'s slot of the layer's per-image state without a lock. Each `i < n` is run at
+    /// most once per pass.
+    unsafe fn run(&self, i: usize, src: &[f32], dst: Option<&mut [f32]>);
+}
+
+/// Disjoint per-image slots of one mutable buffer (`n` slots of `len` values), handed
+/// to parallel tasks that each touch only their own image's slot.
+pub(crate) struct Slots<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    n: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a Slots only gives out one image's slot per call, under `get`'s contract.
+unsafe impl<T: Send> Send for Slots<'_, T> {}
+unsafe impl<T: Send> Sync for Slots<'_, T> {}
+
+impl<'a, T> Slots<'a, T> {
+    /// Slots of `len` values over `buf` (whose length is a multiple of `len`).
+    pub(crate) fn new(buf: &'a mut [T], len: usize) -> Self {
+        let n = buf.len().checked_div(len).unwrap_or(0);
+        Slots {
+            ptr: buf.as_mut_ptr(),
+            len,
+            n,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Image `i`'s slot.
+    ///
+    /// # Safety
+    /// No other reference to slot `i` may be alive while the returned one is.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get(&self, i: usize) -> &'a mut [T] {
+        assert!(i < self.n, "image {i} of a batch of {}", self.n);
+        // SAFETY: in bounds (checked); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.len), self.len) }
+    }
+}
+
+/// Runs `step` over `n` images of `src` (`src_len` values each) into `dst` (`dst_len`
+/// each, or `None`), images in parallel: a single layer's batch pass.
+pub(crate) fn run_batch(
+    step: &dyn ImageStep,
+    n: usize,
+    src: &[f32],
+    src_len: usize,
+    dst: Option<&mut [f32]>,
+    dst_len: usize,
+) {
+    debug_assert!(src.len() >= n * src_len);
+    let dst = dst.map(|d| Slots::new(d, dst_len));
+    (0..n).into_par_iter().for_each(|i| {
+        let s = &src[i * src_len..(i + 1) * src_len];
+        // SAFETY: each i is one task, and runs once.
+        unsafe { step.run(i, s, dst.as_ref().map(|d| d.get(i))) }
+    });
+}
+
+/// Implements a layer's batch `forward_into` / `forward_infer` / `backward_into` /
+/// `backward_params` through its [`ImageWise`] steps.
+pub(crate) fn forward_batch(
+    layer: &mut dyn ImageWise,
+    inp: &crate::tensor::Tensor,
+    out: &mut crate::tensor::Tensor,
+    out_shape: &[usize],
+    mode: Mode,
+    keep: bool,
+) {
+    let n = inp.batch();
+    let mut shape = vec![n];
+    shape.extend_from_slice(out_shape);
+    super::recycle(out, &shape, false);
+    let (src_len, dst_len) = (inp.len() / n.max(1), layer.output_len());
+    let step = layer.forward_images(n, mode, keep);
+    run_batch(
+        &*step,
+        n,
+        inp.data(),
+        src_len,
+        Some(out.data_mut()),
+        dst_len,
+    );
+}
+
+/// The backward counterpart of [`forward_batch`]; `dinp` gets `in_shape` per image.
+pub(crate) fn backward_batch(
+    layer: &mut dyn ImageWise,
+    dout: &crate::tensor::Tensor,
+    dinp: Option<&mut crate::tensor::Tensor>,
+    in_shape: &[usize],
+) {
+    let n = dout.batch();
+    let in_len: usize = in_shape.iter().product();
+    let dinp = dinp.map(|d| {
+        let mut shape = vec![n];
+        shape.extend_from_slice(in_shape);
+        super::recycle(d, &shape, false);
+        d.data_mut()
+    });
+    {
+        let step = layer.backward_images(dinp.is_some());
+        run_batch(&*step, n, dout.data(), dout.len() / n.max(1), dinp, in_len);
+    }
+    layer.finish_backward();
+}
