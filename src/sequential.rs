@@ -234,6 +234,7 @@ impl Sequential {
                         &shapes,
                         Mode::Eval,
                         false,
+                        worth_threads(&self.steps[i..end], len),
                     );
                     i = end;
                 } else {
@@ -281,6 +282,7 @@ impl Sequential {
                     &shapes,
                     mode,
                     true,
+                    worth_threads(&self.steps[i..end], x.batch()),
                 );
                 i = end;
             } else {
@@ -337,6 +339,7 @@ impl Sequential {
                     &mut before[start..end],
                     &shapes,
                     start > 0 || input_grad,
+                    worth_threads(&self.steps[start..end], d.batch()),
                 );
                 end = start;
                 continue;
@@ -400,6 +403,17 @@ impl Sequential {
     }
 }
 
+/// Whether a stretch of image-wise layers has enough work over `n` images to share it
+/// between threads: a ReLU between two Linear layers (100 values an image) costs less
+/// than waking a thread.
+fn worth_threads(steps: &[ShapeStep], n: usize) -> bool {
+    let per_image: u64 = steps
+        .iter()
+        .map(|s| s.macs + s.out.iter().product::<usize>() as u64)
+        .sum();
+    per_image.saturating_mul(n as u64) >= 32 * 1024
+}
+
 /// The end of the stretch of image-wise layers that starts at `start` (`start` itself
 /// when that layer is not image-wise).
 fn image_wise_end(layers: &mut [Box<dyn Layer>], start: usize) -> usize {
@@ -428,6 +442,7 @@ fn forward_run(
     shapes: &[&[usize]],
     mode: Mode,
     keep: bool,
+    parallel: bool,
 ) {
     let n = inp.batch();
     let in_len = inp.len() / n.max(1);
@@ -446,7 +461,7 @@ fn forward_run(
                 .forward_images(n, mode, keep)
         })
         .collect();
-    (0..n).into_par_iter().for_each(|i| {
+    let image = |i: usize| {
         let mut x = &inp.data()[i * in_len..(i + 1) * in_len];
         for (step, slots) in steps.iter().zip(&slots) {
             // SAFETY: image i belongs to this task alone; each layer's step runs it once.
@@ -454,7 +469,12 @@ fn forward_run(
             unsafe { step.run(i, x, Some(&mut *out)) };
             x = out;
         }
-    });
+    };
+    if parallel {
+        (0..n).into_par_iter().for_each(image);
+    } else {
+        (0..n).for_each(image);
+    }
 }
 
 /// The backward counterpart of [`forward_run`]: `dout` is dL/d(output of the last
@@ -467,6 +487,7 @@ fn backward_run(
     grads: &mut [Tensor],
     shapes: &[&[usize]],
     first_input_grad: bool,
+    parallel: bool,
 ) {
     let n = dout.batch();
     let dout_len = dout.len() / n.max(1);
@@ -491,7 +512,7 @@ fn backward_run(
                     .backward_images(s.is_some())
             })
             .collect();
-        (0..n).into_par_iter().for_each(|i| {
+        let image = |i: usize| {
             let mut d = &dout.data()[i * dout_len..(i + 1) * dout_len];
             for (step, slots) in steps.iter().zip(&slots).rev() {
                 // SAFETY: image i belongs to this task alone; each step runs it once.
@@ -504,7 +525,12 @@ fn backward_run(
                     None => unsafe { step.run(i, d, None) },
                 }
             }
-        });
+        };
+        if parallel {
+            (0..n).into_par_iter().for_each(image);
+        } else {
+            (0..n).for_each(image);
+        }
     }
     for layer in layers {
         layer

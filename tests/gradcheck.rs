@@ -125,6 +125,14 @@ fn one(input: &[usize], layer: impl Layer + 'static) -> Sequential {
 #[test]
 fn conv2d_gradients() {
     gradcheck("Conv2d plain", one(&[2, 6, 5], Conv2d::new(2, 3, 3)), 2, 1);
+    // One input channel, stride 1, no padding: the direct kernels (output width 17 =
+    // a 16-column block and a tail; 5 filters leave short register blocks).
+    gradcheck(
+        "Conv2d one input channel (direct)",
+        one(&[1, 7, 21], Conv2d::new(1, 5, (3, 5))),
+        2,
+        6,
+    );
     gradcheck(
         "Conv2d stride 2 padding 1, H≠W, tuple kernel",
         one(&[2, 7, 5], Conv2d::new(2, 3, (3, 2)).stride(2).padding(1)),

@@ -4,9 +4,9 @@
 //! position `(oy, ox)`, the input pixel that kernel tap `(ky, kx)` of channel ci sees
 //! there (zero in the padding). Then out (oc, oh·ow) = weight (oc, c·kh·kw) · col.
 //!
-//! Why im2col here: the book's networks have few channels (1 → 20 → 40) and 5×5 kernels,
-//! so the GEMM's inner dimension c·kh·kw (25, 500) is what gives it work; a direct
-//! convolution with 1 input channel would have almost no reuse per load.
+//! Why im2col here: with 20 input channels and 5×5 kernels (the book's second layer) the
+//! GEMM's inner dimension c·kh·kw = 500 gives it work. A first layer with one input
+//! channel (inner dimension 25) is convolved directly instead: see direct_conv.rs.
 
 /// Geometry of one convolution window pass over one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! a plain `*_naive` twin kept as the documented reference; tests compare the two on
 //! awkward sizes. Sizes use llm.c's vocabulary: `n, c, h, w, oc, oh, ow, kh, kw`.
 
+pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;
 pub mod pool;

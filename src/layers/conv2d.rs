@@ -15,6 +15,7 @@ use super::{
     BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, Size2, checked_param_count,
     pair,
 };
+use crate::kernels::direct_conv;
 use crate::kernels::gemm::{MatRef, PackedA, gemm_ldc, gemm_packed_a};
 use crate::kernels::im2col::{ConvGeom, col2im, im2col};
 use crate::shape::{explain_hw, window_out};
@@ -114,7 +115,7 @@ impl Conv2d {
     fn transposed_dw(&self) -> bool {
         let g = self.geom();
         let (ckk, oc) = (g.col_rows(), self.out_channels);
-        oc * ckk <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk)
+        !direct_conv::applies(g) && oc * ckk <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk)
     }
 }
 
@@ -126,18 +127,23 @@ impl ImageWise for Conv2d {
     fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_> {
         let g = *self.geom();
         let (col_len, in_len) = (g.col_len(), g.image_len());
-        // The weight is packed once and shared by every image's product.
         let weight = self.weight.as_ref().expect("built");
-        self.packed_w.pack(MatRef::new(
-            weight.value.data(),
-            self.out_channels,
-            g.col_rows(),
-        ));
+        // A single input channel is convolved directly (kernels/direct_conv.rs says why);
+        // otherwise the weight is packed once and shared by every image's product.
+        let direct = direct_conv::applies(&g);
+        if !direct {
+            self.packed_w.pack(MatRef::new(
+                weight.value.data(),
+                self.out_channels,
+                g.col_rows(),
+            ));
+        }
         // Training keeps the columns for backward while they fit in about a core's L2
         // cache; past that, backward recomputes them image by image from the input
         // (cheaper than reading them back from memory: measured, book-relu at
         // mini-batch 10 vs 64). Inference keeps nothing.
-        let keep_cols = mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES;
+        let keep_cols =
+            !direct && mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES;
         self.cols
             .resize(if keep_cols { n * col_len } else { 0 }, 0.0);
         let keep_inp = keep && !keep_cols;
@@ -146,6 +152,7 @@ impl ImageWise for Conv2d {
         self.batch = n;
         Box::new(ConvForward {
             g,
+            direct: direct.then(|| weight.value.data()),
             packed_w: &self.packed_w,
             bias: self.bias.as_ref().map(|b| b.value.data()),
             cols: keep_cols.then(|| Slots::new(&mut self.cols, col_len)),
@@ -176,6 +183,7 @@ impl ImageWise for Conv2d {
         Box::new(ConvBackward {
             g,
             oc,
+            direct: direct_conv::applies(&g),
             transposed_dw,
             has_bias: self.bias.is_some(),
             packed_wt: &self.packed_wt,
@@ -215,6 +223,8 @@ impl ImageWise for Conv2d {
 /// (OC × C·kh·kw) · col (C·kh·kw × P).
 struct ConvForward<'a> {
     g: ConvGeom,
+    /// The weight, when the convolution is direct (one input channel).
+    direct: Option<&'a [f32]>,
     packed_w: &'a PackedA,
     bias: Option<&'a [f32]>,
     /// Where each image's columns are kept for backward (Train, when they fit) …
@@ -231,6 +241,9 @@ impl ImageStep for ConvForward<'_> {
         if let Some(saved) = &self.saved_inp {
             // SAFETY: image i is this call's alone (the trait's contract).
             unsafe { saved.get(i) }.copy_from_slice(inp);
+        }
+        if let Some(weight) = self.direct {
+            return direct_conv::forward(g, weight, self.bias, inp, out);
         }
         let mut conv = |col: &mut [f32]| {
             im2col(g, inp, col);
@@ -255,6 +268,8 @@ impl ImageStep for ConvForward<'_> {
 struct ConvBackward<'a> {
     g: ConvGeom,
     oc: usize,
+    /// One input channel: the weight gradient comes straight from the saved input.
+    direct: bool,
     transposed_dw: bool,
     has_bias: bool,
     packed_wt: &'a PackedA,
@@ -270,6 +285,24 @@ impl ImageStep for ConvBackward<'_> {
         let (oc, ckk, p) = (self.oc, g.col_rows(), g.col_cols());
         // SAFETY: image i is this call's alone (the trait's contract).
         let (dw, db) = unsafe { (self.dw_parts.get(i), self.db_parts.get(i)) };
+        if self.direct {
+            let in_len = g.image_len();
+            let inp = &self.saved_inp[i * in_len..(i + 1) * in_len];
+            direct_conv::weight_grad(g, inp, dout, dw);
+            if self.has_bias {
+                for (d, row) in db.iter_mut().zip(dout.chunks_exact(p)) {
+                    *d = sum_lanes(row);
+                }
+            }
+            if let Some(dinp) = dinp {
+                with_scratch(g.col_len(), |dcol| {
+                    gemm_packed_a(1.0, self.packed_wt, MatRef::new(dout, oc, p), 0.0, dcol, p);
+                    dinp.fill(0.0);
+                    col2im(g, dcol, dinp);
+                });
+            }
+            return;
+        }
         let work = |col: &mut [f32]| {
             // forward: out[o, p] = bias[o] + Σ_k weight[o, k] · col[k, p], so
             // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), computed as its
