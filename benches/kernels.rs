@@ -3,7 +3,8 @@
 //!
 //! Conv2d(1, 20, 5) on 1×28×28, Conv2d(20, 40, 5) on 20×12×12, ReLU and MaxPool2d(2)
 //! on 20×24×24, Linear(640, 100); mini-batches of 10 and 64, on the global rayon pool
-//! (all cores). Also the matrix multiplies behind the second convolution.
+//! (all cores). Also the matrix multiplies behind the second convolution, and the direct
+//! kernels behind the first.
 
 use std::hint::black_box;
 
@@ -85,5 +86,40 @@ fn gemms(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layers, gemms);
+fn direct_conv(c: &mut Criterion) {
+    // Conv2d(1, 20, 5) on one 28×28 image, direct: forward and weight gradient.
+    use seqnet::kernels::{direct_conv, im2col::ConvGeom};
+    let g = ConvGeom {
+        c: 1,
+        h: 28,
+        w: 28,
+        kh: 5,
+        kw: 5,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+        oh: 24,
+        ow: 24,
+    };
+    let (inp, weight, bias) = (
+        random(&[784], 5).into_data(),
+        random(&[500], 6).into_data(),
+        random(&[20], 7).into_data(),
+    );
+    let dout = random(&[20 * 576], 8).into_data();
+    let (mut out, mut dw) = (vec![0.0f32; 20 * 576], vec![0.0f32; 500]);
+    let mut group = c.benchmark_group("direct_conv_1x20x5_28x28");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(2 * 20 * 25 * 576));
+    group.bench_function("forward", |b| {
+        b.iter(|| direct_conv::forward(&g, black_box(&weight), Some(&bias), &inp, &mut out))
+    });
+    group.bench_function("weight_grad", |b| {
+        b.iter(|| direct_conv::weight_grad(&g, black_box(&inp), &dout, &mut dw))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, layers, gemms, direct_conv);
 criterion_main!(benches);
