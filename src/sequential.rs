@@ -256,8 +256,9 @@ impl Sequential {
             return Ok(inp.clone());
         }
         if mode == Mode::Eval {
-            // Nothing is kept for the next step: each output lives until the next
-            // layer has read it.
+            // No layer output is kept here (each lives until the next layer has read
+            // it); the layers still keep what their backward needs (masks, argmax, the
+            // input), so a backward may follow.
             self.acts.clear();
             let mut x: Option<Tensor> = None;
             for layer in &mut self.layers {
@@ -318,6 +319,17 @@ impl Sequential {
         if count == 0 {
             self.grads[0] = dout.clone();
             return;
+        }
+        // After a Train forward the output is at hand: a dL/d(output) of another shape is
+        // a caller's mistake that would otherwise mix with the layers' per-image state.
+        if let Some(out) = self.acts.last() {
+            assert_eq!(
+                dout.shape(),
+                out.shape(),
+                "Sequential::backward: dL/d(output) is shaped {:?}, the last forward's output {:?}",
+                dout.shape(),
+                out.shape()
+            );
         }
         let mut end = count;
         while end > 0 {
@@ -509,7 +521,7 @@ fn backward_run(
             .map(|(l, s)| {
                 l.image_wise()
                     .expect("an image-wise stretch")
-                    .backward_images(s.is_some())
+                    .backward_images(n, s.is_some())
             })
             .collect();
         let image = |i: usize| {
@@ -627,6 +639,55 @@ mod tests {
         net.forward(&x, Mode::Train).unwrap();
         net.backward_params(&dout);
         assert_eq!(grads(&net), grads(&by_layer));
+    }
+
+    /// An empty batch says nothing about the per-image size: a Train step after it works.
+    #[test]
+    fn an_empty_batch_then_a_training_step() {
+        let mut net = crate::spec::build(
+            "Conv2d(1, 2, 3) -> ReLU() -> Flatten() -> LazyLinear(3)",
+            &[1, 5, 5],
+            1,
+        )
+        .unwrap();
+        let empty = Tensor::from_vec(&[0, 1, 5, 5], vec![]).unwrap();
+        assert_eq!(net.forward(&empty, Mode::Eval).unwrap().shape(), &[0, 3]);
+        assert_eq!(net.infer(&empty).unwrap().shape(), &[0, 3]);
+        let x =
+            Tensor::from_vec(&[2, 1, 5, 5], (0..50).map(|v| v as f32 / 50.0).collect()).unwrap();
+        let out = net.forward(&x, Mode::Train).unwrap();
+        net.zero_grad();
+        net.backward(&Tensor::zeros(out.shape()));
+    }
+
+    /// A dL/d(output) for fewer images than the forward would leave stale per-image terms
+    /// in the sums: refused.
+    #[test]
+    #[should_panic(expected = "dL/d(output)")]
+    fn a_gradient_for_another_batch_is_refused() {
+        let mut net = crate::spec::build(
+            "Conv2d(1, 2, 3) -> ReLU() -> Flatten() -> LazyLinear(3)",
+            &[1, 5, 5],
+            1,
+        )
+        .unwrap();
+        let x = Tensor::zeros(&[4, 1, 5, 5]);
+        net.forward(&x, Mode::Train).unwrap();
+        net.backward(&Tensor::zeros(&[2, 3]));
+    }
+
+    /// The layer alone, without Sequential's check: Conv2d refuses a gradient for another
+    /// batch size too.
+    #[test]
+    #[should_panic(expected = "Conv2d::backward")]
+    fn conv_refuses_a_gradient_for_another_batch() {
+        use crate::layers::Conv2d;
+        let mut net = Sequential::new([1, 5, 5])
+            .add(Conv2d::new(1, 2, 3))
+            .unwrap();
+        let layer = &mut net.layers_mut()[0];
+        layer.forward(&Tensor::zeros(&[4, 1, 5, 5]), Mode::Train);
+        layer.backward(&Tensor::zeros(&[2, 2, 3, 3]));
     }
 
     #[test]

@@ -49,18 +49,28 @@ pub fn weight_grad(g: &ConvGeom, inp: &[f32], dout: &[f32], dw: &mut [f32]) {
     weight_grad_body(g, inp, dout, dw)
 }
 
+/// The bounds the AVX2 loops rely on (they index through raw pointers), in checked
+/// arithmetic: ConvGeom's fields are public, and a wrapped sum would pass a bad geometry.
 fn check(g: &ConvGeom, weight: &[f32], inp: &[f32], out_len: usize) {
     assert!(applies(g), "direct convolution: unsupported geometry {g:?}");
-    let taps = g.kh * g.kw;
+    let taps =
+        g.kh.checked_mul(g.kw)
+            .expect("direct convolution: kh·kw overflows");
     assert_eq!(weight.len() % taps, 0, "direct convolution: weight length");
     let oc = weight.len() / taps;
     assert_eq!(inp.len(), g.image_len(), "direct convolution: input length");
+    let plane = g.oh.checked_mul(g.ow);
     assert_eq!(
-        out_len,
-        oc * g.col_cols(),
+        Some(out_len),
+        plane.and_then(|p| p.checked_mul(oc)),
         "direct convolution: output length"
     );
-    assert!(g.oh + g.kh - 1 <= g.h && g.ow + g.kw - 1 <= g.w);
+    // Every window lies in the image: oh + kh − 1 ≤ h and ow + kw − 1 ≤ w.
+    let fits = |o: usize, k: usize, len: usize| o.checked_add(k - 1).is_some_and(|e| e <= len);
+    assert!(
+        fits(g.oh, g.kh, g.h) && fits(g.ow, g.kw, g.w),
+        "direct convolution: windows leave the image {g:?}"
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -537,6 +547,17 @@ mod tests {
             let scale = (g.oh * g.ow) as f32;
             assert_close(&got, &want, scale, &format!("weight grad {g:?}"));
         }
+    }
+
+    /// ConvGeom's fields are public: a geometry whose sizes wrap must be refused before
+    /// the AVX2 loops index through raw pointers.
+    #[test]
+    #[should_panic(expected = "direct convolution")]
+    fn a_wrapping_geometry_is_refused() {
+        let mut g = geom(8, 8, 5, 5);
+        (g.oh, g.ow) = (usize::MAX - 3, usize::MAX - 3);
+        let mut out = vec![0.0; 16];
+        forward(&g, &[0.0; 25], None, &[0.0; 64], &mut out);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! weight (OC, C, kh, kw), bias (OC).
 //!
 //! Forward lowers each image to a matrix (im2col) and multiplies:
-//! out_n (OC × OH·OW) = weight (OC × C·kh·kw) · col_n (C·kh·kw × OH·OW) + bias.
-//! Images are independent, so the batch is split across threads.
+//! out_n (OC × OH·OW) = weight (OC × C·kh·kw) · col_n (C·kh·kw × OH·OW) + bias;
+//! with one input channel, stride 1 and no padding (a first layer) it convolves directly
+//! instead (kernels/direct_conv.rs). Images are independent: the layer works image by
+//! image ([`ImageWise`]), and Sequential shares the images between threads.
 
 use rayon::prelude::*;
 
@@ -34,13 +36,17 @@ pub struct Conv2d {
     weight: Option<Param>,
     bias: Option<Param>,
     geom: Option<ConvGeom>,
-    /// im2col of the last Train forward batch, kept for backward (n × C·kh·kw × OH·OW).
+    /// Every image's im2col from the last Train forward, kept for backward (n × C·kh·kw ×
+    /// OH·OW) when they fit in KEEP_COLS_BYTES and the convolution is not direct.
     cols: Vec<f32>,
+    /// Images in the last forward.
     batch: usize,
     /// The weight packed for the forward products, and its transpose for backward's.
     packed_w: PackedA,
     packed_wt: PackedA,
-    /// The last Eval forward's input, from which backward recomputes the columns.
+    /// The last forward's input when the columns were not kept (an Eval forward, columns
+    /// too large, or a direct convolution): backward works from it. Empty after
+    /// `forward_infer`, which keeps nothing.
     saved_inp: Vec<f32>,
     /// Per image: its term of dL/dweight (n × OC × C·kh·kw) and of dL/dbias (n × OC).
     dw_parts: Vec<f32>,
@@ -141,7 +147,7 @@ impl ImageWise for Conv2d {
         // Training keeps the columns for backward while they fit in about a core's L2
         // cache; past that, backward recomputes them image by image from the input
         // (cheaper than reading them back from memory: measured, book-relu at
-        // mini-batch 10 vs 64). Inference keeps nothing.
+        // mini-batch 10 vs 64). `forward_infer` (keep = false) keeps nothing.
         let keep_cols =
             !direct && mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES;
         self.cols
@@ -152,7 +158,7 @@ impl ImageWise for Conv2d {
         self.batch = n;
         Box::new(ConvForward {
             g,
-            direct: direct.then(|| weight.value.data()),
+            direct_weight: direct.then(|| weight.value.data()),
             packed_w: &self.packed_w,
             bias: self.bias.as_ref().map(|b| b.value.data()),
             cols: keep_cols.then(|| Slots::new(&mut self.cols, col_len)),
@@ -160,9 +166,13 @@ impl ImageWise for Conv2d {
         })
     }
 
-    fn backward_images(&mut self, need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+    fn backward_images(&mut self, n: usize, need_input_grad: bool) -> Box<dyn ImageStep + '_> {
         let g = *self.geom();
-        let n = self.batch;
+        assert_eq!(
+            n, self.batch,
+            "Conv2d::backward: dL/d(output) has {n} images, the last forward had {}",
+            self.batch
+        );
         let (oc, ckk) = (self.out_channels, g.col_rows());
         let (col_len, in_len) = (g.col_len(), g.image_len());
         // After a Train forward the columns are kept; after an Eval one, the input.
@@ -224,7 +234,7 @@ impl ImageWise for Conv2d {
 struct ConvForward<'a> {
     g: ConvGeom,
     /// The weight, when the convolution is direct (one input channel).
-    direct: Option<&'a [f32]>,
+    direct_weight: Option<&'a [f32]>,
     packed_w: &'a PackedA,
     bias: Option<&'a [f32]>,
     /// Where each image's columns are kept for backward (Train, when they fit) …
@@ -242,7 +252,7 @@ impl ImageStep for ConvForward<'_> {
             // SAFETY: image i is this call's alone (the trait's contract).
             unsafe { saved.get(i) }.copy_from_slice(inp);
         }
-        if let Some(weight) = self.direct {
+        if let Some(weight) = self.direct_weight {
             return direct_conv::forward(g, weight, self.bias, inp, out);
         }
         let mut conv = |col: &mut [f32]| {
@@ -419,7 +429,8 @@ pub(crate) fn add_parts_in_order(acc: &mut [f32], parts: &[f32], n: usize) {
 const KEEP_COLS_BYTES: usize = 2 << 20;
 
 thread_local! {
-    /// im2col columns of one image in Eval mode.
+    /// One image's columns when they are not kept: inference, backward's recomputation
+    /// from the saved input, and a direct convolution's dL/d(columns).
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

@@ -85,7 +85,7 @@ impl ImageWise for Flatten {
         Box::new(CopyStep)
     }
 
-    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+    fn backward_images(&mut self, _n: usize, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
         Box::new(CopyStep)
     }
 }

@@ -25,10 +25,11 @@ pub trait ImageWise {
     /// weights) and returns the step for one image. `keep`: save what backward needs.
     fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_>;
 
-    /// Readies the backward pass of the last forward and returns the step for one image:
-    /// dL/d(output) in, dL/d(input) out (when asked for), parameter-gradient terms kept
-    /// per image until [`ImageWise::finish_backward`].
-    fn backward_images(&mut self, need_input_grad: bool) -> Box<dyn ImageStep + '_>;
+    /// Readies the backward pass of the last forward, whose batch had `n` images (a
+    /// different `n` panics: the per-image state belongs to that forward), and returns
+    /// the step for one image: dL/d(output) in, dL/d(input) out (when asked for),
+    /// parameter-gradient terms kept per image until [`ImageWise::finish_backward`].
+    fn backward_images(&mut self, n: usize, need_input_grad: bool) -> Box<dyn ImageStep + '_>;
 
     /// Adds the per-image parameter-gradient terms of the last backward into the
     /// gradients, in image order (so the sums do not depend on the thread count).
@@ -44,7 +45,7 @@ pub trait ImageStep: Sync {
     /// # Safety
     /// Image `i` must not be in any other call at the same time: the step writes image
     /// `i`'s slot of the layer's per-image state without a lock. Each `i < n` is run at
-    /// most once per pass.
+    /// most once per pass. (`src` and `dst` are ordinary slices: a wrong length panics.)
     unsafe fn run(&self, i: usize, src: &[f32], dst: Option<&mut [f32]>);
 }
 
@@ -146,7 +147,7 @@ pub(crate) fn backward_batch(
         d.data_mut()
     });
     {
-        let step = layer.backward_images(dinp.is_some());
+        let step = layer.backward_images(n, dinp.is_some());
         run_batch(&*step, n, dout.data(), dout.len() / n.max(1), dinp, in_len);
     }
     layer.finish_backward();

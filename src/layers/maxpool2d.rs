@@ -205,8 +205,13 @@ impl ImageWise for MaxPool2d {
         })
     }
 
-    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+    fn backward_images(&mut self, n: usize, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
         let (c, g) = self.geom.expect("built");
+        assert_eq!(
+            self.argmax.len(),
+            n * c * g.oh * g.ow,
+            "MaxPool2d::backward: dL/d(output) has {n} images, not the last forward's"
+        );
         Box::new(MaxPoolBackward {
             g,
             argmax: &self.argmax,

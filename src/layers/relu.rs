@@ -10,13 +10,21 @@ use crate::tensor::Tensor;
 pub struct ReLU {
     /// 1 where the last forward's output was positive (where the gradient passes).
     mask: Vec<u8>,
-    /// Values per image in the last forward.
+    /// Values per image: set by `build`, and by a batch forward called on the layer
+    /// alone (which may not have been built).
     len: usize,
 }
 
 impl ReLU {
     pub fn new() -> Self {
         ReLU::default()
+    }
+
+    /// Reads the values per image off a batch (an empty batch says nothing about them).
+    fn set_len(&mut self, inp: &Tensor) {
+        if inp.batch() > 0 {
+            self.len = inp.len() / inp.batch();
+        }
     }
 }
 
@@ -47,14 +55,14 @@ impl Layer for ReLU {
     }
 
     fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
-        self.len = inp.len() / inp.batch().max(1);
+        self.set_len(inp);
         let shape = inp.shape()[1..].to_vec();
         image_wise::forward_batch(self, inp, out, &shape, mode, true);
     }
 
     /// Inference keeps no mask for backward: just the values.
     fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
-        self.len = inp.len() / inp.batch().max(1);
+        self.set_len(inp);
         let shape = inp.shape()[1..].to_vec();
         image_wise::forward_batch(self, inp, out, &shape, Mode::Eval, false);
     }
@@ -82,7 +90,13 @@ impl ImageWise for ReLU {
         })
     }
 
-    fn backward_images(&mut self, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+    fn backward_images(&mut self, n: usize, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+        assert_eq!(
+            self.mask.len(),
+            n * self.len,
+            "ReLU::backward needs the Train or Eval forward of the same {n} images first \
+             (inference keeps no mask)"
+        );
         Box::new(ReluBackward {
             mask: &self.mask,
             len: self.len,
