@@ -6,3 +6,4 @@ pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;
 pub mod pool;
+pub mod thin;

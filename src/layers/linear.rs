@@ -6,6 +6,7 @@
 
 use super::{BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, checked_param_count};
 use crate::kernels::gemm::{MatRef, gemm_par};
+use crate::kernels::thin;
 use crate::tensor::Tensor;
 
 /// Fully connected layer. PyTorch: `nn.Linear`.
@@ -153,15 +154,14 @@ impl Layer for Linear {
             }
         }
         let w = &self.weight.as_ref().expect("built").value;
-        // out (N × O) = inp (N × I) · weightᵀ (I × O) + bias
-        gemm_par(
-            1.0,
-            MatRef::new(inp.data(), n, i),
-            MatRef::new(w.data(), o, i).t(),
-            if self.bias.is_some() { 1.0 } else { 0.0 },
-            out.data_mut(),
-            o,
-        );
+        // out (N × O) = inp (N × I) · weightᵀ (I × O) + bias, as dot products of rows:
+        // for a training mini-batch the GEMM's packing of weightᵀ costs as much as the
+        // products (kernels/thin.rs), and one kernel for every batch size keeps an
+        // image's output the same bits whatever batch it comes in.
+        if self.bias.is_none() {
+            out.data_mut().fill(0.0);
+        }
+        thin::rows_dot_par(inp.data(), n, i, w.data(), o, out.data_mut(), o);
         self.inp.clone_from(inp);
     }
 
