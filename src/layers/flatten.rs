@@ -18,6 +18,12 @@ impl Flatten {
     }
 }
 
+/// Values per image: the product of the dimensions after the batch's (read off the
+/// shape, so that an empty batch still has its features: 0 × 20 × 12 × 12 → 0 × 2880).
+fn features(inp: &Tensor) -> usize {
+    inp.shape()[1..].iter().product()
+}
+
 impl Layer for Flatten {
     fn kind(&self) -> &'static str {
         "Flatten"
@@ -41,7 +47,7 @@ impl Layer for Flatten {
     fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
         let n = inp.batch();
         inp.clone()
-            .reshape(&[n, inp.len() / n.max(1)])
+            .reshape(&[n, features(inp)])
             .expect("same element count")
     }
 
@@ -53,7 +59,7 @@ impl Layer for Flatten {
 
     fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
         let n = inp.batch();
-        super::recycle(out, &[n, inp.len() / n.max(1)], false);
+        super::recycle(out, &[n, features(inp)], false);
         out.data_mut().copy_from_slice(inp.data());
     }
 
