@@ -81,7 +81,7 @@ const FB: usize = 4;
 
 #[inline(always)]
 fn forward_body(g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>, inp: &[f32], out: &mut [f32]) {
-    let (kh, kw, w, oh, ow) = (g.kh, g.kw, g.w, g.oh, g.ow);
+    let (kh, kw, oh, ow) = (g.kh, g.kw, g.oh, g.ow);
     let taps = kh * kw;
     let oc = weight.len() / taps;
     let plane = oh * ow;
@@ -101,21 +101,36 @@ fn forward_body(g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>, inp: &[f32],
                 x0 += 8;
             }
             for x in x0..ow {
-                for f in 0..fb {
-                    let o = o0 + f;
-                    let mut acc = b(o);
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            acc = weight[o * taps + ky * kw + kx]
-                                .mul_add(inp[(y + ky) * w + x + kx], acc);
-                        }
-                    }
-                    out[o * plane + y * ow + x] = acc;
+                for o in o0..o0 + fb {
+                    out[o * plane + y * ow + x] = output_at(g, weight, b(o), o, inp, y, x);
                 }
             }
         }
         o0 += fb;
     }
+}
+
+/// One output (filter o, row y, column x) on its own: bias, then the taps in (ky, kx)
+/// order, fused multiply-adds — the order every register block keeps per output. The
+/// columns past the last block of 8 use it.
+#[inline(always)]
+fn output_at(
+    g: &ConvGeom,
+    weight: &[f32],
+    bias: f32,
+    o: usize,
+    inp: &[f32],
+    y: usize,
+    x: usize,
+) -> f32 {
+    let taps = g.kh * g.kw;
+    let mut acc = bias;
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            acc = weight[o * taps + ky * g.kw + kx].mul_add(inp[(y + ky) * g.w + x + kx], acc);
+        }
+    }
+    acc
 }
 
 /// Outputs (o0..o0+fb, y, x0..x0+X): FB × X accumulators in registers.
@@ -246,7 +261,7 @@ fn reduce_lanes(v: &[f32; L]) -> f32 {
 /// multiply-add for fused multiply-add, so both give the same bits.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{ConvGeom, FB, GB, L, reduce_lanes};
+    use super::{ConvGeom, FB, GB, L, output_at, reduce_lanes};
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -259,7 +274,7 @@ mod avx2 {
         inp: &[f32],
         out: &mut [f32],
     ) {
-        let (kh, kw, w, oh, ow) = (g.kh, g.kw, g.w, g.oh, g.ow);
+        let (kh, kw, oh, ow) = (g.kh, g.kw, g.oh, g.ow);
         let taps = kh * kw;
         let oc = weight.len() / taps;
         let plane = oh * ow;
@@ -283,14 +298,7 @@ mod avx2 {
                 }
                 for x in x0..ow {
                     for (f, &o) in filter.iter().enumerate().take(fb) {
-                        let mut acc = b[f];
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                acc = weight[o * taps + ky * kw + kx]
-                                    .mul_add(inp[(y + ky) * w + x + kx], acc);
-                            }
-                        }
-                        out[o * plane + y * ow + x] = acc;
+                        out[o * plane + y * ow + x] = output_at(g, weight, b[f], o, inp, y, x);
                     }
                 }
             }
