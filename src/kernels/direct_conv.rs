@@ -12,13 +12,25 @@
 //! The weight gradient is the same sum turned around: for two filters and one kernel
 //! row, kw lane-wise partial sums run along the output rows.
 //!
+//! Only with AVX2 + FMA: a portable version of these loops did not stay in registers and
+//! was slower than im2col + GEMM (measured), so other CPUs keep that path, whose GEMM has
+//! its own portable kernel.
+//!
 //! Sizes use the vocabulary of [`super::im2col::ConvGeom`] (`c` must be 1).
 
 use super::im2col::ConvGeom;
 
-/// Whether [`forward`] and [`weight_grad`] handle this geometry.
+/// Whether [`forward`] and [`weight_grad`] handle this geometry on this CPU.
 pub fn applies(g: &ConvGeom) -> bool {
-    g.c == 1 && g.is_simple() && (1..=MAX_KW).contains(&g.kw) && g.kh >= 1
+    g.c == 1 && g.is_simple() && (1..=MAX_KW).contains(&g.kw) && g.kh >= 1 && has_avx2_fma()
+}
+
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Kernel widths handled (each is its own monomorphised loop).
@@ -29,24 +41,22 @@ const MAX_KW: usize = 7;
 /// (ky, kx) order, fused multiply-adds.
 pub fn forward(g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>, inp: &[f32], out: &mut [f32]) {
     check(g, weight, inp, out.len());
+    // SAFETY: `check` asserted `applies`, so the CPU has AVX2 and FMA, and the bounds.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { forward_avx2(g, weight, bias, inp, out) };
+    unsafe {
+        avx2::forward(g, weight, bias, inp, out)
     }
-    forward_body(g, weight, bias, inp, out)
 }
 
 /// dw (oc × kh·kw) = Σ over output positions of dout (oc × oh·ow) times the input pixel
 /// each tap saw: one image's term of dL/dweight (written, not added).
 pub fn weight_grad(g: &ConvGeom, inp: &[f32], dout: &[f32], dw: &mut [f32]) {
     check(g, dw, inp, dout.len());
+    // SAFETY: as in `forward`.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { weight_grad_avx2(g, inp, dout, dw) };
+    unsafe {
+        avx2::weight_grad(g, inp, dout, dw)
     }
-    weight_grad_body(g, inp, dout, dw)
 }
 
 /// The bounds the AVX2 loops rely on (they index through raw pointers), in checked
@@ -73,42 +83,8 @@ fn check(g: &ConvGeom, weight: &[f32], inp: &[f32], out_len: usize) {
     );
 }
 
-#[cfg(target_arch = "x86_64")]
-use avx2::{forward as forward_avx2, weight_grad as weight_grad_avx2};
-
 /// Filters per register block in the forward pass.
 const FB: usize = 4;
-
-#[inline(always)]
-fn forward_body(g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>, inp: &[f32], out: &mut [f32]) {
-    let (kh, kw, oh, ow) = (g.kh, g.kw, g.oh, g.ow);
-    let taps = kh * kw;
-    let oc = weight.len() / taps;
-    let plane = oh * ow;
-    let b = |o: usize| bias.map_or(0.0, |b| b[o]);
-    let mut o0 = 0;
-    while o0 < oc {
-        let fb = FB.min(oc - o0);
-        for y in 0..oh {
-            let mut x0 = 0;
-            // 16, then 8 output columns at a time, then one by one.
-            while x0 + 16 <= ow {
-                forward_block::<16>(g, weight, &b, inp, out, o0, fb, y, x0);
-                x0 += 16;
-            }
-            while x0 + 8 <= ow {
-                forward_block::<8>(g, weight, &b, inp, out, o0, fb, y, x0);
-                x0 += 8;
-            }
-            for x in x0..ow {
-                for o in o0..o0 + fb {
-                    out[o * plane + y * ow + x] = output_at(g, weight, b(o), o, inp, y, x);
-                }
-            }
-        }
-        o0 += fb;
-    }
-}
 
 /// One output (filter o, row y, column x) on its own: bias, then the taps in (ky, kx)
 /// order, fused multiply-adds — the order every register block keeps per output. The
@@ -133,120 +109,10 @@ fn output_at(
     acc
 }
 
-/// Outputs (o0..o0+fb, y, x0..x0+X): FB × X accumulators in registers.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn forward_block<const X: usize>(
-    g: &ConvGeom,
-    weight: &[f32],
-    bias: &impl Fn(usize) -> f32,
-    inp: &[f32],
-    out: &mut [f32],
-    o0: usize,
-    fb: usize,
-    y: usize,
-    x0: usize,
-) {
-    let (kh, kw, w, ow) = (g.kh, g.kw, g.w, g.ow);
-    let taps = kh * kw;
-    let plane = g.oh * ow;
-    let mut acc = [[0.0f32; X]; FB];
-    // Missing filters of a short last block repeat the block's first: computed, not stored.
-    let filter = |f: usize| o0 + if f < fb { f } else { 0 };
-    for (f, a) in acc.iter_mut().enumerate() {
-        *a = [bias(filter(f)); X];
-    }
-    for ky in 0..kh {
-        let row = &inp[(y + ky) * w + x0..];
-        for kx in 0..kw {
-            let xs: &[f32; X] = row[kx..kx + X].try_into().expect("X values");
-            for (f, a) in acc.iter_mut().enumerate() {
-                let wv = weight[filter(f) * taps + ky * kw + kx];
-                for (a, &x) in a.iter_mut().zip(xs) {
-                    *a = wv.mul_add(x, *a);
-                }
-            }
-        }
-    }
-    for (f, a) in acc.iter().enumerate().take(fb) {
-        let at = (o0 + f) * plane + y * ow + x0;
-        out[at..at + X].copy_from_slice(a);
-    }
-}
-
-#[inline(always)]
-fn weight_grad_body(g: &ConvGeom, inp: &[f32], dout: &[f32], dw: &mut [f32]) {
-    match g.kw {
-        1 => weight_grad_kw::<1>(g, inp, dout, dw),
-        2 => weight_grad_kw::<2>(g, inp, dout, dw),
-        3 => weight_grad_kw::<3>(g, inp, dout, dw),
-        4 => weight_grad_kw::<4>(g, inp, dout, dw),
-        5 => weight_grad_kw::<5>(g, inp, dout, dw),
-        6 => weight_grad_kw::<6>(g, inp, dout, dw),
-        7 => weight_grad_kw::<7>(g, inp, dout, dw),
-        kw => unreachable!("direct convolution: kernel width {kw} (applies() said no)"),
-    }
-}
-
 /// Filters per register block in the weight gradient (the AVX2 loop assumes 2).
 const GB: usize = 2;
 /// Lanes of the partial sums.
 const L: usize = 8;
-
-/// dw[o, ky, kx] = Σ_y Σ_x dout[o, y, x] · inp[y + ky, x + kx]: for GB filters and one
-/// kernel row, KW lane-wise partial sums over the output rows (8 columns at a time),
-/// reduced pairwise at the end; columns past the last multiple of 8 are added one by one.
-#[inline(always)]
-fn weight_grad_kw<const KW: usize>(g: &ConvGeom, inp: &[f32], dout: &[f32], dw: &mut [f32]) {
-    let (kh, w, oh, ow) = (g.kh, g.w, g.oh, g.ow);
-    let taps = kh * KW;
-    let oc = dw.len() / taps;
-    let plane = oh * ow;
-    let full = ow / L * L;
-    let mut o0 = 0;
-    while o0 < oc {
-        let gb = GB.min(oc - o0);
-        let filter = |f: usize| o0 + if f < gb { f } else { 0 };
-        for ky in 0..kh {
-            let mut acc = [[[0.0f32; L]; KW]; GB];
-            let mut tail = [[0.0f32; KW]; GB];
-            for y in 0..oh {
-                let irow = &inp[(y + ky) * w..(y + ky) * w + ow + KW - 1];
-                let drows: [&[f32]; GB] = std::array::from_fn(|f| {
-                    let at = filter(f) * plane + y * ow;
-                    &dout[at..at + ow]
-                });
-                let mut x0 = 0;
-                while x0 < full {
-                    let ds: [&[f32; L]; GB] =
-                        std::array::from_fn(|f| drows[f][x0..x0 + L].try_into().expect("L"));
-                    for kx in 0..KW {
-                        let xs: &[f32; L] = irow[x0 + kx..x0 + kx + L].try_into().expect("L");
-                        for f in 0..GB {
-                            for l in 0..L {
-                                acc[f][kx][l] = ds[f][l].mul_add(xs[l], acc[f][kx][l]);
-                            }
-                        }
-                    }
-                    x0 += L;
-                }
-                for x in full..ow {
-                    for kx in 0..KW {
-                        for f in 0..GB {
-                            tail[f][kx] = drows[f][x].mul_add(irow[x + kx], tail[f][kx]);
-                        }
-                    }
-                }
-            }
-            for f in 0..gb {
-                for kx in 0..KW {
-                    dw[(o0 + f) * taps + ky * KW + kx] = reduce_lanes(&acc[f][kx]) + tail[f][kx];
-                }
-            }
-        }
-        o0 += gb;
-    }
-}
 
 /// The eight lanes added pairwise, in a fixed order.
 #[inline(always)]
@@ -255,10 +121,11 @@ fn reduce_lanes(v: &[f32; L]) -> f32 {
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
-/// The same loops as [`forward_body`] and [`weight_grad_kw`] with the register blocks
-/// written in AVX2 intrinsics (the portable loops did not stay in registers: measured
-/// slower than the GEMM path). Per output the arithmetic is the portable loops', fused
-/// multiply-add for fused multiply-add, so both give the same bits.
+/// The loops, register blocks in AVX2 intrinsics. Forward: FB filters × 16 (or 8) output
+/// columns of accumulators while the taps stream past. Weight gradient: dw[o, ky, kx] =
+/// Σ_y Σ_x dout[o, y, x] · inp[y + ky, x + kx], for GB filters and one kernel row, KW
+/// lane-wise partial sums over the output rows (8 columns at a time), reduced pairwise;
+/// columns past the last multiple of 8 are added one by one.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{ConvGeom, FB, GB, L, output_at, reduce_lanes};
