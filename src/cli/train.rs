@@ -355,9 +355,11 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         normalize: normalize.map(|n| (n.mean, n.std)),
         seqnet_version: env!("CARGO_PKG_VERSION"),
     };
-    std::fs::write(
-        out_dir.join("config.json"),
-        serde_json::to_string_pretty(&config)? + "\n",
+    // Atomically, as the checkpoint: `--resume` reads this file, and a run killed while
+    // writing it must leave no config.json or a whole one, never an empty one.
+    seqnet::io::safetensors_file::write_bytes_atomic(
+        &out_dir.join("config.json"),
+        (serde_json::to_string_pretty(&config)? + "\n").as_bytes(),
     )
     .with_context(|| format!("writing {}", out_dir.join("config.json").display()))?;
 
