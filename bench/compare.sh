@@ -5,7 +5,7 @@
 #   RUNS=9 IMAGES=12800 bench/compare.sh
 #   TORCH_VENV=/opt/torchenv bench/compare.sh   # use an existing PyTorch install
 #
-# For each thread count (1, 2) and mini-batch (10, 64) it runs `seqnet bench` and
+# For each mini-batch (10, 64) and thread count (1, 2) it runs `seqnet bench` and
 # bench/pytorch_reference.py alternately RUNS times (so both see the same machine load)
 # and prints the medians and the seqnet/PyTorch ratios for training and inference
 # (batch 1000), then: the peak RSS of a one-epoch `seqnet train` on full MNIST against a
@@ -43,15 +43,18 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 RESULTS="$OUT/results.jsonl"
 
-for t in $THREADS; do
-  for b in $BATCHES; do
-    for r in $(seq "$RUNS"); do
-      echo "threads $t, mini-batch $b, run $r/$RUNS" >&2
+# The thread counts are the innermost loop, so a 1-thread run and a 2-thread run are
+# minutes closer than they would be if all 1-thread runs came first. This shared
+# machine's load drifts over minutes, and the thread speed-up is a ratio of runs.
+for b in $BATCHES; do
+  for r in $(seq "$RUNS"); do
+    for t in $THREADS; do
+      echo "mini-batch $b, threads $t, run $r/$RUNS" >&2
       s=$("$SEQNET" bench --net "$NET" --batch-size "$b" --images "$IMAGES" --threads "$t" --json)
-      echo "{\"tool\": \"seqnet\", \"r\": $s}" >>"$RESULTS"
+      echo "{\"tool\": \"seqnet\", \"round\": $r, \"r\": $s}" >>"$RESULTS"
       p=$("$PY" -W ignore bench/pytorch_reference.py --net "$NET" --batch-size "$b" \
         --images "$IMAGES" --threads "$t" --json)
-      echo "{\"tool\": \"pytorch\", \"r\": $p}" >>"$RESULTS"
+      echo "{\"tool\": \"pytorch\", \"round\": $r, \"r\": $p}" >>"$RESULTS"
       echo "  seqnet  $s" >&2
       echo "  pytorch $p" >&2
     done
@@ -111,11 +114,20 @@ for t in threads:
 print(f"peak RSS, training processes: seqnet {seq_rss:.0f} MB, PyTorch {torch_rss:.0f} MB "
       f"(ratio {seq_rss / torch_rss:.2f})")
 print(f"seqnet --version: {version_ms:.1f} ms (median of 21)")
+def paired(tool, b):
+    # Each round ran its 1-thread and 2-thread benchmarks back to back, so their ratio
+    # sees one machine load; the median over rounds discards the disturbed rounds.
+    rate = {(r["round"], r["r"]["threads"]): r["r"]["train_img_per_s"] for r in rows
+            if r["tool"] == tool and r["r"]["batch_size"] == b}
+    ratios = [rate[(k, 2)] / rate[(k, 1)] for (k, t) in rate if t == 1 and (k, 2) in rate]
+    return statistics.median(ratios) if ratios else float("nan")
 if 1 in threads and 2 in threads:
     for b in batches:
         s1, _ = med("seqnet", "train_img_per_s", 1, b)
         s2, _ = med("seqnet", "train_img_per_s", 2, b)
         p1, _ = med("pytorch", "train_img_per_s", 1, b)
         p2, _ = med("pytorch", "train_img_per_s", 2, b)
-        print(f"1 -> 2 thread speed-up, train mb {b}: seqnet {s2 / s1:.2f}x, PyTorch {p2 / p1:.2f}x")
+        print(f"1 -> 2 thread speed-up, train mb {b}: seqnet {s2 / s1:.2f}x, PyTorch {p2 / p1:.2f}x"
+              f" (ratio of medians); paired by round, median: seqnet"
+              f" {paired('seqnet', b):.2f}x, PyTorch {paired('pytorch', b):.2f}x")
 EOF
