@@ -4,13 +4,10 @@
 //! and a mirror whose transfer breaks off mid-way.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 mod common;
 
@@ -34,121 +31,11 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// A local HTTP server: a map of paths to replies, anything else 404. It answers at most
-// MAX_REQUESTS requests, stops after LIFETIME, and stops when dropped.
+// The local HTTP server (shared with the unit tests of src/data/fetch.rs).
 
-#[derive(Clone)]
-enum Reply {
-    Body(Vec<u8>),
-    /// Announces the full length, sends half, and closes the connection.
-    CutOff(Vec<u8>),
-}
-
-struct Server {
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-const MAX_REQUESTS: usize = 64;
-const LIFETIME: Duration = Duration::from_secs(120);
-
-impl Server {
-    fn start(routes: HashMap<String, Reply>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log2, stop2) = (log.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut served = 0;
-            while served < MAX_REQUESTS
-                && start.elapsed() < LIFETIME
-                && !stop2.load(Ordering::Relaxed)
-            {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        served += 1;
-                        serve(stream, &routes, &log2);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-        Server {
-            base,
-            log,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("{}/{prefix}/", self.base)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, routes: &HashMap<String, Reply>, log: &Mutex<Vec<String>>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = io::BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
-    log.lock().expect("log").push(path.clone());
-    let mut stream = reader.into_inner();
-    let head = |status: &str, len: usize| {
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nContent-Type: \
-             application/octet-stream\r\nConnection: close\r\n\r\n"
-        )
-    };
-    let _ = match routes.get(&path) {
-        Some(Reply::Body(b)) => stream
-            .write_all(head("200 OK", b.len()).as_bytes())
-            .and_then(|_| stream.write_all(b)),
-        Some(Reply::CutOff(b)) => stream
-            .write_all(head("200 OK", b.len()).as_bytes())
-            .and_then(|_| stream.write_all(&b[..b.len() / 2])),
-        None => stream
-            .write_all(head("404 Not Found", 9).as_bytes())
-            .and_then(|_| stream.write_all(b"not found")),
-    };
-    let _ = stream.flush();
-}
+#[path = "../src/data/http_test_server.rs"]
+mod http_test_server;
+use http_test_server::{Reply, Server};
 
 // ---------------------------------------------------------------------------------------
 // A tiny MNIST-format dataset (4×4 images), its four .gz files and their SHA-256 sums.

@@ -18,6 +18,8 @@ pub mod batch;
 pub mod embedded;
 pub mod expand;
 pub mod fetch;
+#[cfg(test)]
+pub(crate) mod http_test_server;
 pub mod idx;
 pub mod named;
 
