@@ -42,6 +42,23 @@ NETS = {
         nn.ReLU(),
         nn.Linear(100, 10),
     ),
+    "book-dropout": lambda: nn.Sequential(
+        nn.Conv2d(1, 20, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(20, 40, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(640, 1000),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(1000, 1000),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(1000, 10),
+    ),
     "seed": lambda: nn.Sequential(
         nn.Conv2d(1, 20, 5),
         nn.ReLU(),
@@ -53,7 +70,7 @@ NETS = {
     ),
 }
 # The presets' learning rates (src/presets.rs).
-LR = {"book-relu": 0.03, "seed": 0.05}
+LR = {"book-relu": 0.03, "book-dropout": 0.03, "seed": 0.05}
 
 
 def read_idx(path):
