@@ -29,8 +29,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-NETS = {
-    "book-relu": lambda: nn.Sequential(
+
+def book_convs():
+    """The book's two convolution layers with ReLU and pooling: 1x28x28 -> 40x4x4."""
+    return [
         nn.Conv2d(1, 20, 5),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -38,18 +40,18 @@ NETS = {
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
+    ]
+
+
+NETS = {
+    "book-relu": lambda: nn.Sequential(
+        *book_convs(),
         nn.Linear(640, 100),
         nn.ReLU(),
         nn.Linear(100, 10),
     ),
     "book-dropout": lambda: nn.Sequential(
-        nn.Conv2d(1, 20, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(20, 40, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
+        *book_convs(),
         nn.Dropout(0.5),
         nn.Linear(640, 1000),
         nn.ReLU(),
