@@ -60,35 +60,101 @@ impl Layer for Dropout {
     }
 
     fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        if mode == Mode::Eval || self.p == 0.0 {
-            self.mask.clear();
-            return inp.clone();
-        }
-        let scale = 1.0 / (1.0 - self.p);
-        let p = self.p;
-        let rng = &mut self.rng;
-        self.mask.clear();
-        self.mask
-            .extend((0..inp.len()).map(|_| if rng.uniform_f32() < p { 0.0 } else { scale }));
-        let mut out = inp.clone();
-        for (o, &m) in out.data_mut().iter_mut().zip(&self.mask) {
-            *o *= m;
-        }
+        let mut out = Tensor::default();
+        self.forward_into(inp, mode, &mut out);
         out
     }
 
     fn backward(&mut self, dout: &Tensor) -> Tensor {
-        // forward: out = inp · mask; dinp = dout · mask (identity after Eval)
-        let mut dinp = dout.clone();
-        if !self.mask.is_empty() {
-            for (d, &m) in dinp.data_mut().iter_mut().zip(&self.mask) {
-                *d *= m;
-            }
-        }
+        let mut dinp = Tensor::default();
+        self.backward_into(dout, &mut dinp);
         dinp
+    }
+
+    /// One draw per element, in element order, and the multiply in the same pass; the
+    /// mask and the output keep their allocations from step to step.
+    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+        super::recycle(out, inp.shape(), false);
+        self.mask.clear();
+        if mode == Mode::Eval || self.p == 0.0 {
+            out.data_mut().copy_from_slice(inp.data());
+            return;
+        }
+        let (p, scale) = (self.p, 1.0 / (1.0 - self.p));
+        self.mask.resize(inp.len(), 0.0);
+        for ((o, m), &x) in out
+            .data_mut()
+            .iter_mut()
+            .zip(&mut self.mask)
+            .zip(inp.data())
+        {
+            *m = if self.rng.uniform_f32() < p {
+                0.0
+            } else {
+                scale
+            };
+            *o = x * *m;
+        }
+    }
+
+    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+        // forward: out = inp · mask; dinp = dout · mask (identity after Eval)
+        super::recycle(dinp, dout.shape(), false);
+        if self.mask.is_empty() {
+            dinp.data_mut().copy_from_slice(dout.data());
+            return;
+        }
+        for ((d, &m), &g) in dinp.data_mut().iter_mut().zip(&self.mask).zip(dout.data()) {
+            *d = g * m;
+        }
     }
 
     fn rng_mut(&mut self) -> Option<&mut Rng> {
         Some(&mut self.rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Train mode: each element is dropped or scaled by 1/(1 − p) as the layer's own
+    /// stream draws, one draw per element in order (so checkpoints resume the same
+    /// masks); backward applies the same mask; a reused output gets no stale values;
+    /// Eval mode is the identity.
+    #[test]
+    fn masks_follow_the_stream_and_backward_reuses_them() {
+        let mut layer = Dropout::new(0.25);
+        layer.rng = Rng::new(5);
+        let mut expected_rng = layer.rng.clone();
+        let inp = Tensor::from_vec(&[3, 40], (0..120).map(|i| i as f32 - 60.5).collect()).unwrap();
+        let mut out = Tensor::from_vec(&[1, 1], vec![9.0]).unwrap();
+        layer.forward_into(&inp, Mode::Train, &mut out);
+        assert_eq!(out.shape(), inp.shape());
+        let mut dropped = 0;
+        for (&x, &y) in inp.data().iter().zip(out.data()) {
+            if expected_rng.uniform_f32() < 0.25 {
+                assert_eq!(y, 0.0);
+                dropped += 1;
+            } else {
+                assert_eq!(y, x * (1.0 / 0.75));
+            }
+        }
+        assert!(
+            (15..=45).contains(&dropped),
+            "{dropped} of 120 dropped at p = 0.25"
+        );
+
+        let dout = Tensor::from_vec(&[3, 40], vec![1.0; 120]).unwrap();
+        let mut dinp = Tensor::default();
+        layer.backward_into(&dout, &mut dinp);
+        for (&y, &d) in out.data().iter().zip(dinp.data()) {
+            assert_eq!(d == 0.0, y == 0.0, "backward drops what forward dropped");
+        }
+
+        layer.forward_into(&inp, Mode::Eval, &mut out);
+        assert_eq!(out.data(), inp.data());
+        layer.backward_into(&dout, &mut dinp);
+        assert_eq!(dinp.data(), dout.data(), "identity after an Eval forward");
     }
 }
