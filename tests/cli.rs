@@ -504,3 +504,105 @@ fn resume_keeps_the_recorded_initialisation() {
     assert_eq!(read()["init"], "pytorch");
     assert!(largest_first_weight() < 0.21, "{}", largest_first_weight());
 }
+
+/// A run's results are never overwritten: a second run with the same --out is refused,
+/// default folders of runs started in the same second get their own names, --resume
+/// refuses options that would change the run, a finished run resumes to nothing, and a
+/// bad --save path fails before training.
+#[test]
+fn runs_are_never_overwritten_and_resume_keeps_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--limit",
+        "40",
+        "--epochs",
+        "1",
+        "--spec",
+        "Conv2d(1, 2, 5) -> MaxPool2d(4) -> Flatten() -> LazyLinear(10)",
+        "--quiet",
+    ];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [base, extra].concat()
+    }
+    ok(&seqnet(dir.path(), &with(&base, &["--out", "run"])));
+    let final_path = dir.path().join("run/final.safetensors");
+    let first = std::fs::read(&final_path).unwrap();
+    let pngs = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".png"))
+        .count();
+    assert_eq!(pngs, 1, "a --quiet run still leaves its sample digit");
+
+    let err = fails(&seqnet(
+        dir.path(),
+        &with(&base, &["--out", "run", "--seed", "2"]),
+    ));
+    assert!(err.contains("already holds a run"), "{err}");
+    assert!(err.contains("--resume run"), "{err}");
+
+    let err = fails(&seqnet(
+        dir.path(),
+        &["train", "--resume", "run", "--epochs", "3", "--lr", "9"],
+    ));
+    assert!(
+        err.contains("--epochs 3") && err.contains("--lr 9"),
+        "{err}"
+    );
+    let (_, said) = common::ok_out_err(&seqnet(
+        dir.path(),
+        &["train", "--resume", "run", "--threads", "1"],
+    ));
+    assert!(said.contains("already finished its 1 epoch"), "{said}");
+    assert_eq!(
+        std::fs::read(&final_path).unwrap(),
+        first,
+        "final model rewritten"
+    );
+
+    for _ in 0..3 {
+        ok(&seqnet(dir.path(), &base));
+    }
+    let runs = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
+    assert_eq!(runs, 3, "three default runs, three folders");
+
+    let err = fails(&seqnet(
+        dir.path(),
+        &with(
+            &base,
+            &["--out", "saved", "--save", "no/such/folder/m.safetensors"],
+        ),
+    ));
+    assert!(err.contains("no/such/folder"), "{err}");
+    assert!(!dir.path().join("saved").exists(), "failed before training");
+}
+
+/// `bench --warmup 0` times from the first step (no step is no divergence).
+#[test]
+fn bench_without_warmup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(
+        dir.path(),
+        &[
+            "bench",
+            "--net",
+            "seed",
+            "--dataset",
+            "mnist-5k",
+            "--images",
+            "20",
+            "--batch-size",
+            "10",
+            "--warmup",
+            "0",
+            "--infer-images",
+            "10",
+            "--threads",
+            "1",
+        ],
+    ));
+    assert!(out.contains("train_img_per_s"), "{out}");
+}

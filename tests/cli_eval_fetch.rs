@@ -630,17 +630,10 @@ fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
     // Two models: every disagreement is a tie.
     assert_eq!(e["vote_ties"], e["disagreements"]);
 
+    // Several files after one --model, as a shell's brace expansion writes them.
     let (text, _) = ok_out_err(&seqnet(
         tmp.path(),
-        &[
-            "eval",
-            "--model",
-            m1s,
-            "--model",
-            m2s,
-            "--dataset",
-            "mnist-5k",
-        ],
+        &["eval", "--model", m1s, m2s, "--dataset", "mnist-5k"],
     ));
     for needle in [
         "ensemble of 2",

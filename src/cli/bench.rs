@@ -190,7 +190,8 @@ fn train(
         opt.step(net);
         done += take;
     }
-    if !loss.is_finite() {
+    // No step at all (--warmup 0) leaves the loss NaN, which is not a divergence.
+    if count > 0 && !loss.is_finite() {
         bail!("the loss is {loss}: training diverged; try a smaller --lr");
     }
     Ok(loss)

@@ -23,8 +23,9 @@ pub enum SplitArg {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A trained model (.safetensors). Give several for an ensemble: each model's
-    /// accuracy, their plurality vote and their averaged probabilities.
-    #[arg(long = "model", value_name = "FILE", required = true)]
+    /// accuracy, their plurality vote and their averaged probabilities. Several files
+    /// may follow one --model (`--model runs/drop{1,2,3}/best.safetensors`).
+    #[arg(long = "model", value_name = "FILE", required = true, num_args = 1..)]
     models: Vec<PathBuf>,
     /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
     /// standard IDX files; its test set is used. Default: MNIST when installed, else the

@@ -134,7 +134,8 @@ pub struct Args {
     /// One JSON object per epoch on standard output, then a final one.
     #[arg(long)]
     json: bool,
-    /// No progress bar and no per-epoch lines.
+    /// Nothing on standard error but errors: no progress bar, no per-epoch lines, no
+    /// final summary (the run folder's files are the same).
     #[arg(long)]
     quiet: bool,
     /// Redraw curves.png (loss and accuracy per epoch) in the run folder after each epoch.
@@ -180,8 +181,27 @@ fn check_positive(name: &str, v: f32) -> Result<()> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let args = match &args.resume {
         Some(dir) => resumed_args(dir, &args)?,
-        None => args,
+        None => {
+            if let Some(out) = &args.out {
+                refuse_to_overwrite(out)?;
+            }
+            args
+        }
     };
+    // Before training, not after: a bad --save path must not cost the run.
+    if let Some(save) = &args.save {
+        let dir = match save.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "--save {}: the folder {} does not exist; create it first or save elsewhere",
+                save.display(),
+                dir.display()
+            );
+        }
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -326,12 +346,14 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     };
     let optimizer = Optimizer::new(kind, lr, args.weight_decay, l2 / steps_per_epoch as f32);
 
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-{}", timestamp())));
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("creating the run folder {}", out_dir.display()))?;
+    let out_dir = match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the run folder {}", dir.display()))?;
+            dir.clone()
+        }
+        None => new_run_folder(Path::new("runs"), &format!("{name}-{}", timestamp()))?,
+    };
     let config = RunConfig {
         args: args.clone(),
         name: name.clone(),
@@ -380,6 +402,19 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         let extra = seqnet::checkpoint::load(&checkpoint_path, &mut net, &mut state)
             .with_context(|| format!("resuming from {}", checkpoint_path.display()))?;
         best = serde_json::from_value(extra["best"].clone()).unwrap_or(None);
+        let final_path = out_dir.join("final.safetensors");
+        if state.epoch >= epochs && state.step_in_epoch == 0 && final_path.exists() {
+            eprintln!(
+                "{} already finished its {epochs} epoch{}: the trained model is {}; nothing \
+                 to resume. To train further, start a new run from it: seqnet train --model {} \
+                 --out NEW_FOLDER",
+                out_dir.display(),
+                plural(epochs),
+                final_path.display(),
+                final_path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         if !quiet {
             eprintln!(
                 "resuming {} at epoch {}, step {} of {steps_per_epoch}",
@@ -439,6 +474,8 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     }
     let last = read_last_metrics(&out_dir.join("metrics.jsonl"))?;
     let best = observer.best;
+    // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
+    let sample = write_sample_digit(&out_dir, test.as_ref().unwrap_or(&train_set));
     if args.json {
         let final_obj = serde_json::json!({
             "final": true,
@@ -453,8 +490,9 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     if !quiet {
         if let Some(acc) = last.test_accuracy {
             eprintln!(
-                "test accuracy after {} epochs: {:.2}%",
+                "test accuracy after {} epoch{}: {:.2}%",
                 last.epoch,
+                plural(last.epoch),
                 100.0 * acc
             );
         }
@@ -467,7 +505,6 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             );
         }
         eprintln!("model saved to {}", final_path.display());
-        let sample = write_sample_digit(&out_dir, test.as_ref().unwrap_or(&train_set));
         match sample {
             Some(png) => eprintln!(
                 "try it:  seqnet predict --model {} {}",
@@ -498,6 +535,19 @@ fn resumed_args(dir: &Path, now: &Args) -> Result<Args> {
         .with_context(|| format!("{} is not valid JSON", path.display()))?;
     let mut args: Args = serde_json::from_value(value["args"].clone())
         .with_context(|| format!("{} does not hold the run's options", path.display()))?;
+    let changed = changed_on_resume(now);
+    if !changed.is_empty() {
+        bail!(
+            "--resume continues {} with the options it was started with (its config.json), \
+             so {} cannot apply: {} would change the run. Leave {} out, or start a new run \
+             from the run's weights with --model {} and the options you want",
+            dir.display(),
+            changed.join(", "),
+            if changed.len() == 1 { "it" } else { "they" },
+            if changed.len() == 1 { "it" } else { "them" },
+            dir.join("final.safetensors").display()
+        );
+    }
     args.out = Some(dir.to_path_buf());
     args.resume = Some(dir.to_path_buf());
     args.quiet = now.quiet;
@@ -742,6 +792,87 @@ fn write_sample_digit(dir: &Path, ds: &Dataset) -> Option<PathBuf> {
     )
     .ok()?;
     Some(path)
+}
+
+/// The files a run writes into its folder; `--out` refuses a folder holding any of them.
+const RUN_FILES: [&str; 4] = [
+    "config.json",
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "final.safetensors",
+];
+
+/// `--out DIR` must not overwrite another run's results.
+fn refuse_to_overwrite(dir: &Path) -> Result<()> {
+    if let Some(file) = RUN_FILES.iter().find(|f| dir.join(f).exists()) {
+        bail!(
+            "--out {}: the folder already holds a run ({file}), which this one would \
+             overwrite; continue it with `seqnet train --resume {}`, or give another --out",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Creates and returns a new folder `parent/stem`, or `stem-2`, `stem-3`… when that
+/// exists already: runs started within the same second (a loop over seeds) each get
+/// their own. `create_dir` is atomic, so two processes never get the same folder.
+fn new_run_folder(parent: &Path, stem: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("creating the folder {}", parent.display()))?;
+    for n in 1.. {
+        let dir = match n {
+            1 => parent.join(stem),
+            _ => parent.join(format!("{stem}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the run folder {}", dir.display()));
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// The options given with `--resume` that would change the run, as `--name value`:
+/// everything but the display options and the thread count (results are bitwise the
+/// same for any count).
+fn changed_on_resume(now: &Args) -> Vec<String> {
+    #[derive(clap::Parser)]
+    struct Blank {
+        #[command(flatten)]
+        args: Args,
+    }
+    let blank = <Blank as clap::Parser>::try_parse_from(["train", "--resume", "RUN"])
+        .expect("--resume alone parses")
+        .args;
+    let (now, blank) = (
+        serde_json::to_value(now).expect("options serialise"),
+        serde_json::to_value(&blank).expect("options serialise"),
+    );
+    const MAY_CHANGE: [&str; 5] = ["quiet", "json", "plot", "threads", "checkpoint_every"];
+    let mut changed = Vec::new();
+    for (key, value) in now.as_object().expect("an object") {
+        if MAY_CHANGE.contains(&key.as_str()) || blank.get(key) == Some(value) {
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        changed.push(match value {
+            serde_json::Value::Bool(true) => flag,
+            serde_json::Value::String(v) => format!("{flag} {v}"),
+            v => format!("{flag} {v}"),
+        });
+    }
+    changed
+}
+
+/// "s" after a count other than one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// UTC `YYYYMMDD-HHMMSS`, for run folder names.
