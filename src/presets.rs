@@ -141,8 +141,10 @@ pub fn all() -> Vec<Preset> {
 pub fn get(name: &str) -> crate::Result<Preset> {
     all().into_iter().find(|p| p.name == name).ok_or_else(|| {
         let names: Vec<&str> = all().iter().map(|p| p.name).collect();
+        let hint = crate::spec::closest(name, names.iter().copied())
+            .map_or(".".to_string(), |n| format!("; did you mean '{n}'?"));
         crate::Error::Input(format!(
-            "no preset named '{name}'; the presets are: {}",
+            "no preset named '{name}'{hint} The presets are: {}",
             names.join(", ")
         ))
     })
@@ -158,5 +160,7 @@ mod tests {
         }
         let err = super::get("book-cnn").unwrap_err().to_string();
         assert!(err.contains("book-relu"), "{err}");
+        let err = super::get("book-relux").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'book-relu'?"), "{err}");
     }
 }

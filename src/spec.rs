@@ -892,6 +892,12 @@ impl Parser<'_> {
                             "'->' has no layer before it; arrows go between layers",
                         ));
                     }
+                    if arrow.is_some() {
+                        return Err(self.err(
+                            tok.span,
+                            "a second '->' with no layer since the last one; is a layer missing?",
+                        ));
+                    }
                     arrow = Some(tok.span);
                     self.bump();
                 }
@@ -1333,7 +1339,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `word` ignoring case (`Conv2D`, `Relu`), if close enough to
 /// be a typo.
-fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     // Long words are not typos of short names, and would cost time to compare.
     if word.len() > 64 {
         return None;
@@ -2340,6 +2349,7 @@ mod tests {
             ("Sequential()", &["names no layers"], 1, 1),
             ("-> ReLU()", &["no layer before"], 1, 1),
             ("ReLU() ->", &["no layer after"], 1, 8),
+            ("ReLU() -> -> Flatten()", &["second '->'", "layer missing"], 1, 11),
             ("Sequential(ReLU() ->)", &["no layer after"], 1, 19),
             ("ReLU() = 3", &["expected a layer", "'='"], 1, 8),
             ("5", &["expected a layer", "'5'"], 1, 1),

@@ -539,6 +539,7 @@ fn load_in(
     split: Split,
     env: &named::SearchEnv,
 ) -> Result<Splits> {
+    named::check_data_dir(data_dir)?;
     match name_or_dir {
         None => {
             let search = named::search(named::MNIST, data_dir, env);
@@ -859,6 +860,11 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let env = named::SearchEnv::isolated(tmp.path());
         let given = tmp.path().join("given");
+        let err = load_in(Some("Fashion-MNIST"), Some(&given), Split::Official, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--data-dir folder does not exist"), "{err}");
+        std::fs::create_dir(&given).expect("mkdir");
         let err = load_in(Some("Fashion-MNIST"), Some(&given), Split::Official, &env)
             .unwrap_err()
             .to_string();

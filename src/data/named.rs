@@ -309,7 +309,22 @@ fn unknown_name(name: &str) -> Error {
 /// if no folder holds it, an error if `name` is not one of these.
 pub fn resolve_named(name: &str, data_dir: Option<&Path>) -> Result<Option<PathBuf>> {
     let name = known(&normalise(name)).ok_or_else(|| unknown_name(name))?;
+    check_data_dir(data_dir)?;
     Ok(search(name, data_dir, &SearchEnv::process()).found)
+}
+
+/// A `--data-dir` the user named must exist: a typo there must not fall through to
+/// another copy of the data, or to the embedded sample.
+pub(crate) fn check_data_dir(data_dir: Option<&Path>) -> Result<()> {
+    match data_dir {
+        Some(d) if !d.is_dir() => Err(Error::Data {
+            path: d.to_path_buf(),
+            message: "the --data-dir folder does not exist (or is not a folder); check \
+                      the path, or leave --data-dir out to search the usual places"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Every folder [`resolve_named`] would look in for `name`, in order (for listing, or
