@@ -125,10 +125,42 @@ pub fn write_atomic(
         // which no reader (itself included) accepts: write the header directly.
         empty_with_metadata(&metadata)
     } else {
-        safetensors::serialize(views, Some(metadata))
-            .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?
+        let bytes = safetensors::serialize(views, Some(metadata))
+            .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?;
+        with_sorted_header(bytes).map_err(|e| model_err(path, e))?
     };
     write_bytes_atomic(path, &bytes)
+}
+
+/// The same file with every key of its JSON header in sorted order. The safetensors
+/// crate writes the metadata from a HashMap, so its order, and so the file's bytes,
+/// changed from one save to the next. Sorted, the same model always gives the same
+/// bytes, and a resumed run and an uninterrupted one compare equal with `sha256sum`.
+/// The tensors' offsets count from the end of the header, so they stay valid.
+fn with_sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let map: std::collections::BTreeMap<_, _> = map.into_iter().collect();
+                serde_json::Value::Object(map.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+            }
+            v => v,
+        }
+    }
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .filter(|&n| n <= bytes.len() - 8)
+        .ok_or("the serialised header is cut short")?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| e.to_string())?;
+    let mut text = sorted(header).to_string().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    Ok(out)
 }
 
 /// A safetensors file of no tensors and `metadata` (a network without parameters):
@@ -179,6 +211,37 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same tensors and metadata give the same bytes every time (HashMap order
+    /// changes between maps), and the file reads back with the safetensors crate.
+    #[test]
+    fn same_model_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tensor::from_vec(&[2, 3], vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.25]).unwrap();
+        let b = Tensor::from_vec(&[3], vec![0.5, 0.25, -1.0]).unwrap();
+        let entries = [Entry::f32("0.weight", &t), Entry::f32("0.bias", &b)];
+        let mut files = Vec::new();
+        for i in 0..6 {
+            let metadata: HashMap<String, String> = (0..12)
+                .map(|k| (format!("key{k}"), format!("value {k}")))
+                .collect();
+            let path = dir.path().join(format!("m{i}.safetensors"));
+            write_atomic(&path, &entries, metadata).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert!(
+            files.iter().all(|f| f == &files[0]),
+            "bytes differ between saves"
+        );
+        let st = safetensors::SafeTensors::deserialize(&files[0]).unwrap();
+        assert_eq!(st.tensor("0.bias").unwrap().shape(), &[3]);
+        assert_eq!(
+            st.tensor("0.weight").unwrap().data(),
+            &f32_bytes(t.data())[..]
+        );
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&files[0]).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["key7"], "value 7");
+    }
 
     /// A network without parameters saves to a file that reads back with its metadata.
     #[test]
