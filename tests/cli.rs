@@ -201,6 +201,24 @@ fn predict_rejects_bad_inputs_clearly() {
         &["predict", "--model", model, "missing.png"],
     ));
     assert!(err.contains("missing.png"), "{err}");
+    // A model whose weights are NaN (a diverged run): an error, not "0 (NaN%)".
+    let mut net = seqnet::spec::build("Flatten() -> Linear(784, 10)", &[1, 28, 28], 1).unwrap();
+    for (_, p) in net.named_params_mut() {
+        p.value.data_mut().fill(f32::NAN);
+    }
+    let info = seqnet::io::model::ModelInfo::for_net(&net);
+    seqnet::io::model::save(&dir.path().join("nan.safetensors"), &net, &info).unwrap();
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x * y % 256) as u8]))
+        .save(dir.path().join("digit.png"))
+        .unwrap();
+    let err = fails(&seqnet(
+        dir.path(),
+        &["predict", "--model", "nan.safetensors", "digit.png"],
+    ));
+    assert!(
+        err.contains("not a number") && err.contains("digit.png"),
+        "{err}"
+    );
     assert!(
         !dir.path().join("y.safetensors").exists(),
         "no output written on error"

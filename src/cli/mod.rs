@@ -59,8 +59,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The error and its causes as one paragraph: `reading m.safetensors: … : …`.
 pub fn describe(err: &anyhow::Error) -> String {
-    let parts: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    parts.join(": ")
+    let mut text = String::new();
+    for part in err.chain().map(|e| e.to_string()) {
+        // "reading FILE" followed by the library's "FILE: what is wrong" says FILE once.
+        let last_word = text.rsplit(' ').next().unwrap_or("");
+        let part = match part.strip_prefix(last_word) {
+            Some(rest) if !last_word.is_empty() && rest.starts_with(": ") => rest[2..].to_string(),
+            _ => part,
+        };
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// 130 for an interrupted run (the shell's convention for SIGINT), 1 otherwise.
@@ -87,4 +99,20 @@ pub struct NetSource {
     /// A model file (.safetensors) written by seqnet or by PyTorch with seqnet metadata.
     #[arg(long)]
     pub model: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// A file named by both the context and the library's error is said once.
+    #[test]
+    fn describe_says_a_file_once() {
+        let inner = anyhow::anyhow!("/tmp/m.safetensors: header too small");
+        let err = inner.context("reading /tmp/m.safetensors");
+        assert_eq!(
+            super::describe(&err),
+            "reading /tmp/m.safetensors: header too small"
+        );
+        let other = anyhow::anyhow!("/tmp/b: bad").context("reading /tmp/a");
+        assert_eq!(super::describe(&other), "reading /tmp/a: /tmp/b: bad");
+    }
 }

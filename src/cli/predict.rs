@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long, requires = "input")]
     output: Option<PathBuf>,
     /// How many classes to print per image.
-    #[arg(long, default_value_t = 3)]
-    top: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
     /// Image files (PNG, JPEG): grey, inverted if light, fitted and centred like MNIST.
     images: Vec<PathBuf>,
 }
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.model.display()))?;
     match (&args.input, &args.output, args.images.is_empty()) {
         (Some(input), Some(output), true) => predict_tensor(&mut m, input, output, chunk),
-        (None, None, false) => predict_images(&mut m, &args.images, args.top, chunk),
+        (None, None, false) => predict_images(&mut m, &args.images, args.top as usize, chunk),
         _ => bail!(
             "give either image files (seqnet predict --model M a.png b.png) or --input \
              X.safetensors --output Y.safetensors, not both and not neither"
@@ -78,9 +78,10 @@ fn predict_tensor(m: &mut Model, input: &Path, output: &Path, chunk: usize) -> R
     )
     .with_context(|| format!("writing {}", output.display()))?;
     eprintln!(
-        "wrote logits and probabilities {} for {} inputs to {}",
+        "wrote logits and probabilities {} for {} input{} to {}",
         fmt_shape(logits.shape()),
         x.batch(),
+        if x.batch() == 1 { "" } else { "s" },
         output.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -148,13 +149,21 @@ fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -
     let x = Tensor::from_vec(&batch_shape, data)?;
     let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
     let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
+    if let Some(i) = (0..images.len()).find(|&i| probs.item(i).iter().any(|p| !p.is_finite())) {
+        bail!(
+            "the network's output for {} is not a number: the model's weights hold NaN or \
+             infinite values (a diverged training run?); retrain it, or use an earlier \
+             checkpoint such as the run's best.safetensors",
+            images[i].display()
+        );
+    }
     for (i, path) in images.iter().enumerate() {
         let row = probs.item(i);
         let mut order: Vec<usize> = (0..row.len()).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         let shown: Vec<String> = order
             .iter()
-            .take(top.max(1))
+            .take(top)
             .map(|&k| {
                 let name = m
                     .info
