@@ -346,6 +346,15 @@ fn training_rejects_bad_arguments() {
             "p = 1.5",
         ),
         (vec!["--dataset", "no/such/folder"], "no/such/folder"),
+        (
+            vec!["--data-dir", "no/such/folder"],
+            "--data-dir folder does not exist",
+        ),
+        (vec!["--net", "book-relux"], "did you mean 'book-relu'?"),
+        (
+            vec!["--model", "m.safetensors", "--init", "book"],
+            "--init draws new weights",
+        ),
     ] {
         let mut full = vec!["train", "--dataset", "mnist-5k", "--quiet", "--out", "run"];
         if args[0] == "--dataset" {
@@ -623,4 +632,9 @@ fn bench_without_warmup() {
         ],
     ));
     assert!(out.contains("train_img_per_s"), "{out}");
+    let err = fails(&seqnet(
+        dir.path(),
+        &["bench", "--images", "0", "--infer-images", "0"],
+    ));
+    assert!(err.contains("nothing to measure"), "{err}");
 }

@@ -61,8 +61,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if threads == 0 {
         bail!("--threads 0: give at least 1 thread");
     }
-    if args.batch_size == 0 || args.infer_batch == 0 {
-        bail!("batch sizes must be at least 1");
+    if args.batch_size == 0 {
+        bail!("--batch-size 0: give at least 1 image per mini-batch");
+    }
+    if args.infer_batch == 0 {
+        bail!("--infer-batch 0: give at least 1 image per inference batch");
+    }
+    if args.images == 0 && args.infer_images == Some(0) {
+        bail!("--images 0 and --infer-images 0 leave nothing to measure; give either more");
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -40,7 +40,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.model.display()))?;
     match (&args.input, &args.output, args.images.is_empty()) {
         (Some(input), Some(output), true) => predict_tensor(&mut m, input, output, chunk),
-        (None, None, false) => predict_images(&mut m, &args.images, args.top as usize, chunk),
+        (None, None, false) => {
+            if !matches!(m.net.input_shape(), [1 | 3, _, _]) {
+                bail!(
+                    "{}: the model takes inputs shaped {} (its 'seqnet.input' metadata), which \
+                     is not an image's C×H×W with C = 1 (grey) or 3 (RGB), so image files \
+                     cannot feed it; give it tensors with --input X.safetensors --output \
+                     Y.safetensors",
+                    args.model.display(),
+                    seqnet::shape::fmt_shape(m.net.input_shape())
+                );
+            }
+            predict_images(&mut m, &args.images, args.top as usize, chunk)
+        }
         _ => bail!(
             "give either image files (seqnet predict --model M a.png b.png) or --input \
              X.safetensors --output Y.safetensors, not both and not neither"

@@ -188,6 +188,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args
         }
     };
+    if let (Some(_), Some(m), None) = (&args.init, &args.model, &args.resume) {
+        bail!(
+            "--init draws new weights, but --model {} starts from saved ones; leave one out",
+            m.display()
+        );
+    }
     // Before training, not after: a bad --save path must not cost the run.
     if let Some(save) = &args.save {
         let dir = match save.parent() {
