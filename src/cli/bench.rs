@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use seqnet::Sequential;
 use seqnet::data::{self, Dataset, Split};
 use seqnet::optim::{Optimizer, OptimizerKind};
@@ -55,12 +55,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        bail!("--threads 0: give at least 1 thread");
-    }
     if args.batch_size == 0 {
         bail!("--batch-size 0: give at least 1 image per mini-batch");
     }
@@ -70,11 +64,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.images == 0 && args.infer_images == Some(0) {
         bail!("--images 0 and --infer-images 0 leave nothing to measure; give either more");
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting the worker threads")?;
-    pool.install(|| run_in_pool(args, threads))
+    super::in_pool(args.threads, |threads| run_in_pool(args, threads))
 }
 
 #[derive(serde::Serialize)]

@@ -27,6 +27,9 @@ pub struct Args {
     /// may follow one --model (`--model runs/drop{1,2,3}/best.safetensors`).
     #[arg(long = "model", value_name = "FILE", required = true, num_args = 1..)]
     models: Vec<PathBuf>,
+    /// Worker threads (default: all cores). Results are the same for any count.
+    #[arg(long)]
+    threads: Option<usize>,
     /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
     /// standard IDX files; its test set is used. Default: MNIST when installed, else the
     /// embedded sample's 1,000 test images.
@@ -109,6 +112,10 @@ fn thousands(n: usize) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    super::in_pool(args.threads, |_| run_in_pool(args))
+}
+
+fn run_in_pool(args: Args) -> Result<ExitCode> {
     // Models first: their errors need no data.
     let mut models = Vec::with_capacity(args.models.len());
     for path in &args.models {

@@ -9,6 +9,7 @@ mod summary;
 mod train;
 mod viz;
 
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +56,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Viz(a) => viz::run(a),
     }
+}
+
+/// Runs `f(threads)` on a pool of `threads` workers: `--threads`, or all cores. Every
+/// command that computes takes `--threads`; results do not depend on it.
+pub fn in_pool<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce(usize) -> Result<T> + Send,
+) -> Result<T> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        anyhow::bail!("--threads 0: give at least 1 thread");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    pool.install(|| f(threads))
 }
 
 /// The error and its causes as one paragraph: `reading m.safetensors: … : …`.

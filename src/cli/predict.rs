@@ -25,11 +25,18 @@ pub struct Args {
     /// How many classes to print per image.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     top: u32,
+    /// Worker threads (default: all cores). Results are the same for any count.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Image files (PNG, JPEG): grey, inverted if light, fitted and centred like MNIST.
     images: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    super::in_pool(args.threads, |_| run_in_pool(args))
+}
+
+fn run_in_pool(args: Args) -> Result<ExitCode> {
     let mut m =
         model::load(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     for w in &m.warnings {

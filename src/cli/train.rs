@@ -208,17 +208,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        bail!("--threads 0: give at least 1 thread");
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting the worker threads")?;
-    pool.install(|| run_in_pool(args, threads))
+    super::in_pool(args.threads, |threads| run_in_pool(args, threads))
 }
 
 fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
