@@ -76,6 +76,11 @@ pub fn in_pool<T: Send>(
     pool.install(|| f(threads))
 }
 
+/// "s" after a count other than one: "1 epoch", "2 epochs".
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// The error and its causes as one paragraph: `reading m.safetensors: … : …`.
 pub fn describe(err: &anyhow::Error) -> String {
     let mut text = String::new();

@@ -100,7 +100,7 @@ fn predict_tensor(m: &mut Model, input: &Path, output: &Path, chunk: usize) -> R
         "wrote logits and probabilities {} for {} input{} to {}",
         fmt_shape(logits.shape()),
         x.batch(),
-        if x.batch() == 1 { "" } else { "s" },
+        super::plural(x.batch()),
         output.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -405,7 +405,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                  to resume. To train further, start a new run from it: seqnet train --model {} \
                  --out NEW_FOLDER",
                 out_dir.display(),
-                plural(epochs),
+                super::plural(epochs),
                 final_path.display(),
                 final_path.display()
             );
@@ -488,7 +488,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             eprintln!(
                 "test accuracy after {} epoch{}: {:.2}%",
                 last.epoch,
-                plural(last.epoch),
+                super::plural(last.epoch),
                 100.0 * acc
             );
         }
@@ -864,11 +864,6 @@ fn changed_on_resume(now: &Args) -> Vec<String> {
         });
     }
     changed
-}
-
-/// "s" after a count other than one.
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// UTC `YYYYMMDD-HHMMSS`, for run folder names.
