@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use seqnet::data::{self, Dataset, Split};
+use seqnet::data::{self, Dataset};
 use seqnet::io::model::{self, Model};
 use seqnet::shape::fmt_shape;
 use seqnet::{Mode, Tensor};
@@ -134,18 +134,8 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
             let desc = format!("{} ({} images)", path.display(), thousands(ds.len()));
             (ds, desc)
         }
-        None => {
-            let split = match args.split {
-                Some(SplitArg::Book) => Split::Book,
-                _ => Split::Official,
-            };
-            let splits = data::load(args.dataset.as_deref(), args.data_dir.as_deref(), split)?;
-            let source = splits.source.clone();
-            let test = splits
-                .test
-                .with_context(|| format!("{source}: has no test set to evaluate on"))?;
-            (test, source)
-        }
+        // --split official and --split book share the test set; only its files are read.
+        None => data::load_test_set(args.dataset.as_deref(), args.data_dir.as_deref())?,
     };
     if test.is_empty() {
         bail!("{source}: the test set is empty");

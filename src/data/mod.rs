@@ -425,17 +425,29 @@ fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Resu
 /// Loads the four standard IDX files in `dir` (gzipped or not; see [`STANDARD_FILES`])
 /// and splits them. Labels must be below 10, as in MNIST, Fashion-MNIST and KMNIST.
 pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<Splits> {
-    let dir = dir.as_ref();
+    load_any_dir(dir.as_ref(), split, Parts::All)
+}
+
+/// A folder that is not a named dataset: named after itself in messages.
+fn load_any_dir(dir: &Path, split: Split, parts: Parts) -> Result<Splits> {
     let label = format!("MNIST-format data from {}", dir.display());
     let set = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".to_string());
-    load_dir_as(dir, split, &label, &set)
+    load_dir_as(dir, split, &label, &set, parts)
+}
+
+/// Which files a caller needs: all of them, or only the test pair (`seqnet eval`, which
+/// should neither wait for nor fail on training files it does not use).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    All,
+    TestOnly,
 }
 
 /// [`load_dir`] with the words the `source` and the dataset names use.
-fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str) -> Result<Splits> {
+fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -> Result<Splits> {
     let files = named::standard_files(dir).map_err(|missing| {
         let expected: Vec<String> = STANDARD_FILES.iter().map(|f| format!("{f}[.gz]")).collect();
         data_err(
@@ -454,6 +466,23 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str) -> Result<Split
         )
     })?;
     let [train_images, train_labels, test_images, test_labels] = files;
+    if parts == Parts::TestOnly {
+        let test = read_pair(
+            &test_images,
+            &test_labels,
+            format!("{set} test"),
+            MNIST_CLASSES,
+        )?;
+        let source = format!("{label} ({} test)", thousands(test.len()));
+        // No training image was read: an empty training set of the test's shape.
+        let (train, test) = test.split_at(0);
+        return Ok(Splits {
+            train,
+            val: None,
+            test: Some(test),
+            source,
+        });
+    }
     let (train, test) = rayon::join(
         || {
             read_pair(
@@ -530,7 +559,30 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str) -> Result<Split
 /// `data_dir` is searched first for named sets. With [`Split::Book`], the embedded
 /// sample's 4,000 training images split 3,000 train / 1,000 validation.
 pub fn load(name_or_dir: Option<&str>, data_dir: Option<&Path>, split: Split) -> Result<Splits> {
-    load_in(name_or_dir, data_dir, split, &named::SearchEnv::process())
+    load_in(
+        name_or_dir,
+        data_dir,
+        split,
+        &named::SearchEnv::process(),
+        Parts::All,
+    )
+}
+
+/// [`load`]'s test set alone, and where it came from. An IDX folder's training files
+/// are not read (the embedded sample is one file, split after a shuffle, so it is).
+pub fn load_test_set(
+    name_or_dir: Option<&str>,
+    data_dir: Option<&Path>,
+) -> Result<(Dataset, String)> {
+    let splits = load_in(
+        name_or_dir,
+        data_dir,
+        Split::Official,
+        &named::SearchEnv::process(),
+        Parts::TestOnly,
+    )?;
+    let test = splits.test.expect("every dataset source has a test set");
+    Ok((test, splits.source))
 }
 
 fn load_in(
@@ -538,13 +590,14 @@ fn load_in(
     data_dir: Option<&Path>,
     split: Split,
     env: &named::SearchEnv,
+    parts: Parts,
 ) -> Result<Splits> {
     named::check_data_dir(data_dir)?;
     match name_or_dir {
         None => {
             let search = named::search(named::MNIST, data_dir, env);
             match search.found {
-                Some(dir) => load_named_dir(&dir, named::MNIST, split),
+                Some(dir) => load_named_dir(&dir, named::MNIST, split, parts),
                 None => {
                     let mut s = embedded_splits(split)?;
                     s.source = format!(
@@ -571,7 +624,7 @@ fn load_in(
             if let Some(name) = named::known(&key) {
                 let search = named::search(name, data_dir, env);
                 return match search.found {
-                    Some(dir) => load_named_dir(&dir, name, split),
+                    Some(dir) => load_named_dir(&dir, name, split, parts),
                     None => Err(search.not_found_error()),
                 };
             }
@@ -586,14 +639,14 @@ fn load_in(
                     ),
                 ));
             }
-            load_dir(dir, split)
+            load_any_dir(dir, split, parts)
         }
     }
 }
 
-fn load_named_dir(dir: &Path, name: &str, split: Split) -> Result<Splits> {
+fn load_named_dir(dir: &Path, name: &str, split: Split, parts: Parts) -> Result<Splits> {
     let label = format!("{} from {}", named::title(name), dir.display());
-    load_dir_as(dir, split, &label, name)
+    load_dir_as(dir, split, &label, name, parts)
 }
 
 /// The embedded sample, split as `split` asks.
@@ -834,7 +887,7 @@ mod tests {
     fn data_load_falls_back_to_the_embedded_sample_and_says_so() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let env = named::SearchEnv::isolated(tmp.path());
-        let s = load_in(None, None, Split::Official, &env).expect("embedded");
+        let s = load_in(None, None, Split::Official, &env, Parts::All).expect("embedded");
         assert_eq!(
             (s.train.len(), s.test.as_ref().map(|t| t.len())),
             (4000, Some(1000))
@@ -844,12 +897,12 @@ mod tests {
                 .starts_with("the embedded 5,000-image MNIST sample")
         );
         assert!(s.source.contains("seqnet data fetch mnist"), "{}", s.source);
-        let b = load_in(Some("mnist-5k"), None, Split::Book, &env).expect("embedded");
+        let b = load_in(Some("mnist-5k"), None, Split::Book, &env, Parts::All).expect("embedded");
         assert_eq!(b.counts(), "3,000 train / 1,000 validation / 1,000 test");
 
         // Once MNIST is in a searched place, it is used.
         write_set(&tmp.path().join("cache/seqnet/mnist"), 12, 3, true);
-        let s = load_in(None, None, Split::Official, &env).expect("found");
+        let s = load_in(None, None, Split::Official, &env, Parts::All).expect("found");
         assert_eq!(s.train.len(), 12);
         assert!(s.source.starts_with("MNIST from "), "{}", s.source);
         assert_eq!(s.train.name, "mnist train");
@@ -860,21 +913,33 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let env = named::SearchEnv::isolated(tmp.path());
         let given = tmp.path().join("given");
-        let err = load_in(Some("Fashion-MNIST"), Some(&given), Split::Official, &env)
-            .unwrap_err()
-            .to_string();
+        let err = load_in(
+            Some("Fashion-MNIST"),
+            Some(&given),
+            Split::Official,
+            &env,
+            Parts::All,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("--data-dir folder does not exist"), "{err}");
         std::fs::create_dir(&given).expect("mkdir");
-        let err = load_in(Some("Fashion-MNIST"), Some(&given), Split::Official, &env)
-            .unwrap_err()
-            .to_string();
+        let err = load_in(
+            Some("Fashion-MNIST"),
+            Some(&given),
+            Split::Official,
+            &env,
+            Parts::All,
+        )
+        .unwrap_err()
+        .to_string();
         for place in named::search(named::FASHION, Some(&given), &env).tried {
             assert!(err.contains(&*place.dir.to_string_lossy()), "{err}");
         }
         assert!(err.contains("seqnet data fetch fashion-mnist"), "{err}");
         assert!(err.contains("--dataset DIR"), "{err}");
 
-        let err = load_in(Some("no/such/dir"), None, Split::Official, &env)
+        let err = load_in(Some("no/such/dir"), None, Split::Official, &env, Parts::All)
             .unwrap_err()
             .to_string();
         assert!(
@@ -889,13 +954,29 @@ mod tests {
         write_set(tmp.path(), 4, 2, false);
         let env = named::SearchEnv::isolated(tmp.path());
         let dir = tmp.path().to_string_lossy().into_owned();
-        let s = load_in(Some(&dir), None, Split::Official, &env).expect("folder");
+        let s = load_in(Some(&dir), None, Split::Official, &env, Parts::All).expect("folder");
         assert_eq!(s.train.len(), 4);
         assert!(
             s.source.starts_with("MNIST-format data from"),
             "{}",
             s.source
         );
+    }
+
+    /// The test set alone reads only the test files: a corrupt training file does not
+    /// stop an evaluation, though it stops a training run.
+    #[test]
+    fn data_test_set_alone_skips_the_training_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        write_set(tmp.path(), 4, 3, false);
+        std::fs::write(tmp.path().join("train-images-idx3-ubyte"), b"corrupt").expect("write");
+        let env = named::SearchEnv::isolated(tmp.path());
+        let dir = tmp.path().to_string_lossy().into_owned();
+        assert!(load_in(Some(&dir), None, Split::Official, &env, Parts::All).is_err());
+        let s = load_in(Some(&dir), None, Split::Official, &env, Parts::TestOnly).expect("test");
+        assert_eq!(s.test.as_ref().map(Dataset::len), Some(3));
+        assert_eq!(s.train.len(), 0);
+        assert!(s.source.ends_with("(3 test)"), "{}", s.source);
     }
 
     #[test]
