@@ -6,7 +6,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so printing to a closed pipe (`seqnet data list | head -1`)
@@ -18,8 +18,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    // Parsed in two steps so that `train --resume` can tell which options were typed.
+    let matches = cli::Cli::command().get_matches();
+    let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli::run(args, &matches) {
         Ok(code) => code,
         Err(err) => {
             let code = cli::exit_code(&err);

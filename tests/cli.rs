@@ -579,11 +579,27 @@ fn runs_are_never_overwritten_and_resume_keeps_its_options() {
         err.contains("--epochs 3") && err.contains("--lr 9"),
         "{err}"
     );
+    // Typed, even at its default value, an option is refused: the run may differ.
+    let err = fails(&seqnet(
+        dir.path(),
+        &["train", "--resume", "run", "--seed", "1"],
+    ));
+    assert!(err.contains("--seed 1"), "{err}");
     let (_, said) = common::ok_out_err(&seqnet(
         dir.path(),
-        &["train", "--resume", "run", "--threads", "1"],
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--threads",
+            "1",
+            "--save",
+            "copy.safetensors",
+        ],
     ));
     assert!(said.contains("already finished its 1 epoch"), "{said}");
+    let copy = std::fs::read(dir.path().join("copy.safetensors")).unwrap();
+    assert_eq!(copy, first, "--save on a finished run copies its model");
     assert_eq!(
         std::fs::read(&final_path).unwrap(),
         first,

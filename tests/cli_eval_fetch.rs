@@ -438,6 +438,9 @@ fn trained() -> &'static (PathBuf, PathBuf) {
             }
         }
         let root = tmp.join(format!("cli_eval_fetch-{}", std::process::id()));
+        // A folder left by an earlier process with the same id holds runs that --out
+        // would refuse to overwrite.
+        let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("mkdir");
         let mut paths = Vec::new();
         for seed in ["1", "2"] {

@@ -45,10 +45,20 @@ enum Command {
 }
 
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     match cli.command {
         Command::Summary(a) => summary::run(a),
-        Command::Train(a) => train::run(*a),
+        Command::Train(mut a) => {
+            if let Some(m) = matches.subcommand_matches("train") {
+                let cmd = <Cli as clap::CommandFactory>::command();
+                let args: Vec<String> = cmd
+                    .find_subcommand("train")
+                    .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+                    .unwrap_or_default();
+                a.typed = typed_options(m, &args);
+            }
+            train::run(*a)
+        }
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
@@ -76,6 +86,30 @@ pub fn in_pool<T: Send>(
     pool.install(|| f(threads))
 }
 
+/// The options typed on the command line (not defaults), as (id, `--flag value`);
+/// `args` are the command's argument ids (the matches also hold argument groups).
+fn typed_options(m: &clap::ArgMatches, args: &[String]) -> Vec<(String, String)> {
+    m.ids()
+        .filter(|id| args.iter().any(|a| a == id.as_str()))
+        .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| {
+            let flag = format!("--{}", id.as_str().replace('_', "-"));
+            let values: Vec<String> = m
+                .get_raw(id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let shown = match values.as_slice() {
+                [] => flag,
+                [v] if v == "true" => flag,
+                vs => format!("{flag} {}", vs.join(" ")),
+            };
+            (id.as_str().to_string(), shown)
+        })
+        .collect()
+}
+
 /// "s" after a count other than one: "1 epoch", "2 epochs".
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -86,9 +120,8 @@ pub fn describe(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for part in err.chain().map(|e| e.to_string()) {
         // "reading FILE" followed by the library's "FILE: what is wrong" says FILE once.
-        let last_word = text.rsplit(' ').next().unwrap_or("");
-        let part = match part.strip_prefix(last_word) {
-            Some(rest) if !last_word.is_empty() && rest.starts_with(": ") => rest[2..].to_string(),
+        let part = match part.split_once(": ") {
+            Some((head, rest)) if !head.is_empty() && text.ends_with(head) => rest.to_string(),
             _ => part,
         };
         if !text.is_empty() {
@@ -136,6 +169,8 @@ mod tests {
             super::describe(&err),
             "reading /tmp/m.safetensors: header too small"
         );
+        let spaced = anyhow::anyhow!("/tmp/my model: bad").context("reading /tmp/my model");
+        assert_eq!(super::describe(&spaced), "reading /tmp/my model: bad");
         let other = anyhow::anyhow!("/tmp/b: bad").context("reading /tmp/a");
         assert_eq!(super::describe(&other), "reading /tmp/a: /tmp/b: bad");
     }

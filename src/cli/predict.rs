@@ -87,6 +87,12 @@ fn predict_tensor(m: &mut Model, input: &Path, output: &Path, chunk: usize) -> R
     let x = read_input(input, m.net.input_shape())?;
     let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
     let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
+    if let Some(i) = first_not_finite(&probs) {
+        bail!(
+            "{}",
+            not_finite_message(&format!("input {i} of {}", input.display()))
+        );
+    }
     stf::write_atomic(
         output,
         &[
@@ -152,6 +158,19 @@ fn read_input(path: &Path, per_image: &[usize]) -> Result<Tensor> {
     Ok(stf::to_f32(path, "input", &view)?)
 }
 
+/// The first input whose outputs are not all finite numbers.
+fn first_not_finite(probs: &Tensor) -> Option<usize> {
+    (0..probs.batch()).find(|&i| probs.item(i).iter().any(|p| !p.is_finite()))
+}
+
+fn not_finite_message(what: &str) -> String {
+    format!(
+        "the network's output for {what} is not a number: the model's weights hold NaN or \
+         infinite values (a diverged training run?); retrain it, or use an earlier \
+         checkpoint such as the run's best.safetensors"
+    )
+}
+
 fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -> Result<ExitCode> {
     let shape = m.net.input_shape().to_vec();
     let per: usize = shape.iter().product();
@@ -168,13 +187,8 @@ fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -
     let x = Tensor::from_vec(&batch_shape, data)?;
     let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
     let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
-    if let Some(i) = (0..images.len()).find(|&i| probs.item(i).iter().any(|p| !p.is_finite())) {
-        bail!(
-            "the network's output for {} is not a number: the model's weights hold NaN or \
-             infinite values (a diverged training run?); retrain it, or use an earlier \
-             checkpoint such as the run's best.safetensors",
-            images[i].display()
-        );
+    if let Some(i) = first_not_finite(&probs) {
+        bail!("{}", not_finite_message(&images[i].display().to_string()));
     }
     for (i, path) in images.iter().enumerate() {
         let row = probs.item(i);

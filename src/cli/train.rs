@@ -142,6 +142,11 @@ pub struct Args {
     #[arg(long)]
     #[serde(default)]
     plot: bool,
+    /// The options typed on the command line, as (id, `--flag value`), for `--resume`
+    /// to refuse those that would change the run (filled in by the command line).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub(super) typed: Vec<(String, String)>,
 }
 
 /// Everything a run was made with, written to config.json when it starts. `args` is
@@ -205,6 +210,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "--save {}: the folder {} does not exist; create it first or save elsewhere",
                 save.display(),
                 dir.display()
+            );
+        }
+        if save.is_dir() {
+            bail!(
+                "--save {} is a folder; give a file name, e.g. {}",
+                save.display(),
+                save.join("model.safetensors").display()
             );
         }
     }
@@ -374,12 +386,24 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         seqnet_version: env!("CARGO_PKG_VERSION"),
     };
     // Atomically, as the checkpoint: `--resume` reads this file, and a run killed while
-    // writing it must leave no config.json or a whole one, never an empty one.
-    seqnet::io::safetensors_file::write_bytes_atomic(
-        &out_dir.join("config.json"),
-        (serde_json::to_string_pretty(&config)? + "\n").as_bytes(),
-    )
-    .with_context(|| format!("writing {}", out_dir.join("config.json").display()))?;
+    // writing it must leave no config.json or a whole one, never an empty one. A new run
+    // also claims its folder with it: of two runs started with the same --out, the one
+    // that gets here second stops.
+    let config_path = out_dir.join("config.json");
+    let config_text = serde_json::to_string_pretty(&config)? + "\n";
+    if args.resume.is_some() {
+        seqnet::io::safetensors_file::write_bytes_atomic(&config_path, config_text.as_bytes())
+            .with_context(|| format!("writing {}", config_path.display()))?;
+    } else {
+        match seqnet::io::safetensors_file::create_new_atomic(&config_path, config_text.as_bytes())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                refuse_to_overwrite(&out_dir)?;
+                bail!("{} already holds a run", out_dir.display());
+            }
+            r => r.with_context(|| format!("writing {}", config_path.display()))?,
+        }
+    }
 
     let mut info = ModelInfo::for_net(&net);
     info.normalize = normalize;
@@ -400,15 +424,25 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         best = serde_json::from_value(extra["best"].clone()).unwrap_or(None);
         let final_path = out_dir.join("final.safetensors");
         if state.epoch >= epochs && state.step_in_epoch == 0 && final_path.exists() {
-            eprintln!(
-                "{} already finished its {epochs} epoch{}: the trained model is {}; nothing \
-                 to resume. To train further, start a new run from it: seqnet train --model {} \
-                 --out NEW_FOLDER",
-                out_dir.display(),
-                super::plural(epochs),
-                final_path.display(),
-                final_path.display()
-            );
+            if let Some(save) = &args.save {
+                model::save(save, &net, &info)
+                    .with_context(|| format!("writing {}", save.display()))?;
+            }
+            if args.json {
+                let last = read_last_metrics(&out_dir.join("metrics.jsonl"))?;
+                println!("{}", final_json(&best, &last, &final_path));
+            }
+            if !quiet {
+                eprintln!(
+                    "{} already finished its {epochs} epoch{}: the trained model is {}; \
+                     nothing to resume. To train further, start a new run from it: seqnet \
+                     train --model {} --out NEW_FOLDER",
+                    out_dir.display(),
+                    super::plural(epochs),
+                    final_path.display(),
+                    final_path.display()
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         if !quiet {
@@ -473,15 +507,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
     let sample = write_sample_digit(&out_dir, test.as_ref().unwrap_or(&train_set));
     if args.json {
-        let final_obj = serde_json::json!({
-            "final": true,
-            "best_epoch": best.as_ref().map(|b| b.0),
-            "test_accuracy_at_best_val": best.as_ref().and_then(|b| b.2),
-            "val_accuracy_best": best.as_ref().map(|b| b.1),
-            "test_accuracy": last.test_accuracy,
-            "model": final_path.display().to_string(),
-        });
-        println!("{final_obj}");
+        println!("{}", final_json(&best, &last, &final_path));
     }
     if !quiet {
         if let Some(acc) = last.test_accuracy {
@@ -555,6 +581,12 @@ fn resumed_args(dir: &Path, now: &Args) -> Result<Args> {
     if now.checkpoint_every.is_some() {
         args.checkpoint_every = now.checkpoint_every;
     }
+    if now.save.is_some() {
+        args.save.clone_from(&now.save);
+    }
+    if now.data_dir.is_some() {
+        args.data_dir.clone_from(&now.data_dir);
+    }
     // The initialisation the run began with, as recorded, rather than the one a preset's
     // recipe gives today (presets may change between versions).
     if args.init.is_none() {
@@ -589,6 +621,23 @@ fn open_metrics(path: &Path, done: usize) -> Result<std::fs::File> {
         .append(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+/// The final `--json` object: the book's figure (test accuracy at the best validation
+/// epoch), the last epoch's, and where the model is.
+fn final_json(
+    best: &Option<(usize, f64, Option<f64>)>,
+    last: &EpochReport,
+    final_path: &Path,
+) -> serde_json::Value {
+    serde_json::json!({
+        "final": true,
+        "best_epoch": best.as_ref().map(|b| b.0),
+        "test_accuracy_at_best_val": best.as_ref().and_then(|b| b.2),
+        "val_accuracy_best": best.as_ref().map(|b| b.1),
+        "test_accuracy": last.test_accuracy,
+        "model": final_path.display().to_string(),
+    })
 }
 
 /// The last epoch's figures, from metrics.jsonl (a resumed run has only some in memory).
@@ -834,37 +883,27 @@ fn new_run_folder(parent: &Path, stem: &str) -> Result<PathBuf> {
     unreachable!("the loop returns")
 }
 
-/// The options given with `--resume` that would change the run, as `--name value`:
-/// everything but the display options and the thread count (results are bitwise the
-/// same for any count).
+/// The options typed with `--resume` that would change the run, as typed: all but the
+/// display options, the thread count (results are bitwise the same for any count), and
+/// where to look for the data or save a copy of the model.
 fn changed_on_resume(now: &Args) -> Vec<String> {
-    #[derive(clap::Parser)]
-    struct Blank {
-        #[command(flatten)]
-        args: Args,
-    }
-    let blank = <Blank as clap::Parser>::try_parse_from(["train", "--resume", "RUN"])
-        .expect("--resume alone parses")
-        .args;
-    let (now, blank) = (
-        serde_json::to_value(now).expect("options serialise"),
-        serde_json::to_value(&blank).expect("options serialise"),
-    );
-    const MAY_CHANGE: [&str; 5] = ["quiet", "json", "plot", "threads", "checkpoint_every"];
-    let mut changed = Vec::new();
-    for (key, value) in now.as_object().expect("an object") {
-        if MAY_CHANGE.contains(&key.as_str()) || blank.get(key) == Some(value) {
-            continue;
-        }
-        let flag = format!("--{}", key.replace('_', "-"));
-        changed.push(match value {
-            serde_json::Value::Bool(true) => flag,
-            serde_json::Value::String(v) => format!("{flag} {v}"),
-            v => format!("{flag} {v}"),
-        });
-    }
-    changed
+    now.typed
+        .iter()
+        .filter(|(id, _)| !MAY_CHANGE_ON_RESUME.contains(&id.as_str()) && id != "resume")
+        .map(|(_, shown)| shown.clone())
+        .collect()
 }
+
+/// The options `--resume` takes from the command line rather than from config.json.
+const MAY_CHANGE_ON_RESUME: [&str; 7] = [
+    "quiet",
+    "json",
+    "plot",
+    "threads",
+    "checkpoint_every",
+    "save",
+    "data_dir",
+];
 
 /// UTC `YYYYMMDD-HHMMSS`, for run folder names.
 fn timestamp() -> String {

@@ -179,6 +179,43 @@ fn empty_with_metadata(metadata: &HashMap<String, String>) -> Vec<u8> {
     out
 }
 
+/// Creates `path` with `bytes`, whole or not at all, and only if nothing is there yet:
+/// the bytes go to a temporary file first, which is then hard-linked to `path` (a link
+/// fails with `AlreadyExists` when the name is taken, so of two processes racing for
+/// one name, one wins). A new run claims its folder this way with its config.json.
+pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{file_name}.new{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                // A file system without hard links: an exclusive create, still
+                // first-come, though a crash mid-write could leave a short file.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+            }
+            r => r?,
+        }
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
 /// The atomic write itself, for any bytes.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
