@@ -57,7 +57,16 @@ fn viz_draws_every_picture() {
     // Filters: 20 kernels of 5×5 in one row; the first tile is coloured.
     ok(&seqnet(
         dir,
-        &["viz", "filters", "--model", model, "-o", "filters.png"],
+        &[
+            "viz",
+            "filters",
+            "--model",
+            model,
+            "-o",
+            "filters.png",
+            "--threads",
+            "1",
+        ],
     ));
     let f = png(&dir.join("filters.png"));
     assert_eq!(f.dimensions(), (1160, 197));

@@ -12,6 +12,9 @@ use seqnet::viz::{self, FilterSlices, Mistake, Picture};
 pub struct Args {
     #[command(subcommand)]
     what: What,
+    /// Worker threads for the forward passes (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -118,7 +121,11 @@ struct MistakesArgs {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    match args.what {
+    super::in_pool(args.threads, |_| draw(args.what))
+}
+
+fn draw(what: What) -> Result<ExitCode> {
+    match what {
         What::Filters(a) => filters(a),
         What::Activations(a) => activations(a),
         What::Curves(a) => curves(a),
