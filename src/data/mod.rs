@@ -913,26 +913,21 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let env = named::SearchEnv::isolated(tmp.path());
         let given = tmp.path().join("given");
-        let err = load_in(
-            Some("Fashion-MNIST"),
-            Some(&given),
-            Split::Official,
-            &env,
-            Parts::All,
-        )
-        .unwrap_err()
-        .to_string();
+        let fashion_err = || {
+            load_in(
+                Some("Fashion-MNIST"),
+                Some(&given),
+                Split::Official,
+                &env,
+                Parts::All,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let err = fashion_err();
         assert!(err.contains("--data-dir folder does not exist"), "{err}");
         std::fs::create_dir(&given).expect("mkdir");
-        let err = load_in(
-            Some("Fashion-MNIST"),
-            Some(&given),
-            Split::Official,
-            &env,
-            Parts::All,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = fashion_err();
         for place in named::search(named::FASHION, Some(&given), &env).tried {
             assert!(err.contains(&*place.dir.to_string_lossy()), "{err}");
         }
