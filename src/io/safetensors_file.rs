@@ -154,11 +154,7 @@ fn with_sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
         .ok_or("the serialised header is cut short")?;
     let header: serde_json::Value =
         serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| e.to_string())?;
-    let mut text = sorted(header).to_string().into_bytes();
-    text.resize(text.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
+    let mut out = framed_header(sorted(header).to_string());
     out.extend_from_slice(&bytes[8 + len..]);
     Ok(out)
 }
@@ -167,12 +163,17 @@ fn with_sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
 /// the 8-byte header length, then the JSON header padded with spaces to 8 bytes.
 fn empty_with_metadata(metadata: &HashMap<String, String>) -> Vec<u8> {
     let sorted: std::collections::BTreeMap<&String, &String> = metadata.iter().collect();
-    let mut header = if sorted.is_empty() {
+    framed_header(if sorted.is_empty() {
         "{}".to_string()
     } else {
         serde_json::json!({ "__metadata__": sorted }).to_string()
-    }
-    .into_bytes();
+    })
+}
+
+/// The start of a safetensors file: the header's length (8 bytes, little-endian), then
+/// the JSON header padded with spaces to a multiple of 8 bytes.
+fn framed_header(json: String) -> Vec<u8> {
+    let mut header = json.into_bytes();
     header.resize(header.len().next_multiple_of(8), b' ');
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&header);
@@ -184,65 +185,60 @@ fn empty_with_metadata(metadata: &HashMap<String, String>) -> Vec<u8> {
 /// fails with `AlreadyExists` when the name is taken, so of two processes racing for
 /// one name, one wins). A new run claims its folder this way with its config.json.
 pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.new{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
+    through_temp_file(path, "new", bytes, |tmp| {
+        match std::fs::hard_link(tmp, path) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                // A file system without hard links: an exclusive create, still
-                // first-come, though a crash mid-write could leave a short file.
+                // A file system without hard links: an exclusive create, still first-come,
+                // though a crash mid-write could leave a short file.
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(path)?;
                 f.write_all(bytes)?;
-                f.sync_all()?;
+                f.sync_all()
             }
-            r => r?,
+            r => r,
         }
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
+    })
 }
 
 /// The atomic write itself, for any bytes.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.file_name().is_none() {
+        return Err(model_err(path, "is not a file name"));
+    }
+    through_temp_file(path, "tmp", bytes, |tmp| std::fs::rename(tmp, path))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Writes `bytes` to a temporary file beside `path` (`.NAME.KIND<pid>`), syncs it, lets
+/// `publish` put it in place, then syncs the folder, whose entry makes the new name
+/// durable. The temporary file is gone afterwards, whatever happened.
+fn through_temp_file(
+    path: &Path,
+    kind: &str,
+    bytes: &[u8],
+    publish: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| model_err(path, "is not a file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{file_name}.{kind}{}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the folder's entry is on disk.
+        publish(&tmp)?;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    // After a rename there is nothing left to remove; after a link, the extra name.
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 #[cfg(test)]
