@@ -649,6 +649,65 @@ fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
 }
 
 /// Saves a network (from its spec) as a model file.
+#[test]
+fn eval_on_the_validation_and_training_sets() {
+    let (m1, _) = trained();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m1s = m1.to_str().expect("utf-8");
+    let report = |extra: &[&str]| {
+        let mut a = vec!["eval", "--model", m1s, "--dataset", "mnist-5k", "--json"];
+        a.extend_from_slice(extra);
+        json(&ok_out_err(&seqnet(tmp.path(), &a)).0)
+    };
+    // The embedded sample's 4,000 training images: 3,000 train and 1,000 validate in the
+    // book's split, which --on validation implies.
+    let val = report(&["--on", "validation"]);
+    check_report(&val, 1000);
+    assert_eq!(val["set"], "validation");
+    let all_train = report(&["--on", "train"]);
+    check_report(&all_train, 4000);
+    assert_eq!(all_train["set"], "training");
+    let book_train = report(&["--on", "train", "--split", "book"]);
+    check_report(&book_train, 3000);
+    // The book's training and validation sets divide the same 4,000 images.
+    let correct = |v: &Value| v["correct"].as_u64().expect("correct");
+    assert_eq!(correct(&book_train) + correct(&val), correct(&all_train));
+    assert_eq!(report(&[])["set"], "test");
+
+    let (text, _) = ok_out_err(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--dataset",
+            "mnist-5k",
+            "--on",
+            "validation",
+        ],
+    ));
+    assert!(text.contains("validation images: 1,000"), "{text}");
+
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--dataset",
+            "mnist-5k",
+            "--on",
+            "validation",
+            "--split",
+            "official",
+        ],
+    ));
+    assert!(
+        err.contains("--on validation") && err.contains("--split book"),
+        "{err}"
+    );
+}
+
 fn save_model(dir: &Path, name: &str, spec: &str, input: [usize; 3]) -> PathBuf {
     let net = seqnet::spec::build(spec, &input[..], 1).expect("network");
     let info = seqnet::io::model::ModelInfo::for_net(&net);

@@ -14,10 +14,33 @@ use serde::Serialize;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitArg {
-    /// The files as published: the 10,000 test images.
+    /// The files as published: 60,000 training images, 10,000 test images.
     Official,
-    /// The book's split (its test set is the same 10,000 images).
+    /// The book's split: the first 50,000 training images train, the last 10,000
+    /// validate.
     Book,
+}
+
+/// Which of a dataset's sets to evaluate on.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnArg {
+    /// The test images (the same for both splits).
+    Test,
+    /// The validation images: the book's split holds them out of training.
+    Validation,
+    /// The training images (all of them, or the book split's first 50,000): how well
+    /// the model fits what it learned from, to set beside the test figure.
+    Train,
+}
+
+impl OnArg {
+    fn name(self) -> &'static str {
+        match self {
+            OnArg::Test => "test",
+            OnArg::Validation => "validation",
+            OnArg::Train => "training",
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,7 +64,12 @@ pub struct Args {
     /// A safetensors batch file (`images`, `labels`) to evaluate on instead.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dataset", "data_dir", "split"])]
     test_data: Option<PathBuf>,
-    /// How the dataset's files are split (the test set is the same for both).
+    /// Which set to evaluate on.
+    #[arg(long, value_enum, default_value = "test", conflicts_with = "test_data")]
+    on: OnArg,
+    /// How the dataset's training file is split, for `--on train` (default: official)
+    /// and `--on validation` (which needs, and defaults to, the book's split). The test
+    /// set is the same for both.
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
     /// Print one JSON object with the same content on standard output.
@@ -127,6 +155,7 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
     }
     check_models(&args.models, &models)?;
 
+    let set = args.on.name();
     let (test, source) = match &args.test_data {
         Some(path) => {
             let ds = data::load_safetensors_batch(path)
@@ -134,14 +163,13 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
             let desc = format!("{} ({} images)", path.display(), thousands(ds.len()));
             (ds, desc)
         }
-        // --split official and --split book share the test set; only its files are read.
-        None => data::load_test_set(args.dataset.as_deref(), args.data_dir.as_deref())?,
+        None => load_set(&args)?,
     };
     if test.is_empty() {
-        bail!("{source}: the test set is empty");
+        bail!("{source}: the {set} set is empty");
     }
     for (path, m) in args.models.iter().zip(&models) {
-        check_fits(path, m, &test, &source)?;
+        check_fits(path, m, &test, &source, set)?;
     }
 
     let outputs = models[0].net.output_shape()[0];
@@ -151,7 +179,7 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
         runs.push(predict(path, m, &test, ensemble)?);
     }
     let names = class_names(&models, outputs);
-    let report = build_report(&runs, &test, &source, names, outputs);
+    let report = build_report(&runs, &test, &source, set, names, outputs);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -200,11 +228,36 @@ fn check_models(paths: &[PathBuf], models: &[Model]) -> Result<()> {
     Ok(())
 }
 
+/// The set `--on` and `--split` name, and where it came from.
+fn load_set(args: &Args) -> Result<(Dataset, String)> {
+    let (dataset, data_dir) = (args.dataset.as_deref(), args.data_dir.as_deref());
+    let split = match (args.on, args.split) {
+        // Both splits share the test set, so only its files are read.
+        (OnArg::Test, _) => return Ok(data::load_test_set(dataset, data_dir)?),
+        (OnArg::Validation, Some(SplitArg::Official)) => bail!(
+            "--on validation needs a validation set, and the official split has none (it \
+             trains on all the training images); use --split book, which validates on the \
+             last 10,000 training images, or leave --split out"
+        ),
+        (OnArg::Validation, _) | (OnArg::Train, Some(SplitArg::Book)) => data::Split::Book,
+        (OnArg::Train, _) => data::Split::Official,
+    };
+    let splits = data::load(dataset, data_dir, split)?;
+    let ds = match args.on {
+        OnArg::Validation => splits
+            .val
+            .context("the book's split has a validation set")?,
+        _ => splits.train,
+    };
+    let source = format!("{}, its {} set", splits.source, args.on.name());
+    Ok((ds, source))
+}
+
 /// The model must take the data's images and score at least its classes.
-fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str) -> Result<()> {
+fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str, set: &str) -> Result<()> {
     if m.net.input_shape() != ds.shape.as_slice() {
         bail!(
-            "{} takes images shaped {}, but the test images of {source} are {}; evaluate it \
+            "{} takes images shaped {}, but the {set} images of {source} are {}; evaluate it \
              on data of its own shape",
             path.display(),
             fmt_shape(m.net.input_shape()),
@@ -214,7 +267,7 @@ fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str) -> Result<()> 
     let outputs = m.net.output_shape()[0];
     if outputs < ds.classes {
         bail!(
-            "{} outputs {outputs} scores per image, but the test data has {} classes; it \
+            "{} outputs {outputs} scores per image, but the {set} data has {} classes; it \
              cannot have been trained on this data",
             path.display(),
             ds.classes
@@ -299,9 +352,11 @@ fn argmax(row: &[f32]) -> usize {
 
 #[derive(Serialize)]
 struct Report {
-    /// Where the test images came from.
+    /// Where the images came from.
     data: String,
-    /// How many test images.
+    /// Which set of the data they are: "test", "validation" or "training".
+    set: &'static str,
+    /// How many images.
     images: usize,
     /// Names of the classes the models score (columns of `confusion`); the first
     /// `per_class.len()` are the data's classes (its rows).
@@ -358,6 +413,7 @@ fn build_report(
     runs: &[Run],
     ds: &Dataset,
     source: &str,
+    set: &'static str,
     classes: Vec<String>,
     outputs: usize,
 ) -> Report {
@@ -431,6 +487,7 @@ fn build_report(
         .collect();
     Report {
         data: source.to_string(),
+        set,
         images: n,
         classes,
         models,
@@ -450,7 +507,7 @@ fn pct(a: f64) -> String {
 fn print_report(r: &Report) {
     let n = thousands(r.images);
     println!("data: {}", r.data);
-    println!("test images: {n}");
+    println!("{} images: {n}", r.set);
     match &r.ensemble {
         None => {
             let m = &r.models[0];
