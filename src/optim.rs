@@ -77,15 +77,19 @@ impl Optimizer {
                 } else {
                     0.0
                 };
-            let len = p.value.len();
+            // No backward since zero_grad: PyTorch skips a parameter whose grad is None
+            // (no decay, no momentum), and so does this.
+            let (value, Some(grad)) = p.value_and_grad() else {
+                continue;
+            };
+            let (value, grad) = (value.data_mut(), grad.data());
             let first = self.m[i].is_empty();
             if first {
-                self.m[i] = vec![0.0; len];
+                self.m[i] = vec![0.0; value.len()];
                 if matches!(self.kind, OptimizerKind::Adam { .. }) {
-                    self.v[i] = vec![0.0; len];
+                    self.v[i] = vec![0.0; value.len()];
                 }
             }
-            let (value, grad) = (p.value.data_mut(), p.grad.data());
             match self.kind {
                 OptimizerKind::Sgd { momentum } => {
                     let buf = &mut self.m[i];
@@ -133,7 +137,7 @@ mod tests {
             .unwrap();
         for (_, p) in net.named_params_mut() {
             p.value = Tensor::from_vec(&[1, 1], vec![w]).unwrap();
-            p.grad = Tensor::from_vec(&[1, 1], vec![g]).unwrap();
+            *p.grad_mut() = Tensor::from_vec(&[1, 1], vec![g]).unwrap();
         }
         net
     }
@@ -160,6 +164,19 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_without_a_gradient_is_left_alone_as_in_torch() {
+        // torch: after zero_grad() (set_to_none) and no backward, step() skips the
+        // parameter: no weight decay, no momentum.
+        let mut net = net_with_grad(1.0, 0.5);
+        let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, 0.1, 0.01, 0.0);
+        opt.step(&mut net);
+        let after_one = weight(&net);
+        net.zero_grad();
+        opt.step(&mut net);
+        assert_eq!(weight(&net), after_one);
+    }
+
+    #[test]
     fn adam_first_step_moves_by_lr() {
         // With bias correction Adam's first step is lr · sign(g) (up to ε).
         let mut net = net_with_grad(1.0, 0.25);
@@ -173,7 +190,7 @@ mod tests {
         let mut net = Sequential::new([1]).add(Linear::new(1, 1)).unwrap();
         for (_, p) in net.named_params_mut() {
             p.value.data_mut().fill(1.0);
-            p.grad.data_mut().fill(0.0);
+            p.grad_mut().data_mut().fill(0.0);
         }
         let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.0 }, 0.5, 0.0, 0.2);
         opt.step(&mut net);

@@ -372,7 +372,7 @@ impl Sequential {
     pub fn zero_grad(&mut self) {
         for layer in &mut self.layers {
             for (_, p) in layer.params_mut() {
-                p.grad.data_mut().fill(0.0);
+                p.zero_grad();
             }
         }
     }
@@ -630,7 +630,7 @@ mod tests {
         let grads = |net: &Sequential| {
             net.named_params()
                 .iter()
-                .map(|(name, p)| (name.clone(), bits(&p.grad)))
+                .map(|(name, p)| (name.clone(), bits(p.grad().expect("backward ran"))))
                 .collect::<Vec<_>>()
         };
         assert_eq!(grads(&net), grads(&by_layer));
@@ -642,6 +642,55 @@ mod tests {
     }
 
     /// An empty batch says nothing about the per-image size: a Train step after it works.
+    /// zero_grad clears lazily (the next backward overwrites): a step's gradient must
+    /// not carry anything of the step before, and a second backward must still add.
+    #[test]
+    fn zero_grad_forgets_the_last_step_and_backward_accumulates() {
+        let spec = "Conv2d(1, 3, 3) -> ReLU() -> Flatten() -> LazyLinear(4) -> Linear(4, 2)";
+        let mut net = crate::spec::build(spec, &[1, 5, 5], 3).unwrap();
+        let mut rng = Rng::new(4);
+        let mut random = |shape: &[usize]| {
+            let len = shape.iter().product();
+            Tensor::from_vec(shape, (0..len).map(|_| rng.symmetric(1.0)).collect()).unwrap()
+        };
+        let (x1, d1) = (random(&[3, 1, 5, 5]), random(&[3, 2]));
+        let (x2, d2) = (random(&[3, 1, 5, 5]), random(&[3, 2]));
+        let grads = |net: &Sequential| {
+            net.named_params()
+                .iter()
+                .map(|(_, p)| p.grad().expect("backward ran").data().to_vec())
+                .collect::<Vec<_>>()
+        };
+        let mut backward = |net: &mut Sequential, x: &Tensor, d: &Tensor| {
+            net.forward(x, Mode::Train).unwrap();
+            net.backward_params(d);
+        };
+
+        net.zero_grad();
+        assert!(net.named_params().iter().all(|(_, p)| p.grad().is_none()));
+        backward(&mut net, &x2, &d2);
+        let only_second = grads(&net);
+        net.zero_grad();
+        backward(&mut net, &x1, &d1);
+        let only_first = grads(&net);
+        // A fresh step after another step's gradient: the same bits as from zero.
+        net.zero_grad();
+        backward(&mut net, &x2, &d2);
+        assert_eq!(grads(&net), only_second);
+        // Without zero_grad the second backward adds to the first, as in PyTorch.
+        net.zero_grad();
+        backward(&mut net, &x1, &d1);
+        backward(&mut net, &x2, &d2);
+        for ((sum, a), b) in grads(&net).iter().zip(&only_first).zip(&only_second) {
+            for ((s, a), b) in sum.iter().zip(a).zip(b) {
+                assert!(
+                    (s - (a + b)).abs() <= 1e-6 * (1.0 + s.abs()),
+                    "{s} vs {a} + {b}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn an_empty_batch_then_a_training_step() {
         let mut net = crate::spec::build(

@@ -340,9 +340,13 @@ mod tests {
 
         assert!((loss_parts - loss_whole).abs() <= 1e-6 * loss_whole.abs());
         for ((name, a), (_, b)) in parts.named_params().into_iter().zip(whole.named_params()) {
-            let scale = b.grad.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+            let (a, b) = (
+                a.grad().expect("backward ran"),
+                b.grad().expect("backward ran"),
+            );
+            let scale = b.data().iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.0, "{name}: no gradient");
-            for (u, v) in a.grad.data().iter().zip(b.grad.data()) {
+            for (u, v) in a.data().iter().zip(b.data()) {
                 assert!((u - v).abs() <= 1e-5 * scale, "{name}: {u} vs {v}");
             }
         }

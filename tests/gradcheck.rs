@@ -84,7 +84,7 @@ fn gradcheck(case: &str, mut net: Sequential, batch: usize, seed: u64) {
     let grads: Vec<(String, Vec<f32>)> = net
         .named_params()
         .into_iter()
-        .map(|(n, p)| (n, p.grad.data().to_vec()))
+        .map(|(n, p)| (n, p.grad().expect("backward ran").data().to_vec()))
         .collect();
 
     // dinp

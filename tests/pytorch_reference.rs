@@ -307,10 +307,10 @@ fn check_case(fx: &Fixture) -> Result<Vec<Closeness>, String> {
     ));
     for (name, p) in net.named_params() {
         let key = format!("grad.{name}");
-        results.push(
-            fx.tensor(&key)
-                .and_then(|want| compare(&case, &key, &p.grad, want)),
-        );
+        results.push(fx.tensor(&key).and_then(|want| match p.grad() {
+            Some(grad) => compare(&case, &key, grad, want),
+            None => Err(format!("{case}: {key}: backward left no gradient")),
+        }));
     }
     let unused: Vec<_> = fx
         .names_with_prefix("grad.")

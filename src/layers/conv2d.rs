@@ -212,7 +212,7 @@ impl ImageWise for Conv2d {
         let weight = self.weight.as_mut().expect("built");
         if transposed_dw {
             // Small weights only (a first layer's): the parts are C·kh·kw × OC.
-            let grad = weight.grad.data_mut();
+            let grad = weight.grad_mut().data_mut();
             for part in self.dw_parts.chunks_exact(wlen).take(n) {
                 for (o, row) in grad.chunks_exact_mut(ckk).enumerate() {
                     for (k, gv) in row.iter_mut().enumerate() {
@@ -221,10 +221,10 @@ impl ImageWise for Conv2d {
                 }
             }
         } else {
-            add_parts_in_order(weight.grad.data_mut(), &self.dw_parts, n);
+            add_parts_in_order(weight.grad_mut().data_mut(), &self.dw_parts, n);
         }
         if let Some(bias) = self.bias.as_mut() {
-            add_parts_in_order(bias.grad.data_mut(), &self.db_parts, n);
+            add_parts_in_order(bias.grad_mut().data_mut(), &self.db_parts, n);
         }
     }
 }
@@ -653,7 +653,10 @@ mod tests {
             .iter()
             .zip(halves.named_params().iter())
         {
-            assert_eq!(bits(a.grad.data()), bits(b.grad.data()));
+            assert_eq!(
+                bits(a.grad().expect("backward ran").data()),
+                bits(b.grad().expect("backward ran").data())
+            );
         }
     }
 }

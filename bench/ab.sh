@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Two seqnet builds against each other: did a change make training faster?
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY
+#   NET=book-dropout THREADS="1 2" ROUNDS=7 bench/ab.sh /tmp/seqnet-old target/release/seqnet
+#
+# For each thread count it runs `seqnet bench` with the two binaries alternately ROUNDS
+# times (so both see the same machine load; this machine is shared and noisy), then
+# prints each binary's median training throughput, the ratio NEW/OLD of the medians,
+# and in how many rounds NEW was the faster. `seqnet bench` trains on MNIST when it finds
+# it ($SEQNET_DATA…), else on the embedded sample; either way both binaries see the same.
+#
+# Make the OLD binary with e.g. `git stash; cargo build --release; cp target/release/seqnet
+# /tmp/seqnet-old; git stash pop`.
+set -euo pipefail
+if [[ $# -ne 2 || ! -x $1 || ! -x $2 ]]; then
+  echo "usage: bench/ab.sh OLD_BINARY NEW_BINARY (two executable seqnet builds)" >&2
+  exit 2
+fi
+OLD=$1
+NEW=$2
+NET=${NET:-book-relu}
+THREADS=${THREADS:-"1 2"}
+ROUNDS=${ROUNDS:-5}
+IMAGES=${IMAGES:-6400}
+MB=${MB:-10}
+
+train_rate() {
+  "$1" bench --net "$NET" --batch-size "$MB" --images "$IMAGES" --threads "$2" \
+    --infer-images 0 --json |
+    python3 -c 'import json, sys; print(round(json.load(sys.stdin)["train_img_per_s"]))'
+}
+
+echo "$NET, mini-batch $MB, $IMAGES images a run, $ROUNDS alternating rounds"
+echo "old: $OLD"
+echo "new: $NEW"
+for t in $THREADS; do
+  rows=""
+  for _ in $(seq "$ROUNDS"); do
+    rows+="$(train_rate "$OLD" "$t") $(train_rate "$NEW" "$t")"$'\n'
+  done
+  python3 - "$t" "$rows" <<'PY'
+import statistics as st, sys
+t, rows = sys.argv[1], [tuple(map(int, l.split())) for l in sys.argv[2].split("\n") if l]
+old, new = st.median(r[0] for r in rows), st.median(r[1] for r in rows)
+wins = sum(n > o for o, n in rows)
+print(f"{t} thread(s): old {old:,.0f} img/s, new {new:,.0f} img/s, "
+      f"new/old {new / old:.3f}, new faster in {wins} of {len(rows)} rounds")
+PY
+done
