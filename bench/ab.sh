@@ -5,15 +5,18 @@
 #   NET=book-dropout THREADS="1 2" ROUNDS=7 bench/ab.sh /tmp/seqnet-old target/release/seqnet
 #
 # For each thread count it runs `seqnet bench` with the two binaries alternately ROUNDS
-# times (so both see the same machine load; this machine is shared and noisy), then
-# prints each binary's median training throughput, the ratio NEW/OLD of the medians,
-# and in how many rounds NEW was the faster. `seqnet bench` trains on MNIST when it finds
-# it ($SEQNET_DATA…), else on the embedded sample; either way both binaries see the same.
+# times, swapping which goes first every round (so both see the same machine load; this
+# machine is shared and noisy), then prints each binary's median training throughput,
+# the ratio NEW/OLD of the medians, and in how many rounds NEW was the faster.
+# `seqnet bench` trains on MNIST when it finds it ($SEQNET_DATA…), else on the embedded
+# sample; either way both binaries see the same images.
 #
-# Make the OLD binary with e.g. `git stash; cargo build --release; cp target/release/seqnet
-# /tmp/seqnet-old; git stash pop`.
+# Build OLD from a commit without touching your working tree:
+#   git worktree add /tmp/seqnet-old-tree REV
+#   (cd /tmp/seqnet-old-tree && cargo build --release)
+#   bench/ab.sh /tmp/seqnet-old-tree/target/release/seqnet target/release/seqnet
 set -euo pipefail
-if [[ $# -ne 2 || ! -x $1 || ! -x $2 ]]; then
+if [[ $# -ne 2 || ! -f $1 || ! -x $1 || ! -f $2 || ! -x $2 ]]; then
   echo "usage: bench/ab.sh OLD_BINARY NEW_BINARY (two executable seqnet builds)" >&2
   exit 2
 fi
@@ -24,11 +27,21 @@ THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 IMAGES=${IMAGES:-6400}
 MB=${MB:-10}
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ && $IMAGES =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench/ab.sh: ROUNDS and IMAGES must be positive whole numbers" >&2
+  exit 2
+fi
 
+# Training images per second of one `seqnet bench` run: BINARY THREADS.
 train_rate() {
-  "$1" bench --net "$NET" --batch-size "$MB" --images "$IMAGES" --threads "$2" \
-    --infer-images 0 --json |
-    python3 -c 'import json, sys; print(round(json.load(sys.stdin)["train_img_per_s"]))'
+  local json
+  if ! json=$("$1" bench --net "$NET" --batch-size "$MB" --images "$IMAGES" --threads "$2" \
+    --infer-images 0 --json); then
+    echo "bench/ab.sh: $1 bench failed (see its error above)" >&2
+    exit 1
+  fi
+  python3 -c 'import json, sys; print(round(json.load(sys.stdin)["train_img_per_s"]))' \
+    <<<"$json"
 }
 
 echo "$NET, mini-batch $MB, $IMAGES images a run, $ROUNDS alternating rounds"
@@ -36,8 +49,15 @@ echo "old: $OLD"
 echo "new: $NEW"
 for t in $THREADS; do
   rows=""
-  for _ in $(seq "$ROUNDS"); do
-    rows+="$(train_rate "$OLD" "$t") $(train_rate "$NEW" "$t")"$'\n'
+  for r in $(seq "$ROUNDS"); do
+    if ((r % 2)); then
+      old=$(train_rate "$OLD" "$t")
+      new=$(train_rate "$NEW" "$t")
+    else
+      new=$(train_rate "$NEW" "$t")
+      old=$(train_rate "$OLD" "$t")
+    fi
+    rows+="$old $new"$'\n'
   done
   python3 - "$t" "$rows" <<'PY'
 import statistics as st, sys

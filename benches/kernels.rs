@@ -38,11 +38,25 @@ fn layer_bench(c: &mut Criterion, name: &str, input: &[usize], layer: impl Layer
         });
         layer.forward_into(&x, Mode::Train, &mut buf);
         let mut dinp = Tensor::default();
+        // Each iteration is a training step's backward: zero_grad first, so Linear's
+        // weight gradient is overwritten (beta = 0) as in training, not added to.
         group.bench_function("backward", |b| {
-            b.iter(|| layer.backward_into(black_box(&dout), &mut dinp))
+            b.iter(|| {
+                layer
+                    .params_mut()
+                    .into_iter()
+                    .for_each(|(_, p)| p.zero_grad());
+                layer.backward_into(black_box(&dout), &mut dinp)
+            })
         });
         group.bench_function("backward_params", |b| {
-            b.iter(|| layer.backward_params(black_box(&dout)))
+            b.iter(|| {
+                layer
+                    .params_mut()
+                    .into_iter()
+                    .for_each(|(_, p)| p.zero_grad());
+                layer.backward_params(black_box(&dout))
+            })
         });
         group.finish();
     }

@@ -61,7 +61,7 @@ impl Optimizer {
         )
     }
 
-    /// One update of every parameter from its accumulated gradient.
+    /// One update of every parameter that has a gradient, from that gradient.
     pub fn step(&mut self, net: &mut Sequential) {
         let mut params = net.named_params_mut();
         if self.m.len() != params.len() {

@@ -368,7 +368,9 @@ impl Sequential {
         }
     }
 
-    /// Sets every gradient to zero. PyTorch: `optimizer.zero_grad()`.
+    /// Sets every gradient to zero (lazily: the next backward overwrites it, see
+    /// [`crate::layers::Param`]). PyTorch: `optimizer.zero_grad()`, whose default
+    /// `set_to_none=True` does the same.
     pub fn zero_grad(&mut self) {
         for layer in &mut self.layers {
             for (_, p) in layer.params_mut() {
@@ -641,7 +643,6 @@ mod tests {
         assert_eq!(grads(&net), grads(&by_layer));
     }
 
-    /// An empty batch says nothing about the per-image size: a Train step after it works.
     /// zero_grad clears lazily (the next backward overwrites): a step's gradient must
     /// not carry anything of the step before, and a second backward must still add.
     #[test]
@@ -661,7 +662,7 @@ mod tests {
                 .map(|(_, p)| p.grad().expect("backward ran").data().to_vec())
                 .collect::<Vec<_>>()
         };
-        let mut backward = |net: &mut Sequential, x: &Tensor, d: &Tensor| {
+        let backward = |net: &mut Sequential, x: &Tensor, d: &Tensor| {
             net.forward(x, Mode::Train).unwrap();
             net.backward_params(d);
         };
@@ -691,6 +692,7 @@ mod tests {
         }
     }
 
+    /// An empty batch says nothing about the per-image size: a Train step after it works.
     #[test]
     fn an_empty_batch_then_a_training_step() {
         let mut net = crate::spec::build(

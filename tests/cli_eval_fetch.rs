@@ -648,7 +648,6 @@ fn eval_an_ensemble_reports_each_model_the_vote_and_the_average() {
     }
 }
 
-/// Saves a network (from its spec) as a model file.
 #[test]
 fn eval_on_the_validation_and_training_sets() {
     let (m1, _) = trained();
@@ -666,7 +665,7 @@ fn eval_on_the_validation_and_training_sets() {
     assert_eq!(val["set"], "validation");
     let all_train = report(&["--on", "train"]);
     check_report(&all_train, 4000);
-    assert_eq!(all_train["set"], "training");
+    assert_eq!(all_train["set"], "train");
     let book_train = report(&["--on", "train", "--split", "book"]);
     check_report(&book_train, 3000);
     // The book's training and validation sets divide the same 4,000 images.
@@ -706,8 +705,34 @@ fn eval_on_the_validation_and_training_sets() {
         err.contains("--on validation") && err.contains("--split book"),
         "{err}"
     );
+
+    // A dataset too small for the book's split: the message says why --on validation
+    // cannot work on it, not just that the split failed.
+    let small = tmp.path().join("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    for (name, bytes) in tiny_files() {
+        std::fs::write(small.join(name), bytes).expect("write");
+    }
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "eval",
+            "--model",
+            m1s,
+            "--dataset",
+            small.to_str().expect("utf-8"),
+            "--on",
+            "validation",
+        ],
+    ));
+    assert!(
+        err.contains("--on validation takes the validation set of the book's split")
+            && err.contains("holds 20 images"),
+        "{err}"
+    );
 }
 
+/// Saves a network (from its spec) as a model file.
 fn save_model(dir: &Path, name: &str, spec: &str, input: [usize; 3]) -> PathBuf {
     let net = seqnet::spec::build(spec, &input[..], 1).expect("network");
     let info = seqnet::io::model::ModelInfo::for_net(&net);

@@ -1,5 +1,5 @@
 //! `seqnet eval`: accuracy, per-class accuracy and confusion matrix of a model on a test
-//! set, or of an ensemble of models (each model's accuracy, the plurality vote and the
+//! set (or `--on validation`, `--on train`), or of an ensemble of models (each model's accuracy, the plurality vote and the
 //! averaged probabilities).
 
 use std::path::{Path, PathBuf};
@@ -34,11 +34,20 @@ pub enum OnArg {
 }
 
 impl OnArg {
+    /// The value as typed, which the JSON report repeats.
     fn name(self) -> &'static str {
         match self {
             OnArg::Test => "test",
             OnArg::Validation => "validation",
+            OnArg::Train => "train",
+        }
+    }
+
+    /// The set in words: "the training set".
+    fn words(self) -> &'static str {
+        match self {
             OnArg::Train => "training",
+            other => other.name(),
         }
     }
 }
@@ -54,8 +63,8 @@ pub struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// standard IDX files; its test set is used. Default: MNIST when installed, else the
-    /// embedded sample's 1,000 test images.
+    /// standard IDX files; its test set is used (or the set --on names). Default: MNIST
+    /// when installed, else the embedded 5,000-image sample.
     #[arg(long)]
     dataset: Option<String>,
     /// Where to look for named datasets first.
@@ -67,9 +76,10 @@ pub struct Args {
     /// Which set to evaluate on.
     #[arg(long, value_enum, default_value = "test", conflicts_with = "test_data")]
     on: OnArg,
-    /// How the dataset's training file is split, for `--on train` (default: official)
-    /// and `--on validation` (which needs, and defaults to, the book's split). The test
-    /// set is the same for both.
+    /// How the dataset's training file is split, for `--on train` (default: official,
+    /// all 60,000 images; the book-* presets train on the book split's first 50,000, so
+    /// add --split book for their training figure) and `--on validation` (which needs,
+    /// and defaults to, the book's split). The test set is the same for both.
     #[arg(long, value_enum)]
     split: Option<SplitArg>,
     /// Print one JSON object with the same content on standard output.
@@ -84,7 +94,7 @@ const TIE_BREAK: &str = "ties go to the tied class with the highest averaged pro
 /// Images per forward pass.
 const CHUNK: usize = 500;
 
-/// One model's predictions on the test set.
+/// One model's predictions on the evaluated set.
 struct Run {
     path: PathBuf,
     preds: Vec<usize>,
@@ -155,7 +165,6 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
     }
     check_models(&args.models, &models)?;
 
-    let set = args.on.name();
     let (test, source) = match &args.test_data {
         Some(path) => {
             let ds = data::load_safetensors_batch(path)
@@ -166,10 +175,10 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
         None => load_set(&args)?,
     };
     if test.is_empty() {
-        bail!("{source}: the {set} set is empty");
+        bail!("{source}: no images to evaluate");
     }
     for (path, m) in args.models.iter().zip(&models) {
-        check_fits(path, m, &test, &source, set)?;
+        check_fits(path, m, &test, &source)?;
     }
 
     let outputs = models[0].net.output_shape()[0];
@@ -179,7 +188,7 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
         runs.push(predict(path, m, &test, ensemble)?);
     }
     let names = class_names(&models, outputs);
-    let report = build_report(&runs, &test, &source, set, names, outputs);
+    let report = build_report(&runs, &test, &source, args.on.name(), names, outputs);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -228,7 +237,8 @@ fn check_models(paths: &[PathBuf], models: &[Model]) -> Result<()> {
     Ok(())
 }
 
-/// The set `--on` and `--split` name, and where it came from.
+/// The set `--on` and `--split` name, and where it came from: "MNIST from … (10,000
+/// test)", or "the validation set of MNIST from …" for another set than the test set.
 fn load_set(args: &Args) -> Result<(Dataset, String)> {
     let (dataset, data_dir) = (args.dataset.as_deref(), args.data_dir.as_deref());
     let split = match (args.on, args.split) {
@@ -242,22 +252,32 @@ fn load_set(args: &Args) -> Result<(Dataset, String)> {
         (OnArg::Validation, _) | (OnArg::Train, Some(SplitArg::Book)) => data::Split::Book,
         (OnArg::Train, _) => data::Split::Official,
     };
-    let splits = data::load(dataset, data_dir, split)?;
+    let words = args.on.words();
+    let splits = data::load(dataset, data_dir, split).with_context(|| {
+        if split == data::Split::Book {
+            format!(
+                "--on {} takes the {words} set of the book's split, which this data cannot \
+                 have",
+                args.on.name()
+            )
+        } else {
+            format!("loading the {words} set")
+        }
+    })?;
     let ds = match args.on {
         OnArg::Validation => splits
             .val
-            .context("the book's split has a validation set")?,
+            .context("internal error: the book's split gave no validation set")?,
         _ => splits.train,
     };
-    let source = format!("{}, its {} set", splits.source, args.on.name());
-    Ok((ds, source))
+    Ok((ds, format!("the {words} set of {}", splits.source)))
 }
 
 /// The model must take the data's images and score at least its classes.
-fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str, set: &str) -> Result<()> {
+fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str) -> Result<()> {
     if m.net.input_shape() != ds.shape.as_slice() {
         bail!(
-            "{} takes images shaped {}, but the {set} images of {source} are {}; evaluate it \
+            "{} takes images shaped {}, but the images of {source} are {}; evaluate it \
              on data of its own shape",
             path.display(),
             fmt_shape(m.net.input_shape()),
@@ -267,7 +287,7 @@ fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str, set: &str) -> 
     let outputs = m.net.output_shape()[0];
     if outputs < ds.classes {
         bail!(
-            "{} outputs {outputs} scores per image, but the {set} data has {} classes; it \
+            "{} outputs {outputs} scores per image, but {source} has {} classes; it \
              cannot have been trained on this data",
             path.display(),
             ds.classes
@@ -276,7 +296,7 @@ fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str, set: &str) -> 
     Ok(())
 }
 
-/// Forward passes over the test set with the model's own normalisation: the predicted
+/// Forward passes over the evaluated set with the model's own normalisation: the predicted
 /// class of every image (argmax of the outputs, as in training) and, if asked, the
 /// probabilities.
 fn predict(path: &Path, m: &mut Model, ds: &Dataset, keep_probs: bool) -> Result<Run> {
@@ -354,7 +374,7 @@ fn argmax(row: &[f32]) -> usize {
 struct Report {
     /// Where the images came from.
     data: String,
-    /// Which set of the data they are: "test", "validation" or "training".
+    /// Which set of the data they are (`--on`): "test", "validation" or "train".
     set: &'static str,
     /// How many images.
     images: usize,
@@ -386,7 +406,7 @@ struct ClassScore {
     class: String,
     images: usize,
     correct: usize,
-    /// `null` when the test set has no image of this class.
+    /// `null` when the evaluated set has no image of this class.
     accuracy: Option<f64>,
 }
 
@@ -507,7 +527,8 @@ fn pct(a: f64) -> String {
 fn print_report(r: &Report) {
     let n = thousands(r.images);
     println!("data: {}", r.data);
-    println!("{} images: {n}", r.set);
+    let set = if r.set == "train" { "training" } else { r.set };
+    println!("{set} images: {n}");
     match &r.ensemble {
         None => {
             let m = &r.models[0];

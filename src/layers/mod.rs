@@ -73,10 +73,11 @@ pub struct Param {
 impl Param {
     pub fn new(value: Tensor) -> Self {
         let grad = Tensor::zeros(value.shape());
+        // No gradient until a backward writes one, as a new tensor's `.grad` is None.
         Param {
             value,
             grad,
-            grad_is_zero: false,
+            grad_is_zero: true,
         }
     }
 
@@ -86,7 +87,8 @@ impl Param {
     }
 
     /// The gradient accumulated since the last [`Param::zero_grad`], or `None` if no
-    /// backward has written it since (it is zero; PyTorch's `p.grad is None`).
+    /// backward has written it since then or since the parameter was made (it is zero;
+    /// PyTorch's `p.grad is None`).
     pub fn grad(&self) -> Option<&Tensor> {
         (!self.grad_is_zero).then_some(&self.grad)
     }
@@ -198,9 +200,10 @@ impl BuildContext<'_> {
 /// One layer of a [`crate::Sequential`] network.
 ///
 /// Contract: `build` is called exactly once before `forward`; `backward` follows the
-/// `forward` whose batch it differentiates, adds parameter gradients into
-/// [`Param::grad`] (PyTorch's accumulate semantics: call `zero_grad` between steps), and
-/// returns the gradient with respect to the layer's input.
+/// `forward` whose batch it differentiates, adds parameter gradients to its params'
+/// gradients through [`Param::grad_mut`] or [`Param::grad_to_write`] (PyTorch's
+/// accumulate semantics: call `zero_grad` between steps), and returns the gradient with
+/// respect to the layer's input.
 pub trait Layer: Send + Sync + std::fmt::Debug {
     /// The PyTorch class name: `Conv2d`, `ReLU`, ...
     fn kind(&self) -> &'static str;
