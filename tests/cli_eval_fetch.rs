@@ -653,10 +653,16 @@ fn eval_on_the_validation_and_training_sets() {
     let (m1, _) = trained();
     let tmp = tempfile::tempdir().expect("tempdir");
     let m1s = m1.to_str().expect("utf-8");
-    let report = |extra: &[&str]| {
-        let mut a = vec!["eval", "--model", m1s, "--dataset", "mnist-5k", "--json"];
+    // `seqnet eval` of the first model on the embedded sample, with more arguments.
+    let on_sample = |extra: &[&'static str]| {
+        let mut a = vec!["eval", "--model", m1s, "--dataset", "mnist-5k"];
         a.extend_from_slice(extra);
-        json(&ok_out_err(&seqnet(tmp.path(), &a)).0)
+        seqnet(tmp.path(), &a)
+    };
+    let report = |extra: &[&'static str]| {
+        let mut a = extra.to_vec();
+        a.push("--json");
+        json(&ok_out_err(&on_sample(&a)).0)
     };
     // The embedded sample's 4,000 training images: 3,000 train and 1,000 validate in the
     // book's split, which --on validation implies.
@@ -673,34 +679,10 @@ fn eval_on_the_validation_and_training_sets() {
     assert_eq!(correct(&book_train) + correct(&val), correct(&all_train));
     assert_eq!(report(&[])["set"], "test");
 
-    let (text, _) = ok_out_err(&seqnet(
-        tmp.path(),
-        &[
-            "eval",
-            "--model",
-            m1s,
-            "--dataset",
-            "mnist-5k",
-            "--on",
-            "validation",
-        ],
-    ));
+    let (text, _) = ok_out_err(&on_sample(&["--on", "validation"]));
     assert!(text.contains("validation images: 1,000"), "{text}");
 
-    let err = fails(&seqnet(
-        tmp.path(),
-        &[
-            "eval",
-            "--model",
-            m1s,
-            "--dataset",
-            "mnist-5k",
-            "--on",
-            "validation",
-            "--split",
-            "official",
-        ],
-    ));
+    let err = fails(&on_sample(&["--on", "validation", "--split", "official"]));
     assert!(
         err.contains("--on validation") && err.contains("--split book"),
         "{err}"
