@@ -1,6 +1,6 @@
 //! `seqnet eval`: accuracy, per-class accuracy and confusion matrix of a model on a test
-//! set (or `--on validation`, `--on train`), or of an ensemble of models (each model's accuracy, the plurality vote and the
-//! averaged probabilities).
+//! set (or `--on validation`, `--on train`), or of an ensemble of models (each model's
+//! accuracy, the plurality vote and the averaged probabilities).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

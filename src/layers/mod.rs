@@ -64,8 +64,8 @@ pub struct Param {
     /// [`Param::zero_grad`] was called and no backward has written since, so `grad`
     /// holds an old step's numbers, which count as zero. Clearing lazily saves a pass
     /// over memory: the first backward of a step overwrites the gradient instead of
-    /// adding to zeros. For the book's 1000-wide layers the clearing cost a fifth of a
-    /// one-thread training step. PyTorch's `zero_grad(set_to_none=True)` saves the same
+    /// adding to zeros. For the book's 1000-wide layers that made training 12 % faster
+    /// (BENCHMARKS.md). PyTorch's `zero_grad(set_to_none=True)` saves the same
     /// pass by dropping the tensor.
     grad_is_zero: bool,
 }
