@@ -21,8 +21,9 @@ pub enum SplitArg {
     Book,
 }
 
-/// Which of a dataset's sets to evaluate on.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+/// Which of a dataset's sets to evaluate on (the JSON report names it as typed).
+#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum OnArg {
     /// The test images (the same for both splits).
     Test,
@@ -34,7 +35,7 @@ pub enum OnArg {
 }
 
 impl OnArg {
-    /// The value as typed, which the JSON report repeats.
+    /// The value as typed.
     fn name(self) -> &'static str {
         match self {
             OnArg::Test => "test",
@@ -188,7 +189,7 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
         runs.push(predict(path, m, &test, ensemble)?);
     }
     let names = class_names(&models, outputs);
-    let report = build_report(&runs, &test, &source, args.on.name(), names, outputs);
+    let report = build_report(&runs, &test, &source, args.on, names, outputs);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -375,7 +376,7 @@ struct Report {
     /// Where the images came from.
     data: String,
     /// Which set of the data they are (`--on`): "test", "validation" or "train".
-    set: &'static str,
+    set: OnArg,
     /// How many images.
     images: usize,
     /// Names of the classes the models score (columns of `confusion`); the first
@@ -433,7 +434,7 @@ fn build_report(
     runs: &[Run],
     ds: &Dataset,
     source: &str,
-    set: &'static str,
+    set: OnArg,
     classes: Vec<String>,
     outputs: usize,
 ) -> Report {
@@ -527,8 +528,7 @@ fn pct(a: f64) -> String {
 fn print_report(r: &Report) {
     let n = thousands(r.images);
     println!("data: {}", r.data);
-    let set = if r.set == "train" { "training" } else { r.set };
-    println!("{set} images: {n}");
+    println!("{} images: {n}", r.set.words());
     match &r.ensemble {
         None => {
             let m = &r.models[0];
