@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use seqnet::kernels::gemm::{MatRef, gemm};
 use seqnet::rng::Rng;
-use seqnet::{Conv2d, Layer, Linear, MaxPool2d, Mode, ReLU, Sequential, Tensor};
+use seqnet::{Conv2d, Layer, Linear, MaxPool2d, Pass, ReLU, Sequential, Tensor};
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
     let mut rng = Rng::new(seed);
@@ -26,7 +26,7 @@ fn layer_bench(c: &mut Criterion, name: &str, input: &[usize], layer: impl Layer
         let mut shape = vec![n];
         shape.extend_from_slice(input);
         let x = random(&shape, 1);
-        let out = net.layers_mut()[0].forward(&x, Mode::Train);
+        let out = net.layers_mut()[0].forward(&x, Pass::Train);
         let dout = random(out.shape(), 2);
         let mut group = c.benchmark_group(format!("{name}/batch{n}"));
         group.throughput(Throughput::Elements(n as u64));
@@ -34,9 +34,9 @@ fn layer_bench(c: &mut Criterion, name: &str, input: &[usize], layer: impl Layer
         let layer = &mut net.layers_mut()[0];
         let mut buf = Tensor::default();
         group.bench_function("forward", |b| {
-            b.iter(|| layer.forward_into(black_box(&x), Mode::Train, &mut buf))
+            b.iter(|| layer.forward_into(black_box(&x), &mut buf, Pass::Train))
         });
-        layer.forward_into(&x, Mode::Train, &mut buf);
+        layer.forward_into(&x, &mut buf, Pass::Train);
         let mut dinp = Tensor::default();
         // Each iteration is a training step's backward: zero_grad first, so Linear's
         // weight gradient is overwritten (beta = 0) as in training, not added to.
@@ -46,7 +46,7 @@ fn layer_bench(c: &mut Criterion, name: &str, input: &[usize], layer: impl Layer
                     .params_mut()
                     .into_iter()
                     .for_each(|(_, p)| p.zero_grad());
-                layer.backward_into(black_box(&dout), &mut dinp)
+                layer.backward_into(black_box(&dout), Some(&mut dinp))
             })
         });
         group.bench_function("backward_params", |b| {
@@ -55,7 +55,7 @@ fn layer_bench(c: &mut Criterion, name: &str, input: &[usize], layer: impl Layer
                     .params_mut()
                     .into_iter()
                     .for_each(|(_, p)| p.zero_grad());
-                layer.backward_params(black_box(&dout))
+                layer.backward_into(black_box(&dout), None)
             })
         });
         group.finish();

@@ -32,7 +32,7 @@ fn main() -> seqnet::Result<()> {
         net.zero_grad();
         let logits = net.forward(&x, Mode::Train)?;
         let (loss, dlogits) = seqnet::loss::cross_entropy(&logits, &labels);
-        net.backward(&dlogits);
+        net.backward(&dlogits)?;
         sgd.step(&mut net);
         println!("step {step}: loss {loss:.4}");
     }

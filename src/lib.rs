@@ -25,7 +25,7 @@
 //! let logits = net.forward(&x, Mode::Train)?;
 //! assert_eq!(logits.shape(), &[2, 10]);
 //! let (loss, dlogits) = seqnet::loss::cross_entropy(&logits, &[3, 7]);
-//! net.backward(&dlogits);
+//! net.backward(&dlogits)?;
 //! assert!(loss > 0.0);
 //!
 //! // A wrong size is caught when the layer is added, with the arithmetic:
@@ -60,7 +60,7 @@ pub mod viz;
 pub use error::{Error, Result};
 pub use layers::{
     AvgPool2d, Conv2d, Dropout, Flatten, Init, Layer, LazyConv2d, LazyLinear, Linear, LogSoftmax,
-    MaxPool2d, Mode, ReLU, Sigmoid, Softmax, Tanh,
+    MaxPool2d, Mode, Pass, ReLU, Sigmoid, Softmax, Tanh,
 };
 pub use sequential::Sequential;
 pub use tensor::Tensor;

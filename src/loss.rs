@@ -5,6 +5,7 @@
 //! log-sum-exp is taken after subtracting the max, so large logits cannot overflow.
 //! Its gradient is the classic dL/dz_nk = (softmax(z_n)_k − [k = y_n]) / N.
 
+use crate::layers::OutputKind;
 use crate::tensor::Tensor;
 
 /// The mean cross-entropy of `logits` (`[N, K]`) against `labels`, and dL/dlogits.
@@ -41,17 +42,18 @@ pub fn cross_entropy_part(logits: &Tensor, labels: &[usize], batch_len: usize) -
     (total, grad)
 }
 
-/// Class probabilities from a network's output: softmax of logits, exp of
-/// log-probabilities (LogSoftmax), or the output itself after Softmax.
-pub fn probabilities(out: &Tensor, last_layer: Option<&str>) -> Tensor {
+/// Class probabilities from a network's output ([`crate::Sequential::output_kind`]):
+/// softmax of logits, exp of log-probabilities (LogSoftmax), or the output itself after
+/// Softmax.
+pub fn probabilities(out: &Tensor, kind: OutputKind) -> Tensor {
     let n = out.batch();
     let k = out.len() / n.max(1);
     let mut probs = out.clone();
     for row in probs.data_mut().chunks_mut(k.max(1)) {
-        match last_layer {
-            Some("Softmax") => {}
-            Some("LogSoftmax") => row.iter_mut().for_each(|v| *v = v.exp()),
-            _ => {
+        match kind {
+            OutputKind::Probabilities => {}
+            OutputKind::LogProbabilities => row.iter_mut().for_each(|v| *v = v.exp()),
+            OutputKind::Logits => {
                 let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0;
                 for v in row.iter_mut() {

@@ -3,11 +3,14 @@
 //! shape it will receive when it is added, so a wrong size is an error that names the
 //! layer and the numbers before any data flows.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 use crate::layers::{
-    BuildContext, ImageStep, Init, InitContext, Layer, Mode, Param, ShapeStep, Slots,
+    BuildContext, ImageStep, Init, InitContext, Layer, LayerDesc, OutputKind, Param, Pass,
+    ShapeStep, Slots,
 };
 use crate::rng::Rng;
 use crate::shape::fmt_shape;
@@ -20,13 +23,37 @@ pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// What each layer does to the shape, in order.
     steps: Vec<ShapeStep>,
+    /// How the layers run: stretches of image-wise layers, and the layers between them,
+    /// found once, as each layer is added.
+    plan: Vec<Stretch>,
     rng: Rng,
-    /// Each layer's output from the last Train forward, and the gradients flowing back:
-    /// buffers reused from step to step.
-    acts: Vec<Tensor>,
+    /// The last forward's buffers, reused from pass to pass: `bufs[0]` is the input and
+    /// `bufs[i + 1]` layer i's output.
+    bufs: Vec<Tensor>,
+    /// The last backward's gradients: `grads[i]` is dL/d(`bufs[i]`), the input gradient
+    /// of layer i (`grads[0]` only when the caller asks for it).
     grads: Vec<Tensor>,
-    /// [`Sequential::infer`]'s buffers: one chunk's input and each layer's output.
-    infer_bufs: Vec<Tensor>,
+    /// The pass and the batch size of the last forward: what a backward may follow.
+    last_forward: Option<(Pass, usize)>,
+}
+
+/// Layers that run together: a stretch of image-wise layers that carry each image
+/// through all of them in one parallel task, or a single layer run on the whole batch.
+#[derive(Clone, Debug)]
+struct Stretch {
+    layers: Range<usize>,
+    per_image: bool,
+    /// Multiply-adds and output values per image over the stretch: whether a batch is
+    /// worth sharing between threads.
+    work_per_image: u64,
+}
+
+impl Stretch {
+    /// Whether `n` images give enough work to share between threads: a ReLU between two
+    /// Linear layers (100 values an image) costs less than waking a thread.
+    fn parallel(&self, n: usize) -> bool {
+        self.work_per_image.saturating_mul(n as u64) >= 32 * 1024
+    }
 }
 
 /// Images per chunk in [`Sequential::infer`]: small enough for every layer's output to
@@ -45,10 +72,11 @@ impl Sequential {
             input: input.into(),
             layers: Vec::new(),
             steps: Vec::new(),
+            plan: Vec::new(),
             rng: Rng::new(0),
-            acts: Vec::new(),
+            bufs: Vec::new(),
             grads: Vec::new(),
-            infer_bufs: Vec::new(),
+            last_forward: None,
         }
     }
 
@@ -81,8 +109,8 @@ impl Sequential {
             Some(prev) => format!("layer {} {}", index - 1, prev.kind()),
             None => "the input".to_string(),
         };
-        let flattened_from = match self.layers.last() {
-            Some(prev) if prev.kind() == "Flatten" => Some(self.layer_input(index - 1).to_vec()),
+        let flattened_from = match self.layers.last().map(|prev| prev.describe()) {
+            Some(LayerDesc::Flatten) => Some(self.layer_input(index - 1).to_vec()),
             _ => None,
         };
         let mut ctx = BuildContext {
@@ -110,6 +138,21 @@ impl Sequential {
                 ),
             });
         }
+        // The plan: an image-wise layer joins the stretch before it when that one is
+        // image-wise too; any other layer runs alone.
+        let per_image = layer.per_image().is_some();
+        let work = step.macs + step.out.iter().product::<usize>() as u64;
+        match self.plan.last_mut() {
+            Some(last) if per_image && last.per_image => {
+                last.layers.end += 1;
+                last.work_per_image += work;
+            }
+            _ => self.plan.push(Stretch {
+                layers: index..index + 1,
+                per_image,
+                work_per_image: work,
+            }),
+        }
         self.layers.push(layer);
         self.steps.push(step);
         Ok(self)
@@ -126,8 +169,8 @@ impl Sequential {
             // before the activation, PyTorch code (and seqnet's presets) after it, and
             // for ReLU, sigmoid and tanh the two orders compute the same function.
             let pool = (i + 1..self.layers.len())
-                .find(|&j| !matches!(self.layers[j].kind(), "ReLU" | "Sigmoid" | "Tanh"))
-                .filter(|&j| matches!(self.layers[j].kind(), "MaxPool2d" | "AvgPool2d"));
+                .find(|&j| !self.layers[j].describe().is_monotonic_activation())
+                .filter(|&j| self.layers[j].describe().is_pooling());
             let next_pool = match pool {
                 Some(j) => {
                     let (a, b) = (self.layer_input(j), &self.steps[j].out);
@@ -195,177 +238,151 @@ impl Sequential {
         Ok(())
     }
 
-    /// The outputs for a batch in Eval mode, as [`Sequential::forward`]`(inp, Mode::Eval)`
-    /// computes them, but in chunks of a few dozen images, reusing the same buffers
-    /// from chunk to chunk and call to call: faster and smaller for large batches.
-    /// Nothing is kept for a backward pass (call `forward` for that).
+    /// The outputs for a batch in Eval mode, as [`Sequential::forward`]`(inp,
+    /// Pass::Eval)` computes them, but in chunks of a few dozen images, reusing the same
+    /// buffers from chunk to chunk and call to call: faster and smaller for large
+    /// batches. Nothing is kept for a backward pass (call `forward` for that).
     pub fn infer(&mut self, inp: &Tensor) -> Result<Tensor> {
         self.check_input(inp)?;
         let n = inp.batch();
-        if self.layers.is_empty() || n <= INFER_CHUNK {
-            return self.forward(inp, Mode::Eval);
-        }
-        let per_in = inp.len() / n;
+        let per_in = inp.len() / n.max(1);
+        let per_out: usize = self.output_shape().iter().product();
         let mut out_shape = vec![n];
         out_shape.extend_from_slice(self.output_shape());
-        let per_out: usize = self.output_shape().iter().product();
         let mut out = Tensor::zeros(&out_shape);
-        self.infer_bufs
-            .resize_with(self.layers.len() + 1, Tensor::default);
         for start in (0..n).step_by(INFER_CHUNK) {
             let len = INFER_CHUNK.min(n - start);
-            let mut shape = vec![len];
-            shape.extend_from_slice(&self.input);
-            let x = &mut self.infer_bufs[0];
-            crate::layers::recycle(x, &shape, false);
-            x.data_mut()
-                .copy_from_slice(&inp.data()[start * per_in..(start + len) * per_in]);
-            let mut i = 0;
-            while i < self.layers.len() {
-                let end = image_wise_end(&mut self.layers, i);
-                let (done, rest) = self.infer_bufs.split_at_mut(i + 1);
-                if end > i {
-                    let shapes: Vec<&[usize]> =
-                        self.steps[i..end].iter().map(|s| &s.out[..]).collect();
-                    forward_run(
-                        &mut self.layers[i..end],
-                        &done[i],
-                        &mut rest[..end - i],
-                        &shapes,
-                        Mode::Eval,
-                        false,
-                        worth_threads(&self.steps[i..end], len),
-                    );
-                    i = end;
-                } else {
-                    self.layers[i].forward_infer(&done[i], &mut rest[0]);
-                    i += 1;
-                }
-            }
-            let last = &self.infer_bufs[self.layers.len()];
+            self.load_input(len, &inp.data()[start * per_in..(start + len) * per_in]);
+            self.run_forward(Pass::Infer);
+            let last = &self.bufs[self.layers.len()];
             out.data_mut()[start * per_out..(start + len) * per_out].copy_from_slice(last.data());
         }
         Ok(out)
     }
 
-    /// Runs the batch `inp` (`[N, ...input shape]`) through every layer.
-    pub fn forward(&mut self, inp: &Tensor, mode: Mode) -> Result<Tensor> {
+    /// Runs the batch `inp` (`[N, ...input shape]`) through every layer. After a Train or
+    /// Eval pass, a backward may follow; after an Infer pass it may not.
+    pub fn forward(&mut self, inp: &Tensor, pass: Pass) -> Result<Tensor> {
         self.check_input(inp)?;
-        let count = self.layers.len();
-        if count == 0 {
-            return Ok(inp.clone());
-        }
-        if mode == Mode::Eval {
-            // No layer output is kept here (each lives until the next layer has read
-            // it); the layers still keep what their backward needs (masks, argmax, the
-            // input), so a backward may follow.
-            self.acts.clear();
-            let mut x: Option<Tensor> = None;
-            for layer in &mut self.layers {
-                let mut out = Tensor::default();
-                layer.forward_into(x.as_ref().unwrap_or(inp), mode, &mut out);
-                x = Some(out);
+        self.load_input(inp.batch(), inp.data());
+        self.run_forward(pass);
+        let out = self.bufs[self.layers.len()].clone();
+        if pass != Pass::Train {
+            // An evaluation batch may be large (a whole test set): its layer outputs are
+            // not worth keeping for the next call. Training keeps them, so that a step
+            // reuses the last one's buffers.
+            for buf in &mut self.bufs {
+                *buf = Tensor::default();
             }
-            return Ok(x.expect("at least one layer"));
         }
-        self.acts.resize_with(count, Tensor::default);
-        let mut i = 0;
-        while i < count {
-            let end = image_wise_end(&mut self.layers, i);
-            let (done, rest) = self.acts.split_at_mut(i);
-            let x = done.last().unwrap_or(inp);
-            if end > i {
-                let shapes: Vec<&[usize]> = self.steps[i..end].iter().map(|s| &s.out[..]).collect();
+        Ok(out)
+    }
+
+    /// Copies a batch of `n` images into `bufs[0]`.
+    fn load_input(&mut self, n: usize, images: &[f32]) {
+        self.bufs
+            .resize_with(self.layers.len() + 1, Tensor::default);
+        let x = &mut self.bufs[0];
+        x.reuse_as_batch(n, &self.input);
+        x.data_mut().copy_from_slice(images);
+    }
+
+    /// The forward driver, for every pass: runs the plan over the batch in `bufs[0]`,
+    /// leaving layer i's output in `bufs[i + 1]`.
+    fn run_forward(&mut self, pass: Pass) {
+        let n = self.bufs[0].batch();
+        for stretch in &self.plan {
+            let r = stretch.layers.clone();
+            let (done, rest) = self.bufs.split_at_mut(r.start + 1);
+            let x = &done[r.start];
+            if stretch.per_image {
                 forward_run(
-                    &mut self.layers[i..end],
+                    &mut self.layers[r.clone()],
                     x,
-                    &mut rest[..end - i],
-                    &shapes,
-                    mode,
-                    true,
-                    worth_threads(&self.steps[i..end], x.batch()),
+                    &mut rest[..r.len()],
+                    &self.steps[r],
+                    pass,
+                    stretch.parallel(n),
                 );
-                i = end;
             } else {
-                self.layers[i].forward_into(x, mode, &mut rest[0]);
-                i += 1;
+                self.layers[r.start].forward_into(x, &mut rest[0], pass);
             }
         }
-        Ok(self.acts[count - 1].clone())
+        self.last_forward = Some((pass, n));
     }
 
     /// Back-propagates `dout` (dL/d(output) of the last forward) through every layer,
     /// adding into each parameter's gradient, and returns dL/d(input).
-    pub fn backward(&mut self, dout: &Tensor) -> Tensor {
-        self.backward_layers(dout, true);
-        std::mem::take(&mut self.grads[0])
+    pub fn backward(&mut self, dout: &Tensor) -> Result<Tensor> {
+        self.run_backward(dout, true)?;
+        Ok(std::mem::take(&mut self.grads[0]))
     }
 
     /// [`Sequential::backward`] for training: adds every parameter's gradient but does
     /// not compute dL/d(input), which no one needs there (it saves the first layer's
     /// input-gradient product). PyTorch: `loss.backward()` on an input without
     /// `requires_grad`.
-    pub fn backward_params(&mut self, dout: &Tensor) {
-        if !self.layers.is_empty() {
-            self.backward_layers(dout, false);
-        }
+    pub fn backward_params(&mut self, dout: &Tensor) -> Result<()> {
+        self.run_backward(dout, false)
     }
 
-    /// Runs every layer's backward, last to first; `grads[i]` receives dL/d(input of
-    /// layer i) (for i = 0 only when `input_grad`).
-    fn backward_layers(&mut self, dout: &Tensor, input_grad: bool) {
+    /// The backward driver: runs the plan last to first; `grads[i]` receives dL/d(input
+    /// of layer i) (for i = 0 only when `input_grad`).
+    fn run_backward(&mut self, dout: &Tensor, input_grad: bool) -> Result<()> {
         let count = self.layers.len();
+        // dL/d(output) must belong to the last forward: another shape is a caller's
+        // mistake that would otherwise mix with the layers' per-image state.
+        let n = match self.last_forward {
+            Some((Pass::Train | Pass::Eval, n)) => n,
+            Some((Pass::Infer, _)) => {
+                return Err(Error::Input(
+                    "Sequential::backward follows a Train or Eval forward; the last forward \
+                     was an Infer pass (or infer), which keeps nothing for backward"
+                        .into(),
+                ));
+            }
+            None => {
+                return Err(Error::Input(
+                    "Sequential::backward needs a forward first".into(),
+                ));
+            }
+        };
+        let mut want = vec![n];
+        want.extend_from_slice(self.output_shape());
+        if dout.shape() != want.as_slice() {
+            return Err(Error::Input(format!(
+                "Sequential::backward: dL/d(output) is shaped {}, the last forward's output {}",
+                fmt_shape(dout.shape()),
+                fmt_shape(&want)
+            )));
+        }
         self.grads.resize_with(count.max(1), Tensor::default);
         if count == 0 {
             self.grads[0] = dout.clone();
-            return;
+            return Ok(());
         }
-        // After a Train forward the output is at hand: a dL/d(output) of another shape is
-        // a caller's mistake that would otherwise mix with the layers' per-image state.
-        if let Some(out) = self.acts.last() {
-            assert_eq!(
-                dout.shape(),
-                out.shape(),
-                "Sequential::backward: dL/d(output) is shaped {:?}, the last forward's output {:?}",
-                dout.shape(),
-                out.shape()
-            );
-        }
-        let mut end = count;
-        while end > 0 {
-            let start = image_wise_start(&mut self.layers, end);
-            if start < end {
-                // Layers start..end run image by image: grads[start..end] receive their
-                // input gradients (but not the network's input's, unless asked).
-                let (before, after) = self.grads.split_at_mut(end);
-                let d = after.first().unwrap_or(dout);
-                let shapes: Vec<&[usize]> = (start..end)
-                    .map(|l| match l {
-                        0 => &self.input[..],
-                        _ => &self.steps[l - 1].out[..],
-                    })
-                    .collect();
-                backward_run(
-                    &mut self.layers[start..end],
-                    d,
-                    &mut before[start..end],
-                    &shapes,
-                    start > 0 || input_grad,
-                    worth_threads(&self.steps[start..end], d.batch()),
-                );
-                end = start;
-                continue;
-            }
-            let i = end - 1;
-            let (before, after) = self.grads.split_at_mut(i + 1);
+        for stretch in self.plan.iter().rev() {
+            let r = stretch.layers.clone();
+            let (before, after) = self.grads.split_at_mut(r.end);
             let d = after.first().unwrap_or(dout);
-            if i == 0 && !input_grad {
-                self.layers[0].backward_params(d);
+            let first_input_grad = r.start > 0 || input_grad;
+            if stretch.per_image {
+                backward_run(
+                    &mut self.layers[r.clone()],
+                    d,
+                    &mut before[r.clone()],
+                    &self.input,
+                    &self.steps,
+                    r.start,
+                    first_input_grad,
+                    stretch.parallel(n),
+                );
             } else {
-                self.layers[i].backward_into(d, &mut before[i]);
+                let dinp = first_input_grad.then(|| &mut before[r.start]);
+                self.layers[r.start].backward_into(d, dinp);
             }
-            end = i;
         }
+        Ok(())
     }
 
     /// Sets every gradient to zero (lazily: the next backward overwrites it, see
@@ -410,71 +427,46 @@ impl Sequential {
     /// (or the outputs themselves if the network already ends in Softmax).
     pub fn predict(&mut self, inp: &Tensor) -> Result<Tensor> {
         let out = self.infer(inp)?;
-        Ok(crate::loss::probabilities(
-            &out,
-            self.layers.last().map(|l| l.kind()),
-        ))
+        Ok(crate::loss::probabilities(&out, self.output_kind()))
+    }
+
+    /// What the outputs are (logits, probabilities or log-probabilities), read off the
+    /// last layer.
+    pub fn output_kind(&self) -> OutputKind {
+        OutputKind::of_last(self.layers.last().map(|l| l.describe()).as_ref())
     }
 }
 
-/// Whether a stretch of image-wise layers has enough work over `n` images to share it
-/// between threads: a ReLU between two Linear layers (100 values an image) costs less
-/// than waking a thread.
-fn worth_threads(steps: &[ShapeStep], n: usize) -> bool {
-    let per_image: u64 = steps
-        .iter()
-        .map(|s| s.macs + s.out.iter().product::<usize>() as u64)
-        .sum();
-    per_image.saturating_mul(n as u64) >= 32 * 1024
-}
-
-/// The end of the stretch of image-wise layers that starts at `start` (`start` itself
-/// when that layer is not image-wise).
-fn image_wise_end(layers: &mut [Box<dyn Layer>], start: usize) -> usize {
-    let mut end = start;
-    while end < layers.len() && layers[end].image_wise().is_some() {
-        end += 1;
-    }
-    end
-}
-
-/// The start of the stretch of image-wise layers that ends at `end` (exclusive).
-fn image_wise_start(layers: &mut [Box<dyn Layer>], end: usize) -> usize {
-    let mut start = end;
-    while start > 0 && layers[start - 1].image_wise().is_some() {
-        start -= 1;
-    }
-    start
+/// The image-wise steps of a stretch's layers.
+fn per_image_steps<'a>(
+    layers: &'a mut [Box<dyn Layer>],
+    mut step: impl FnMut(usize, &'a mut dyn crate::layers::ImageWise) -> Box<dyn ImageStep + 'a>,
+) -> Vec<Box<dyn ImageStep + 'a>> {
+    layers
+        .iter_mut()
+        .enumerate()
+        .map(|(j, l)| step(j, l.per_image().expect("an image-wise stretch").0))
+        .collect()
 }
 
 /// Carries every image of `inp` through `layers` (all image-wise) in one parallel task
-/// per image, writing layer j's output into `outs[j]` (`shapes[j]` per image).
+/// per image, writing layer j's output into `outs[j]` (`steps[j].out` per image).
 fn forward_run(
     layers: &mut [Box<dyn Layer>],
     inp: &Tensor,
     outs: &mut [Tensor],
-    shapes: &[&[usize]],
-    mode: Mode,
-    keep: bool,
+    steps: &[ShapeStep],
+    pass: Pass,
     parallel: bool,
 ) {
     let n = inp.batch();
     let in_len = inp.len() / n.max(1);
     let mut slots = Vec::with_capacity(layers.len());
-    for (out, shape) in outs.iter_mut().zip(shapes) {
-        let mut full = vec![n];
-        full.extend_from_slice(shape);
-        crate::layers::recycle(out, &full, false);
-        slots.push(Slots::new(out.data_mut(), shape.iter().product()));
+    for (out, step) in outs.iter_mut().zip(steps) {
+        out.reuse_as_batch(n, &step.out);
+        slots.push(Slots::new(out.data_mut(), step.out.iter().product()));
     }
-    let steps: Vec<Box<dyn ImageStep + '_>> = layers
-        .iter_mut()
-        .map(|l| {
-            l.image_wise()
-                .expect("an image-wise stretch")
-                .forward_images(n, mode, keep)
-        })
-        .collect();
+    let steps = per_image_steps(layers, |_, l| l.forward_images(n, pass));
     let image = |i: usize| {
         let mut x = &inp.data()[i * in_len..(i + 1) * in_len];
         for (step, slots) in steps.iter().zip(&slots) {
@@ -491,41 +483,38 @@ fn forward_run(
     }
 }
 
-/// The backward counterpart of [`forward_run`]: `dout` is dL/d(output of the last
-/// layer); `grads[j]` receives dL/d(input of layer j) (`shapes[j]` per image), except the
-/// first layer's when not `first_input_grad`. Then each layer adds up its per-image
-/// parameter-gradient terms in image order.
+/// The backward counterpart of [`forward_run`] for the layers `first..` of the network
+/// (`layers`): `dout` is dL/d(output of the last of them); `grads[j]` receives
+/// dL/d(input of layer first + j), except the first one's when not `first_input_grad`.
+/// Then each layer adds up its per-image parameter-gradient terms in image order.
+#[allow(clippy::too_many_arguments)]
 fn backward_run(
     layers: &mut [Box<dyn Layer>],
     dout: &Tensor,
     grads: &mut [Tensor],
-    shapes: &[&[usize]],
+    input: &[usize],
+    steps: &[ShapeStep],
+    first: usize,
     first_input_grad: bool,
     parallel: bool,
 ) {
     let n = dout.batch();
     let dout_len = dout.len() / n.max(1);
     let mut slots = Vec::with_capacity(layers.len());
-    for (j, (grad, shape)) in grads.iter_mut().zip(shapes).enumerate() {
+    for (j, grad) in grads.iter_mut().enumerate() {
         if j == 0 && !first_input_grad {
             slots.push(None);
             continue;
         }
-        let mut full = vec![n];
-        full.extend_from_slice(shape);
-        crate::layers::recycle(grad, &full, false);
+        let shape = match first + j {
+            0 => input,
+            l => &steps[l - 1].out[..],
+        };
+        grad.reuse_as_batch(n, shape);
         slots.push(Some(Slots::new(grad.data_mut(), shape.iter().product())));
     }
     {
-        let steps: Vec<Box<dyn ImageStep + '_>> = layers
-            .iter_mut()
-            .zip(&slots)
-            .map(|(l, s)| {
-                l.image_wise()
-                    .expect("an image-wise stretch")
-                    .backward_images(n, s.is_some())
-            })
-            .collect();
+        let steps = per_image_steps(layers, |j, l| l.backward_images(n, slots[j].is_some()));
         let image = |i: usize| {
             let mut d = &dout.data()[i * dout_len..(i + 1) * dout_len];
             for (step, slots) in steps.iter().zip(&slots).rev() {
@@ -548,8 +537,9 @@ fn backward_run(
     }
     for layer in layers {
         layer
-            .image_wise()
+            .per_image()
             .expect("an image-wise stretch")
+            .0
             .finish_backward();
     }
 }
@@ -607,19 +597,19 @@ mod tests {
             (0..n * 2 * 11 * 13).map(|_| rng.symmetric(1.0)).collect(),
         )
         .unwrap();
-        let out = net.forward(&x, Mode::Train).unwrap();
+        let out = net.forward(&x, Pass::Train).unwrap();
         let dout = Tensor::from_vec(
             out.shape(),
             (0..out.len()).map(|_| rng.symmetric(1.0)).collect(),
         )
         .unwrap();
         net.zero_grad();
-        let dinp = net.backward(&dout);
+        let dinp = net.backward(&dout).unwrap();
 
         by_layer.zero_grad();
         let mut y = x.clone();
         for layer in by_layer.layers_mut() {
-            y = layer.forward(&y, Mode::Train);
+            y = layer.forward(&y, Pass::Train);
         }
         let mut d = dout.clone();
         for layer in by_layer.layers_mut().iter_mut().rev() {
@@ -638,8 +628,8 @@ mod tests {
         assert_eq!(grads(&net), grads(&by_layer));
         // The training path (no input gradient) gives the same parameter gradients.
         net.zero_grad();
-        net.forward(&x, Mode::Train).unwrap();
-        net.backward_params(&dout);
+        net.forward(&x, Pass::Train).unwrap();
+        net.backward_params(&dout).unwrap();
         assert_eq!(grads(&net), grads(&by_layer));
     }
 
@@ -663,8 +653,8 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let backward = |net: &mut Sequential, x: &Tensor, d: &Tensor| {
-            net.forward(x, Mode::Train).unwrap();
-            net.backward_params(d);
+            net.forward(x, Pass::Train).unwrap();
+            net.backward_params(d).unwrap();
         };
 
         net.zero_grad();
@@ -702,19 +692,19 @@ mod tests {
         )
         .unwrap();
         let empty = Tensor::from_vec(&[0, 1, 5, 5], vec![]).unwrap();
-        assert_eq!(net.forward(&empty, Mode::Eval).unwrap().shape(), &[0, 3]);
+        assert_eq!(net.forward(&empty, Pass::Eval).unwrap().shape(), &[0, 3]);
         assert_eq!(net.infer(&empty).unwrap().shape(), &[0, 3]);
         let x =
             Tensor::from_vec(&[2, 1, 5, 5], (0..50).map(|v| v as f32 / 50.0).collect()).unwrap();
-        let out = net.forward(&x, Mode::Train).unwrap();
+        let out = net.forward(&x, Pass::Train).unwrap();
         net.zero_grad();
-        net.backward(&Tensor::zeros(out.shape()));
+        net.backward(&Tensor::zeros(out.shape())).unwrap();
     }
 
     /// A dL/d(output) for fewer images than the forward would leave stale per-image terms
-    /// in the sums: refused.
+    /// in the sums: refused, with an error naming both shapes. So is a backward after
+    /// an Infer pass, which kept nothing for it.
     #[test]
-    #[should_panic(expected = "dL/d(output)")]
     fn a_gradient_for_another_batch_is_refused() {
         let mut net = crate::spec::build(
             "Conv2d(1, 2, 3) -> ReLU() -> Flatten() -> LazyLinear(3)",
@@ -723,8 +713,15 @@ mod tests {
         )
         .unwrap();
         let x = Tensor::zeros(&[4, 1, 5, 5]);
-        net.forward(&x, Mode::Train).unwrap();
-        net.backward(&Tensor::zeros(&[2, 3]));
+        net.forward(&x, Pass::Train).unwrap();
+        let err = net.backward(&Tensor::zeros(&[2, 3])).unwrap_err();
+        assert!(err.to_string().contains("dL/d(output)"), "{err}");
+        assert!(err.to_string().contains("4×3"), "{err}");
+        net.infer(&x).unwrap();
+        let err = net.backward(&Tensor::zeros(&[4, 3])).unwrap_err();
+        assert!(err.to_string().contains("Infer"), "{err}");
+        net.forward(&x, Pass::Eval).unwrap();
+        net.backward(&Tensor::zeros(&[4, 3])).unwrap();
     }
 
     /// The layer alone, without Sequential's check: Conv2d refuses a gradient for another
@@ -737,7 +734,7 @@ mod tests {
             .add(Conv2d::new(1, 2, 3))
             .unwrap();
         let layer = &mut net.layers_mut()[0];
-        layer.forward(&Tensor::zeros(&[4, 1, 5, 5]), Mode::Train);
+        layer.forward(&Tensor::zeros(&[4, 1, 5, 5]), Pass::Train);
         layer.backward(&Tensor::zeros(&[2, 2, 3, 3]));
     }
 
@@ -756,7 +753,7 @@ mod tests {
             (0..n * 99).map(|_| rng.symmetric(1.0)).collect(),
         )
         .unwrap();
-        let want = net.forward(&x, Mode::Eval).unwrap();
+        let want = net.forward(&x, Pass::Eval).unwrap();
         let got = net.infer(&x).unwrap();
         assert_eq!(got.shape(), want.shape());
         assert!(

@@ -36,6 +36,25 @@ impl Tensor {
         })
     }
 
+    /// Gives the tensor the shape `shape`, keeping the allocations of both its shape and
+    /// its data: the values are stale, for a caller that overwrites every one. Layers
+    /// call it on the buffers they keep from step to step, so that a training step
+    /// allocates nothing once the first is done.
+    pub fn reuse_as(&mut self, shape: &[usize]) {
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        self.data.resize(shape.iter().product(), 0.0);
+    }
+
+    /// [`Tensor::reuse_as`] for `n` images of `per_image` shape.
+    pub fn reuse_as_batch(&mut self, n: usize, per_image: &[usize]) {
+        self.shape.clear();
+        self.shape.push(n);
+        self.shape.extend_from_slice(per_image);
+        self.data
+            .resize(n * per_image.iter().product::<usize>(), 0.0);
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

@@ -169,7 +169,7 @@ pub fn accumulate_gradients(
         prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y);
         let logits = net.forward(&bufs.x, Mode::Train)?;
         let (sum, dlogits) = cross_entropy_part(&logits, &bufs.y, indices.len());
-        net.backward_params(&dlogits);
+        net.backward_params(&dlogits)?;
         total += sum;
     }
     Ok((total / indices.len().max(1) as f64) as f32)
@@ -336,7 +336,7 @@ mod tests {
         let (x, y) = prepare(&ds, &indices, None);
         let logits = whole.forward(&x, Mode::Train).unwrap();
         let (loss_whole, dlogits) = cross_entropy(&logits, &y);
-        whole.backward_params(&dlogits);
+        whole.backward_params(&dlogits).unwrap();
 
         assert!((loss_parts - loss_whole).abs() <= 1e-6 * loss_whole.abs());
         for ((name, a), (_, b)) in parts.named_params().into_iter().zip(whole.named_params()) {

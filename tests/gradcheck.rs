@@ -80,7 +80,7 @@ fn gradcheck(case: &str, mut net: Sequential, batch: usize, seed: u64) {
     net.zero_grad();
     let out = net.forward(&x, Mode::Train).unwrap();
     let dout = Tensor::from_vec(out.shape(), g.clone()).unwrap();
-    let dinp = net.backward(&dout);
+    let dinp = net.backward(&dout).unwrap();
     let grads: Vec<(String, Vec<f32>)> = net
         .named_params()
         .into_iter()
@@ -262,8 +262,12 @@ fn a_backward_that_ignored_dout_would_be_caught() {
     let mut net = one(&[4], Linear::new(4, 2));
     let x = Tensor::from_vec(&[1, 4], vec![0.1, -0.2, 0.3, 0.4]).unwrap();
     net.forward(&x, Mode::Train).unwrap();
-    let d1 = net.backward(&Tensor::from_vec(&[1, 2], vec![1.0, 1.0]).unwrap());
+    let d1 = net
+        .backward(&Tensor::from_vec(&[1, 2], vec![1.0, 1.0]).unwrap())
+        .unwrap();
     net.forward(&x, Mode::Train).unwrap();
-    let d2 = net.backward(&Tensor::from_vec(&[1, 2], vec![0.3, -0.7]).unwrap());
+    let d2 = net
+        .backward(&Tensor::from_vec(&[1, 2], vec![0.3, -0.7]).unwrap())
+        .unwrap();
     assert_ne!(d1.data(), d2.data());
 }

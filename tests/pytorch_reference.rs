@@ -298,7 +298,7 @@ fn check_case(fx: &Fixture) -> Result<Vec<Closeness>, String> {
             out.shape()
         ));
     }
-    let dinp = net.backward(dout);
+    let dinp = net.backward(dout).unwrap();
     results.push(compare(
         &case,
         "grad.input",

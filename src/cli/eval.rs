@@ -301,7 +301,7 @@ fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str) -> Result<()> 
 /// class of every image (argmax of the outputs, as in training) and, if asked, the
 /// probabilities.
 fn predict(path: &Path, m: &mut Model, ds: &Dataset, keep_probs: bool) -> Result<Run> {
-    let last = m.net.layers().last().map(|l| l.kind().to_string());
+    let last = m.net.output_kind();
     let mut preds = Vec::with_capacity(ds.len());
     let mut probs = Vec::new();
     let all: Vec<usize> = (0..ds.len()).collect();
@@ -316,7 +316,7 @@ fn predict(path: &Path, m: &mut Model, ds: &Dataset, keep_probs: bool) -> Result
             .with_context(|| format!("running {}", path.display()))?;
         preds.extend(out.argmax_rows());
         if keep_probs {
-            let p = seqnet::loss::probabilities(&out, last.as_deref());
+            let p = seqnet::loss::probabilities(&out, last);
             probs.extend_from_slice(p.data());
         }
     }

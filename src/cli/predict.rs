@@ -86,7 +86,7 @@ fn forward_in_chunks(net: &mut Sequential, x: &Tensor, chunk: usize) -> Result<T
 fn predict_tensor(m: &mut Model, input: &Path, output: &Path, chunk: usize) -> Result<ExitCode> {
     let x = read_input(input, m.net.input_shape())?;
     let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
-    let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
+    let probs = seqnet::loss::probabilities(&logits, m.net.output_kind());
     if let Some(i) = first_not_finite(&probs) {
         bail!(
             "{}",
@@ -186,7 +186,7 @@ fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -
     batch_shape.extend(&shape);
     let x = Tensor::from_vec(&batch_shape, data)?;
     let logits = forward_in_chunks(&mut m.net, &x, chunk)?;
-    let probs = seqnet::loss::probabilities(&logits, m.net.layers().last().map(|l| l.kind()));
+    let probs = seqnet::loss::probabilities(&logits, m.net.output_kind());
     if let Some(i) = first_not_finite(&probs) {
         bail!("{}", not_finite_message(&images[i].display().to_string()));
     }

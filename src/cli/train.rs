@@ -336,7 +336,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         }
         (None, None) => "pytorch".into(),
     };
-    if net.layers().last().map(|l| l.kind()) == Some("Softmax") && !quiet {
+    if net.output_kind() == seqnet::layers::OutputKind::Probabilities && !quiet {
         eprintln!(
             "warning: the network ends in Softmax, but training applies cross-entropy to its \
              output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"

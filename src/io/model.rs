@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::safetensors_file::{self as stf, Entry};
+use crate::layers::LayerDesc;
 use crate::sequential::Sequential;
 use crate::shape::{fmt_shape, parse_shape};
 use crate::tensor::Tensor;
@@ -243,7 +244,7 @@ pub fn images_per_forward(path: &Path, net: &Sequential) -> Result<usize> {
         // The output, and as much again kept for backward (masks, indices, inputs).
         floats += 2 * numel(&step.out);
         macs += u128::from(step.macs);
-        if layer.kind() == "Conv2d" {
+        if let LayerDesc::Conv2d { .. } = layer.describe() {
             // im2col: C·kh·kw rows × OH·OW columns = MACs / out_channels.
             floats += u128::from(step.macs) / step.out.first().map_or(1, |&c| c.max(1) as u128);
         }

@@ -41,8 +41,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::model::ModelInfo;
+use crate::layers::{LayerDesc, Size2};
 use crate::sequential::Sequential;
-use crate::spec::{self, LayerCall, Value};
 
 /// The ONNX operator set the nodes are written for.
 pub const OPSET: i64 = 17;
@@ -223,39 +223,6 @@ fn unsupported(index: usize, repr: &str, why: &str) -> Error {
     ))
 }
 
-/// Reads `key=` (or positional `pos`) of a layer call as a (height, width) pair.
-fn pair(
-    call: &LayerCall,
-    key: &str,
-    pos: Option<usize>,
-    default: (i64, i64),
-) -> Option<(i64, i64)> {
-    let v = call
-        .kwargs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .or_else(|| pos.and_then(|p| call.args.get(p)));
-    match v {
-        None => Some(default),
-        Some(Value::Int(i)) => Some((*i, *i)),
-        Some(Value::Tuple(t)) => match t.as_slice() {
-            [Value::Int(a), Value::Int(b)] => Some((*a, *b)),
-            [Value::Int(a)] => Some((*a, *a)),
-            _ => None,
-        },
-        Some(_) => None,
-    }
-}
-
-fn flag(call: &LayerCall, key: &str, default: bool) -> Option<bool> {
-    match call.kwargs.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
-        None => Some(default),
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => None,
-    }
-}
-
 /// The `ceil_mode` to write for a pooling layer whose PyTorch `ceil_mode` is `ceil`, given
 /// `(size, kernel, stride, padding)` for height and width; `None` if none fits.
 ///
@@ -289,53 +256,61 @@ fn onnx_ceil_mode(ceil: bool, dims: [(usize, i64, i64, i64); 2]) -> Option<bool>
     }
 }
 
+/// `(h, w)` as ONNX's ints.
+fn ints(s: Size2) -> (i64, i64) {
+    (s.0 as i64, s.1 as i64)
+}
+
 /// The ONNX nodes for the network, one per layer except Dropout; `None` for a layer
-/// that is left out.
+/// that is left out. Each layer's geometry comes from its typed description.
 fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
     let mut out = Vec::new();
     for (i, layer) in net.layers().iter().enumerate() {
-        let repr = layer.repr();
+        let desc = layer.describe();
+        let repr = desc.to_string();
         let bad = |why: &str| unsupported(i, &repr, why);
-        let call = spec::parse(&repr)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("its description is empty"))?;
         let params: Vec<String> = layer
             .params()
             .iter()
             .map(|(name, _)| format!("{i}.{name}"))
             .collect();
-        let name = format!("{i}.{}", layer.kind());
+        let name = format!("{i}.{}", desc.kind());
         let simple = |op: &'static str| Node {
             op,
             name: name.clone(),
             inputs: Vec::new(),
             attrs: Vec::new(),
         };
-        let geometry =
-            |kernel: (i64, i64), default_stride: (i64, i64)| -> Result<Vec<(&'static str, Attr)>> {
-                let stride = pair(&call, "stride", None, default_stride)
-                    .ok_or_else(|| bad("unreadable stride"))?;
-                let pad = pair(&call, "padding", None, (0, 0))
-                    .ok_or_else(|| bad("unreadable padding"))?;
-                Ok(vec![
-                    ("kernel_shape", Attr::Ints(vec![kernel.0, kernel.1])),
-                    ("strides", Attr::Ints(vec![stride.0, stride.1])),
-                    ("pads", Attr::Ints(vec![pad.0, pad.1, pad.0, pad.1])),
-                ])
+        let geometry = |kernel: Size2, stride: Size2, pad: Size2| -> Vec<(&'static str, Attr)> {
+            let (k, s, p) = (ints(kernel), ints(stride), ints(pad));
+            vec![
+                ("kernel_shape", Attr::Ints(vec![k.0, k.1])),
+                ("strides", Attr::Ints(vec![s.0, s.1])),
+                ("pads", Attr::Ints(vec![p.0, p.1, p.0, p.1])),
+            ]
+        };
+        // Pooling: the ceil_mode ONNX needs to count PyTorch's windows.
+        let pool_ceil = |kernel: Size2, stride: Size2, pad: Size2, ceil: bool| {
+            let &[_, h, w] = net.layer_input(i) else {
+                return Err(bad("its input is not C×H×W"));
             };
-        let node = match layer.kind() {
-            "Conv2d" => {
-                let weight = layer
-                    .params()
-                    .into_iter()
-                    .find(|(n, _)| *n == "weight")
-                    .map(|(_, p)| p.value.shape().to_vec())
-                    .ok_or_else(|| bad("it has no weight"))?;
-                let &[_, _, kh, kw] = weight.as_slice() else {
-                    return Err(bad("its weight is not 4-D"));
-                };
-                let mut attrs = geometry((kh as i64, kw as i64), (1, 1))?;
+            let (k, s, p) = (ints(kernel), ints(stride), ints(pad));
+            onnx_ceil_mode(ceil, [(h, k.0, s.0, p.0), (w, k.1, s.1, p.1)]).ok_or_else(|| {
+                bad(
+                    "with ceil_mode=True, PyTorch drops the last window in one dimension \
+                     (it would start in the padding) but not in the other, which no ONNX \
+                     ceil_mode reproduces; use ceil_mode=False or padding that divides evenly",
+                )
+            })
+        };
+        let node = match desc {
+            LayerDesc::Conv2d {
+                kernel_size,
+                stride,
+                padding,
+                ..
+            } => {
+                let mut attrs = geometry(kernel_size, stride, padding);
                 attrs.push(("dilations", Attr::Ints(vec![1, 1])));
                 attrs.push(("group", Attr::Int(1)));
                 Some(Node {
@@ -343,61 +318,44 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                     ..simple("Conv")
                 })
             }
-            "MaxPool2d" | "AvgPool2d" => {
-                let kernel = pair(&call, "kernel_size", Some(0), (0, 0))
-                    .filter(|k| k.0 > 0 && k.1 > 0)
-                    .ok_or_else(|| bad("unreadable kernel_size"))?;
-                if pair(&call, "dilation", None, (1, 1)) != Some((1, 1)) {
-                    return Err(bad("only dilation 1 is exported"));
-                }
-                let stride =
-                    pair(&call, "stride", None, kernel).ok_or_else(|| bad("unreadable stride"))?;
-                let pad = pair(&call, "padding", None, (0, 0))
-                    .ok_or_else(|| bad("unreadable padding"))?;
-                let mut attrs = geometry(kernel, kernel)?;
-                let ceil =
-                    flag(&call, "ceil_mode", false).ok_or_else(|| bad("unreadable ceil_mode"))?;
-                let &[_, h, w] = net.layer_input(i) else {
-                    return Err(bad("its input is not C×H×W"));
-                };
-                let onnx_ceil = onnx_ceil_mode(
-                    ceil,
-                    [
-                        (h, kernel.0, stride.0, pad.0),
-                        (w, kernel.1, stride.1, pad.1),
-                    ],
-                )
-                .ok_or_else(|| {
-                    bad(
-                        "with ceil_mode=True, PyTorch drops the last window in one dimension \
-                         (it would start in the padding) but not in the other, which no ONNX \
-                         ceil_mode reproduces; use ceil_mode=False or padding that divides evenly",
-                    )
-                })?;
-                attrs.push(("ceil_mode", Attr::Int(i64::from(onnx_ceil))));
-                if layer.kind() == "MaxPool2d" {
-                    Some(Node {
-                        attrs,
-                        ..simple("MaxPool")
-                    })
-                } else {
-                    let include = flag(&call, "count_include_pad", true)
-                        .ok_or_else(|| bad("unreadable count_include_pad"))?;
-                    attrs.push(("count_include_pad", Attr::Int(i64::from(include))));
-                    Some(Node {
-                        attrs,
-                        ..simple("AveragePool")
-                    })
-                }
+            LayerDesc::MaxPool2d {
+                kernel_size,
+                stride,
+                padding,
+                ceil_mode,
+            } => {
+                let mut attrs = geometry(kernel_size, stride, padding);
+                let ceil = pool_ceil(kernel_size, stride, padding, ceil_mode)?;
+                attrs.push(("ceil_mode", Attr::Int(i64::from(ceil))));
+                Some(Node {
+                    attrs,
+                    ..simple("MaxPool")
+                })
             }
-            "ReLU" => Some(simple("Relu")),
-            "Sigmoid" => Some(simple("Sigmoid")),
-            "Tanh" => Some(simple("Tanh")),
-            "Flatten" => Some(Node {
+            LayerDesc::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+                ceil_mode,
+                count_include_pad,
+            } => {
+                let mut attrs = geometry(kernel_size, stride, padding);
+                let ceil = pool_ceil(kernel_size, stride, padding, ceil_mode)?;
+                attrs.push(("ceil_mode", Attr::Int(i64::from(ceil))));
+                attrs.push(("count_include_pad", Attr::Int(i64::from(count_include_pad))));
+                Some(Node {
+                    attrs,
+                    ..simple("AveragePool")
+                })
+            }
+            LayerDesc::ReLU => Some(simple("Relu")),
+            LayerDesc::Sigmoid => Some(simple("Sigmoid")),
+            LayerDesc::Tanh => Some(simple("Tanh")),
+            LayerDesc::Flatten => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("Flatten")
             }),
-            "Linear" => Some(Node {
+            LayerDesc::Linear { .. } => Some(Node {
                 attrs: vec![
                     ("alpha", Attr::Float(1.0)),
                     ("beta", Attr::Float(1.0)),
@@ -407,16 +365,16 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             }),
             // seqnet normalises over dim 1 whatever the spelling (dim=1, or -1 on flat
             // features): axis 1 in ONNX.
-            "Softmax" => Some(Node {
+            LayerDesc::Softmax { .. } => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("Softmax")
             }),
-            "LogSoftmax" => Some(Node {
+            LayerDesc::LogSoftmax { .. } => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("LogSoftmax")
             }),
-            "Dropout" => None,
-            other => return Err(bad(&format!("no ONNX mapping for {other}"))),
+            LayerDesc::Dropout { .. } => None,
+            other => return Err(bad(&format!("no ONNX mapping for {}", other.kind()))),
         };
         out.push(node.map(|mut n| {
             n.inputs = params; // the data input goes in front once the graph is wired

@@ -4,10 +4,9 @@
 //! input (N, C, H, W) -> output (N, C, OH, OW), sizes as for MaxPool2d. Padding counts as
 //! zeros; with `count_include_pad` the divisor includes the padded pixels, as in PyTorch.
 
-use rayon::prelude::*;
-
-use super::maxpool2d::{build_pool, int_or_pair};
-use super::{BuildContext, Layer, Mode, ShapeStep, Size2};
+use super::image_wise::{self, ImageStep, ImageWise, PerImage};
+use super::maxpool2d::build_pool;
+use super::{BuildContext, Layer, LayerDesc, Pass, ShapeStep, Size2};
 use crate::kernels::pool::{PoolGeom, avgpool_backward, avgpool_forward};
 use crate::tensor::Tensor;
 
@@ -20,7 +19,6 @@ pub struct AvgPool2d {
     ceil_mode: bool,
     count_include_pad: bool,
     geom: Option<(usize, PoolGeom)>,
-    batch: usize,
 }
 
 impl AvgPool2d {
@@ -33,7 +31,6 @@ impl AvgPool2d {
             ceil_mode: false,
             count_include_pad: true,
             geom: None,
-            batch: 0,
         }
     }
 
@@ -63,24 +60,14 @@ impl AvgPool2d {
 }
 
 impl Layer for AvgPool2d {
-    fn kind(&self) -> &'static str {
-        "AvgPool2d"
-    }
-
-    fn repr(&self) -> String {
-        let mut s = format!(
-            "AvgPool2d(kernel_size={}, stride={}, padding={}",
-            int_or_pair(self.kernel_size),
-            int_or_pair(self.stride.unwrap_or(self.kernel_size)),
-            int_or_pair(self.padding)
-        );
-        if self.ceil_mode {
-            s += ", ceil_mode=True";
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::AvgPool2d {
+            kernel_size: self.kernel_size,
+            stride: self.stride.unwrap_or(self.kernel_size),
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+            count_include_pad: self.count_include_pad,
         }
-        if !self.count_include_pad {
-            s += ", count_include_pad=False";
-        }
-        s + ")"
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -97,30 +84,73 @@ impl Layer for AvgPool2d {
         Ok(step)
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
         let (c, g) = self
             .geom
             .expect("AvgPool2d used before Sequential built it");
-        let n = inp.batch();
-        debug_assert_eq!(inp.shape(), &[n, c, g.h, g.w]);
-        self.batch = n;
-        let mut out = Tensor::zeros(&[n, c, g.oh, g.ow]);
-        let cip = self.count_include_pad;
-        out.data_mut()
-            .par_chunks_mut(g.oh * g.ow)
-            .zip(inp.data().par_chunks(g.h * g.w))
-            .for_each(|(o, i)| avgpool_forward(&g, cip, i, o));
-        out
+        debug_assert_eq!(&inp.shape()[1..], &[c, g.h, g.w]);
+        image_wise::forward_batch(self, inp, out, &[c, g.oh, g.ow], pass);
     }
 
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
         let (c, g) = self.geom.expect("built");
-        let mut dinp = Tensor::zeros(&[self.batch, c, g.h, g.w]);
-        let cip = self.count_include_pad;
-        dinp.data_mut()
-            .par_chunks_mut(g.h * g.w)
-            .zip(dout.data().par_chunks(g.oh * g.ow))
-            .for_each(|(di, d)| avgpool_backward(&g, cip, d, di));
-        dinp
+        image_wise::backward_batch(self, dout, dinp, &[c, g.h, g.w]);
+    }
+
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
+        Some(PerImage::of(self))
+    }
+}
+
+/// The average needs nothing kept: backward spreads each output gradient evenly over
+/// its window, which depends only on the geometry.
+impl ImageWise for AvgPool2d {
+    fn output_len(&self) -> usize {
+        let (c, g) = self.geom.expect("built");
+        c * g.oh * g.ow
+    }
+
+    fn forward_images(&mut self, _n: usize, _pass: Pass) -> Box<dyn ImageStep + '_> {
+        let (_, g) = self.geom.expect("built");
+        Box::new(AvgPoolStep {
+            g,
+            count_include_pad: self.count_include_pad,
+            forward: true,
+        })
+    }
+
+    fn backward_images(&mut self, _n: usize, _need_input_grad: bool) -> Box<dyn ImageStep + '_> {
+        let (_, g) = self.geom.expect("built");
+        Box::new(AvgPoolStep {
+            g,
+            count_include_pad: self.count_include_pad,
+            forward: false,
+        })
+    }
+}
+
+struct AvgPoolStep {
+    g: PoolGeom,
+    count_include_pad: bool,
+    forward: bool,
+}
+
+impl ImageStep for AvgPoolStep {
+    unsafe fn run(&self, _i: usize, src: &[f32], dst: Option<&mut [f32]>) {
+        let Some(dst) = dst else { return };
+        let (g, cip) = (&self.g, self.count_include_pad);
+        let (ip, op) = (g.h * g.w, g.oh * g.ow);
+        if self.forward {
+            // out[c, oy, ox] = Σ_window inp[c, y, x] / divisor
+            for (o, i) in dst.chunks_mut(op).zip(src.chunks(ip)) {
+                avgpool_forward(g, cip, i, o);
+            }
+        } else {
+            // dinp[c, y, x] = Σ over the windows holding (y, x) of dout / divisor
+            dst.fill(0.0);
+            for (di, d) in dst.chunks_mut(ip).zip(src.chunks(op)) {
+                avgpool_backward(g, cip, d, di);
+            }
+        }
     }
 }

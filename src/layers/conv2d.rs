@@ -12,10 +12,10 @@
 
 use rayon::prelude::*;
 
-use super::image_wise::{self, ImageStep, ImageWise, Slots};
+use super::image_wise::{self, ImageStep, ImageWise, PerImage, Slots};
 use super::{
-    BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, Size2, checked_param_count,
-    pair,
+    BuildContext, Init, InitContext, Layer, LayerDesc, Param, Pass, ShapeStep, Size2,
+    checked_param_count,
 };
 use crate::kernels::direct_conv;
 use crate::kernels::gemm::{MatRef, PackedA, gemm_ldc, gemm_packed_a};
@@ -46,7 +46,7 @@ pub struct Conv2d {
     packed_wt: PackedA,
     /// The last forward's input when the columns were not kept (an Eval forward, columns
     /// too large, or a direct convolution): backward works from it. Empty after
-    /// `forward_infer`, which keeps nothing.
+    /// an Infer pass, which keeps nothing.
     saved_inp: Vec<f32>,
     /// Per image: its term of dL/dweight (n × OC × C·kh·kw) and of dL/dbias (n × OC).
     dw_parts: Vec<f32>,
@@ -130,8 +130,9 @@ impl ImageWise for Conv2d {
         self.out_channels * self.geom().col_cols()
     }
 
-    fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_> {
+    fn forward_images(&mut self, n: usize, pass: Pass) -> Box<dyn ImageStep + '_> {
         let g = *self.geom();
+        let keep = pass != Pass::Infer;
         let (col_len, in_len) = (g.col_len(), g.image_len());
         let weight = self.weight.as_ref().expect("built");
         // A single input channel is convolved directly (kernels/direct_conv.rs says why);
@@ -147,9 +148,8 @@ impl ImageWise for Conv2d {
         // Training keeps the columns for backward while they fit in about a core's L2
         // cache; past that, backward recomputes them image by image from the input
         // (cheaper than reading them back from memory: measured, book-relu at
-        // mini-batch 10 vs 64). `forward_infer` (keep = false) keeps nothing.
-        let keep_cols =
-            !direct && mode == Mode::Train && keep && n * col_len * 4 <= KEEP_COLS_BYTES;
+        // mini-batch 10 vs 64). Inference keeps nothing.
+        let keep_cols = !direct && pass == Pass::Train && n * col_len * 4 <= KEEP_COLS_BYTES;
         self.cols
             .resize(if keep_cols { n * col_len } else { 0 }, 0.0);
         let keep_inp = keep && !keep_cols;
@@ -435,28 +435,15 @@ thread_local! {
 }
 
 impl Layer for Conv2d {
-    fn kind(&self) -> &'static str {
-        "Conv2d"
-    }
-
-    fn repr(&self) -> String {
-        let (name, cin) = match self.in_channels {
-            Some(c) => ("Conv2d", c),
-            None => ("LazyConv2d", 0),
-        };
-        let mut s = format!(
-            "{name}({cin}, {}, kernel_size={}, stride={}",
-            self.out_channels,
-            pair(self.kernel_size.tuple()),
-            pair(self.stride.tuple())
-        );
-        if self.padding != Size2(0, 0) {
-            s += &format!(", padding={}", pair(self.padding.tuple()));
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Conv2d {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel_size: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+            bias: self.has_bias,
         }
-        if !self.has_bias {
-            s += ", bias=False";
-        }
-        s + ")"
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -553,41 +540,19 @@ impl Layer for Conv2d {
         });
     }
 
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        let mut out = Tensor::default();
-        self.forward_into(inp, mode, &mut out);
-        out
-    }
-
-    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
         let (g, oc) = (*self.geom(), self.out_channels);
         debug_assert_eq!(&inp.shape()[1..], &[g.c, g.h, g.w]);
-        image_wise::forward_batch(self, inp, out, &[oc, g.oh, g.ow], mode, true);
+        image_wise::forward_batch(self, inp, out, &[oc, g.oh, g.ow], pass);
     }
 
-    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
-        let (g, oc) = (*self.geom(), self.out_channels);
-        image_wise::forward_batch(self, inp, out, &[oc, g.oh, g.ow], Mode::Eval, false);
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut dinp = Tensor::default();
-        self.backward_into(dout, &mut dinp);
-        dinp
-    }
-
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
         let g = *self.geom();
-        image_wise::backward_batch(self, dout, Some(dinp), &[g.c, g.h, g.w]);
+        image_wise::backward_batch(self, dout, dinp, &[g.c, g.h, g.w]);
     }
 
-    fn backward_params(&mut self, dout: &Tensor) {
-        let g = *self.geom();
-        image_wise::backward_batch(self, dout, None, &[g.c, g.h, g.w]);
-    }
-
-    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
-        Some(self)
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
+        Some(PerImage::of(self))
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {
@@ -628,8 +593,8 @@ mod tests {
         let (mut whole, mut halves) = (build(), build());
         whole.zero_grad();
         halves.zero_grad();
-        whole.forward(&x, Mode::Train).unwrap();
-        let dinp = whole.backward(&dout);
+        whole.forward(&x, Pass::Train).unwrap();
+        let dinp = whole.backward(&dout).unwrap();
         let (xl, dl) = (x.len() / 4, dout.len() / 4);
         let mut dinp_halves = Vec::new();
         for h in 0..2 {
@@ -643,8 +608,8 @@ mod tests {
                 dout.data()[2 * h * dl..2 * (h + 1) * dl].to_vec(),
             )
             .unwrap();
-            halves.forward(&xh, Mode::Train).unwrap();
-            dinp_halves.extend_from_slice(halves.backward(&dh).data());
+            halves.forward(&xh, Pass::Train).unwrap();
+            dinp_halves.extend_from_slice(halves.backward(&dh).unwrap().data());
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(dinp.data()), bits(&dinp_halves));

@@ -3,7 +3,7 @@
 //! identity. PyTorch: `nn.Dropout(p=0.5)`. The book drops before each fully connected
 //! layer of its best network.
 
-use super::{BuildContext, Layer, Mode, ShapeStep, passthrough};
+use super::{BuildContext, Layer, LayerDesc, Pass, ShapeStep, passthrough};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -39,12 +39,8 @@ impl Default for Dropout {
 }
 
 impl Layer for Dropout {
-    fn kind(&self) -> &'static str {
-        "Dropout"
-    }
-
-    fn repr(&self) -> String {
-        format!("Dropout(p={}, inplace=False)", self.p)
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Dropout { p: self.p }
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -59,24 +55,12 @@ impl Layer for Dropout {
         Ok(passthrough(ctx.input))
     }
 
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        let mut out = Tensor::default();
-        self.forward_into(inp, mode, &mut out);
-        out
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut dinp = Tensor::default();
-        self.backward_into(dout, &mut dinp);
-        dinp
-    }
-
     /// One draw per element, in element order, and the multiply in the same pass; the
     /// mask and the output keep their allocations from step to step.
-    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
-        super::recycle(out, inp.shape(), false);
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
+        super::recycle(out, inp.shape());
         self.mask.clear();
-        if mode == Mode::Eval || self.p == 0.0 {
+        if pass != Pass::Train || self.p == 0.0 {
             out.data_mut().copy_from_slice(inp.data());
             return;
         }
@@ -97,9 +81,10 @@ impl Layer for Dropout {
         }
     }
 
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
         // forward: out = inp · mask; dinp = dout · mask (identity after Eval)
-        super::recycle(dinp, dout.shape(), false);
+        let Some(dinp) = dinp else { return };
+        super::recycle(dinp, dout.shape());
         if self.mask.is_empty() {
             dinp.data_mut().copy_from_slice(dout.data());
             return;
@@ -129,7 +114,7 @@ mod tests {
         let mut expected_rng = layer.rng.clone();
         let inp = Tensor::from_vec(&[3, 40], (0..120).map(|i| i as f32 - 60.5).collect()).unwrap();
         let mut out = Tensor::from_vec(&[1, 1], vec![9.0]).unwrap();
-        layer.forward_into(&inp, Mode::Train, &mut out);
+        layer.forward_into(&inp, &mut out, Pass::Train);
         assert_eq!(out.shape(), inp.shape());
         let mut dropped = 0;
         for (&x, &y) in inp.data().iter().zip(out.data()) {
@@ -147,14 +132,14 @@ mod tests {
 
         let dout = Tensor::from_vec(&[3, 40], vec![1.0; 120]).unwrap();
         let mut dinp = Tensor::default();
-        layer.backward_into(&dout, &mut dinp);
+        layer.backward_into(&dout, Some(&mut dinp));
         for (&y, &d) in out.data().iter().zip(dinp.data()) {
             assert_eq!(d == 0.0, y == 0.0, "backward drops what forward dropped");
         }
 
-        layer.forward_into(&inp, Mode::Eval, &mut out);
+        layer.forward_into(&inp, &mut out, Pass::Eval);
         assert_eq!(out.data(), inp.data());
-        layer.backward_into(&dout, &mut dinp);
+        layer.backward_into(&dout, Some(&mut dinp));
         assert_eq!(dinp.data(), dout.data(), "identity after an Eval forward");
     }
 }

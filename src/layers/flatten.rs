@@ -2,8 +2,8 @@
 //! in PyTorch after `nn.Flatten()` means the same here. PyTorch: `nn.Flatten()`
 //! (start_dim=1, end_dim=-1). The data does not move; only the shape changes.
 
-use super::image_wise::{ImageStep, ImageWise};
-use super::{BuildContext, Layer, Mode, ShapeStep};
+use super::image_wise::{ImageStep, ImageWise, PerImage};
+use super::{BuildContext, Layer, LayerDesc, Pass, ShapeStep};
 use crate::tensor::Tensor;
 
 /// Flattens every image to one vector. PyTorch: `nn.Flatten`.
@@ -25,12 +25,8 @@ fn features(inp: &Tensor) -> usize {
 }
 
 impl Layer for Flatten {
-    fn kind(&self) -> &'static str {
-        "Flatten"
-    }
-
-    fn repr(&self) -> String {
-        "Flatten(start_dim=1, end_dim=-1)".into()
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Flatten
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -44,40 +40,21 @@ impl Layer for Flatten {
         })
     }
 
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
-        let n = inp.batch();
-        inp.clone()
-            .reshape(&[n, features(inp)])
-            .expect("same element count")
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut shape = vec![dout.batch()];
-        shape.extend_from_slice(&self.input);
-        dout.clone().reshape(&shape).expect("same element count")
-    }
-
-    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
-        let n = inp.batch();
-        super::recycle(out, &[n, features(inp)], false);
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, _pass: Pass) {
+        out.reuse_as_batch(inp.batch(), &[features(inp)]);
         out.data_mut().copy_from_slice(inp.data());
     }
 
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
-        let mut shape = [0; 4];
-        let dims = 1 + self.input.len();
-        if dims <= 4 {
-            shape[0] = dout.batch();
-            shape[1..dims].copy_from_slice(&self.input);
-            super::recycle(dinp, &shape[..dims], false);
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
+        // forward: out[n, c·H·W + h·W + w] = inp[n, c, h, w]: the same values, reshaped.
+        if let Some(dinp) = dinp {
+            dinp.reuse_as_batch(dout.batch(), &self.input);
             dinp.data_mut().copy_from_slice(dout.data());
-        } else {
-            *dinp = self.backward(dout);
         }
     }
 
-    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
-        Some(self)
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
+        Some(PerImage::of(self))
     }
 }
 
@@ -87,7 +64,7 @@ impl ImageWise for Flatten {
         self.input.iter().product()
     }
 
-    fn forward_images(&mut self, _n: usize, _mode: Mode, _keep: bool) -> Box<dyn ImageStep + '_> {
+    fn forward_images(&mut self, _n: usize, _pass: Pass) -> Box<dyn ImageStep + '_> {
         Box::new(CopyStep)
     }
 

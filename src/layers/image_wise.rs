@@ -12,18 +12,39 @@
 //! Every per-image step is the same computation in either schedule, and what is summed
 //! over images (parameter gradients) is summed afterwards in image order, so results do
 //! not depend on the schedule or the thread count.
+//!
+//! The layers that run per image: Conv2d, MaxPool2d, AvgPool2d, ReLU, Sigmoid, Tanh,
+//! Softmax, LogSoftmax and Flatten. Linear multiplies the whole batch at once (one
+//! matrix product), and Dropout draws its masks in one stream over the batch, so both
+//! run on the batch, between stretches.
+//!
+//! This machinery is the crate's own: its steps write through raw per-image slots, and
+//! only seqnet's layers, whose steps keep to their image, may use it. A layer written
+//! outside the crate runs on the whole batch.
 
 use std::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use super::Mode;
+use super::Pass;
+use crate::tensor::Tensor;
+
+/// A layer's per-image steps, as [`Layer::per_image`] hands them to
+/// [`crate::Sequential`]. Only layers of this crate can make one.
+pub struct PerImage<'a>(pub(crate) &'a mut dyn ImageWise);
+
+impl<'a> PerImage<'a> {
+    pub(crate) fn of(layer: &'a mut dyn ImageWise) -> Self {
+        PerImage(layer)
+    }
+}
 
 /// A layer whose forward and backward passes are independent per image.
-pub trait ImageWise {
+pub(crate) trait ImageWise {
     /// Readies a forward pass over `n` images (sizing the per-image state, packing
-    /// weights) and returns the step for one image. `keep`: save what backward needs.
-    fn forward_images(&mut self, n: usize, mode: Mode, keep: bool) -> Box<dyn ImageStep + '_>;
+    /// weights) and returns the step for one image. Unless `pass` is Infer, the step
+    /// saves what backward needs.
+    fn forward_images(&mut self, n: usize, pass: Pass) -> Box<dyn ImageStep + '_>;
 
     /// Readies the backward pass of the last forward, whose batch had `n` images (a
     /// different `n` panics: the per-image state belongs to that forward), and returns
@@ -41,7 +62,7 @@ pub trait ImageWise {
 
 /// One image's share of a pass: `src` (the image's input, or its output gradient) to
 /// `dst` (its output, or its input gradient; `None` when no input gradient is wanted).
-pub trait ImageStep: Sync {
+pub(crate) trait ImageStep: Sync {
     /// # Safety
     /// Image `i` must not be in any other call at the same time: the step writes image
     /// `i`'s slot of the layer's per-image state without a lock. Each `i < n` is run at
@@ -105,22 +126,19 @@ pub(crate) fn run_batch(
     });
 }
 
-/// Implements a layer's batch `forward_into` / `forward_infer` / `backward_into` /
-/// `backward_params` through its [`ImageWise`] steps.
+/// A layer's batch `forward_into` through its [`ImageWise`] steps; `out` gets
+/// `out_shape` per image.
 pub(crate) fn forward_batch(
     layer: &mut dyn ImageWise,
-    inp: &crate::tensor::Tensor,
-    out: &mut crate::tensor::Tensor,
+    inp: &Tensor,
+    out: &mut Tensor,
     out_shape: &[usize],
-    mode: Mode,
-    keep: bool,
+    pass: Pass,
 ) {
     let n = inp.batch();
-    let mut shape = vec![n];
-    shape.extend_from_slice(out_shape);
-    super::recycle(out, &shape, false);
+    super::recycle_batch(out, n, out_shape);
     let (src_len, dst_len) = (inp.len() / n.max(1), layer.output_len());
-    let step = layer.forward_images(n, mode, keep);
+    let step = layer.forward_images(n, pass);
     run_batch(
         &*step,
         n,
@@ -134,16 +152,14 @@ pub(crate) fn forward_batch(
 /// The backward counterpart of [`forward_batch`]; `dinp` gets `in_shape` per image.
 pub(crate) fn backward_batch(
     layer: &mut dyn ImageWise,
-    dout: &crate::tensor::Tensor,
-    dinp: Option<&mut crate::tensor::Tensor>,
+    dout: &Tensor,
+    dinp: Option<&mut Tensor>,
     in_shape: &[usize],
 ) {
     let n = dout.batch();
     let in_len: usize = in_shape.iter().product();
     let dinp = dinp.map(|d| {
-        let mut shape = vec![n];
-        shape.extend_from_slice(in_shape);
-        super::recycle(d, &shape, false);
+        super::recycle_batch(d, n, in_shape);
         d.data_mut()
     });
     {

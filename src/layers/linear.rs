@@ -4,7 +4,9 @@
 //! input (N, I) -> output (N, O); weight (O, I) as in PyTorch, bias (O).
 //! out = inp · weightᵀ + bias, one matrix multiply for the whole batch.
 
-use super::{BuildContext, Init, InitContext, Layer, Mode, Param, ShapeStep, checked_param_count};
+use super::{
+    BuildContext, Init, InitContext, Layer, LayerDesc, Param, Pass, ShapeStep, checked_param_count,
+};
 use crate::kernels::gemm::{MatRef, gemm_par};
 use crate::kernels::thin;
 use crate::tensor::Tensor;
@@ -58,20 +60,12 @@ impl Linear {
 }
 
 impl Layer for Linear {
-    fn kind(&self) -> &'static str {
-        "Linear"
-    }
-
-    fn repr(&self) -> String {
-        let (name, fin) = match self.in_features {
-            Some(i) => ("Linear", i),
-            None => ("LazyLinear", 0),
-        };
-        format!(
-            "{name}(in_features={fin}, out_features={}, bias={})",
-            self.out_features,
-            if self.has_bias { "True" } else { "False" }
-        )
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Linear {
+            in_features: self.in_features,
+            out_features: self.out_features,
+            bias: self.has_bias,
+        }
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -131,23 +125,11 @@ impl Layer for Linear {
             .then(|| Param::new(Tensor::from_vec(&[o], bvals).expect("bias length")));
     }
 
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        let mut out = Tensor::default();
-        self.forward_into(inp, mode, &mut out);
-        out
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut dinp = Tensor::default();
-        self.backward_into(dout, &mut dinp);
-        dinp
-    }
-
-    fn forward_into(&mut self, inp: &Tensor, _mode: Mode, out: &mut Tensor) {
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
         let n = inp.batch();
         let (i, o) = (self.in_features.expect("built"), self.out_features);
         debug_assert_eq!(inp.shape(), &[n, i]);
-        super::recycle(out, &[n, o], false);
+        super::recycle(out, &[n, o]);
         if let Some(b) = &self.bias {
             for row in out.data_mut().chunks_mut(o) {
                 row.copy_from_slice(b.value.data());
@@ -162,13 +144,22 @@ impl Layer for Linear {
             out.data_mut().fill(0.0);
         }
         thin::rows_dot_par(inp.data(), n, i, w.data(), o, out.data_mut(), o);
-        self.inp.clone_from(inp);
+        // Backward's dweight needs the input; inference keeps none.
+        if pass == Pass::Infer {
+            self.inp.reuse_as(&[0, i]);
+        } else {
+            self.inp.clone_from(inp);
+        }
     }
 
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
         let n = self.inp.batch();
         let (i, o) = (self.in_features.expect("built"), self.out_features);
-        debug_assert_eq!(dout.shape(), &[n, o]);
+        assert_eq!(
+            dout.shape(),
+            &[n, o],
+            "Linear::backward needs the Train or Eval forward of the same images first"
+        );
         // forward: out[n, o] = bias[o] + Σ_i weight[o, i] · inp[n, i]
         // dbias[o] += Σ_n dout[n, o]
         if let Some(b) = &mut self.bias {
@@ -194,7 +185,8 @@ impl Layer for Linear {
             i,
         );
         // dinp (N × I) = dout (N × O) · weight (O × I)
-        super::recycle(dinp, &[n, i], false);
+        let Some(dinp) = dinp else { return };
+        super::recycle(dinp, &[n, i]);
         gemm_par(
             1.0,
             MatRef::new(dout.data(), n, o),

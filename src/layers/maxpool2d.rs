@@ -5,8 +5,8 @@
 //! ceil_mode). Padding counts as −∞. Backward sends each output gradient to the input
 //! position remembered in `argmax`.
 
-use super::image_wise::{self, ImageStep, ImageWise, Slots};
-use super::{BuildContext, Layer, Mode, ShapeStep, Size2, pair};
+use super::image_wise::{self, ImageStep, ImageWise, PerImage, Slots};
+use super::{BuildContext, Layer, LayerDesc, Pass, ShapeStep, Size2};
 use crate::kernels::pool::{PoolGeom, maxpool_backward, maxpool_forward};
 use crate::shape::{explain_hw, window_out};
 use crate::tensor::Tensor;
@@ -77,10 +77,8 @@ pub(super) fn build_pool(
     }
     if 2 * ph > kh || 2 * pw > kw {
         return Err(format!(
-            "padding {} must be at most half the kernel {} (PyTorch's rule: a window may \
-             not lie wholly in the padding)",
-            pair((ph, pw)),
-            pair((kh, kw))
+            "padding ({ph}, {pw}) must be at most half the kernel ({kh}, {kw}) (PyTorch's \
+             rule: a window may not lie wholly in the padding)"
         ));
     }
     let &[c, h, w] = input else {
@@ -120,28 +118,14 @@ pub(super) fn build_pool(
     Ok((c, g, step))
 }
 
-/// PyTorch prints an int when height and width agree: `kernel_size=2`.
-pub(super) fn int_or_pair(v: Size2) -> String {
-    if v.0 == v.1 {
-        v.0.to_string()
-    } else {
-        pair(v.tuple())
-    }
-}
-
 impl Layer for MaxPool2d {
-    fn kind(&self) -> &'static str {
-        "MaxPool2d"
-    }
-
-    fn repr(&self) -> String {
-        format!(
-            "MaxPool2d(kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode={})",
-            int_or_pair(self.kernel_size),
-            int_or_pair(self.stride.unwrap_or(self.kernel_size)),
-            int_or_pair(self.padding),
-            if self.ceil_mode { "True" } else { "False" }
-        )
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::MaxPool2d {
+            kernel_size: self.kernel_size,
+            stride: self.stride.unwrap_or(self.kernel_size),
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+        }
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -158,33 +142,21 @@ impl Layer for MaxPool2d {
         Ok(step)
     }
 
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        let mut out = Tensor::default();
-        self.forward_into(inp, mode, &mut out);
-        out
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut dinp = Tensor::default();
-        self.backward_into(dout, &mut dinp);
-        dinp
-    }
-
-    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
         let (c, g) = self
             .geom
             .expect("MaxPool2d used before Sequential built it");
         debug_assert_eq!(&inp.shape()[1..], &[c, g.h, g.w]);
-        image_wise::forward_batch(self, inp, out, &[c, g.oh, g.ow], mode, true);
+        image_wise::forward_batch(self, inp, out, &[c, g.oh, g.ow], pass);
     }
 
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
         let (c, g) = self.geom.expect("built");
-        image_wise::backward_batch(self, dout, Some(dinp), &[c, g.h, g.w]);
+        image_wise::backward_batch(self, dout, dinp, &[c, g.h, g.w]);
     }
 
-    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
-        Some(self)
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
+        Some(PerImage::of(self))
     }
 }
 
@@ -195,7 +167,7 @@ impl ImageWise for MaxPool2d {
     }
 
     /// The argmax is kept even for inference: the kernel writes it as it scans.
-    fn forward_images(&mut self, n: usize, _mode: Mode, _keep: bool) -> Box<dyn ImageStep + '_> {
+    fn forward_images(&mut self, n: usize, _pass: Pass) -> Box<dyn ImageStep + '_> {
         let (c, g) = self.geom.expect("built");
         let len = c * g.oh * g.ow;
         self.argmax.resize(n * len, 0);

@@ -6,8 +6,10 @@
 //! Shapes here are per image: `[C, H, W]` for feature maps, `[F]` for flat features; the
 //! batch dimension N is added in front of them at run time.
 
+mod activation;
 mod avgpool2d;
 mod conv2d;
+mod desc;
 mod dropout;
 mod flatten;
 mod image_wise;
@@ -18,29 +20,40 @@ mod sigmoid;
 mod softmax;
 mod tanh;
 
+pub use activation::{Activation, Elementwise, Keeps};
 pub use avgpool2d::AvgPool2d;
 pub use conv2d::{Conv2d, LazyConv2d};
+pub use desc::{LayerDesc, OutputKind};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
-pub(crate) use image_wise::Slots;
-pub use image_wise::{ImageStep, ImageWise};
+pub use image_wise::PerImage;
+pub(crate) use image_wise::{ImageStep, ImageWise, Slots};
 pub use linear::{LazyLinear, Linear};
 pub use maxpool2d::MaxPool2d;
 pub use relu::ReLU;
-pub use sigmoid::Sigmoid;
-pub use softmax::{LogSoftmax, Softmax};
-pub use tanh::Tanh;
+pub use sigmoid::{Sigmoid, SigmoidFn};
+pub use softmax::{LogSoftmax, Softmax, SoftmaxOver};
+pub use tanh::{Tanh, TanhFn};
 
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
-/// Training or evaluation. Dropout is active only in `Train`. PyTorch: `model.train()` /
-/// `model.eval()`, passed explicitly instead of kept as hidden state.
+/// Which forward pass a layer runs. PyTorch: `model.train()` / `model.eval()` /
+/// `torch.inference_mode()`, passed explicitly instead of kept as hidden state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub enum Pass {
+    /// Training: dropout is active, and each layer keeps what its backward needs.
     Train,
+    /// Evaluation: dropout is the identity; layers still keep what backward needs, so a
+    /// backward may follow (a gradient with respect to the input, say).
     Eval,
+    /// Inference: Eval's numbers, and nothing is kept for a backward pass (faster and
+    /// smaller). A backward after it is refused.
+    Infer,
 }
+
+/// The older name of [`Pass`], from when there were two passes.
+pub type Mode = Pass;
 
 /// How fresh parameters are drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -199,18 +212,32 @@ impl BuildContext<'_> {
 
 /// One layer of a [`crate::Sequential`] network.
 ///
-/// Contract: `build` is called exactly once before `forward`; `backward` follows the
-/// `forward` whose batch it differentiates, adds parameter gradients to its params'
-/// gradients through [`Param::grad_mut`] or [`Param::grad_to_write`] (PyTorch's
-/// accumulate semantics: call `zero_grad` between steps), and returns the gradient with
-/// respect to the layer's input.
+/// Contract: `build` is called exactly once before the first forward pass;
+/// `backward_into` follows the Train or Eval `forward_into` whose batch it
+/// differentiates, adds parameter gradients to its params' gradients through
+/// [`Param::grad_mut`] or [`Param::grad_to_write`] (PyTorch's accumulate semantics: call
+/// `zero_grad` between steps), and writes the gradient with respect to the layer's input
+/// when asked for one.
+///
+/// Both passes write into buffers the caller keeps from step to step
+/// ([`crate::Sequential`] keeps one per layer), and a layer keeps its own state
+/// (masks, saved inputs) in buffers it reuses, so training allocates nothing once the
+/// first step is done. The allocating [`Layer::forward`] and [`Layer::backward`] are
+/// conveniences on top.
 pub trait Layer: Send + Sync + std::fmt::Debug {
-    /// The PyTorch class name: `Conv2d`, `ReLU`, ...
-    fn kind(&self) -> &'static str;
+    /// What the layer is: its PyTorch class and arguments, typed.
+    fn describe(&self) -> LayerDesc;
+
+    /// The PyTorch class name: `Conv2d`, `ReLU`, ... (for messages).
+    fn kind(&self) -> &'static str {
+        self.describe().kind()
+    }
 
     /// PyTorch's repr, e.g. `Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))`. It is
     /// also the canonical spec of the layer: the spec parser reads it back.
-    fn repr(&self) -> String;
+    fn repr(&self) -> String {
+        self.describe().to_string()
+    }
 
     /// Checks the input shape, infers lazy sizes, allocates and initialises parameters
     /// (PyTorch's default). The error is the message only; [`crate::Sequential`]
@@ -221,34 +248,28 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// `model.apply(init_fn)`.
     fn init_params(&mut self, _ctx: &mut InitContext) {}
 
-    /// Computes the output for a batch, keeping what `backward` needs.
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor;
+    /// Computes the output for a batch into `out` (reshaping it and reusing its
+    /// allocation), keeping what backward needs unless `pass` is [`Pass::Infer`].
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass);
 
-    /// Given dL/d(output), adds dL/d(parameters) and returns dL/d(input).
-    fn backward(&mut self, dout: &Tensor) -> Tensor;
+    /// Given dL/d(output) of the last forward, adds dL/d(parameters) and writes
+    /// dL/d(input) into `dinp` (reshaping it); `None`: the caller needs only the
+    /// parameter gradients (the first layer of a network), and the layer may skip the
+    /// input gradient's work.
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>);
 
-    /// [`Layer::backward`] for a caller that needs only the parameter gradients (the
-    /// first layer of a network): a layer may skip computing dL/d(input).
-    fn backward_params(&mut self, dout: &Tensor) {
-        let _ = self.backward(dout);
+    /// [`Layer::forward_into`] into a new tensor.
+    fn forward(&mut self, inp: &Tensor, pass: Pass) -> Tensor {
+        let mut out = Tensor::default();
+        self.forward_into(inp, &mut out, pass);
+        out
     }
 
-    /// [`Layer::forward`] into `out`, whose allocation the layer may reuse:
-    /// [`crate::Sequential`] keeps one output per layer from step to step, so that
-    /// training allocates nothing once the first step is done.
-    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
-        *out = self.forward(inp, mode);
-    }
-
-    /// [`Layer::forward_into`] in Eval mode for a caller that will not call backward
-    /// ([`crate::Sequential::infer`]): a layer may skip keeping what backward needs.
-    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
-        self.forward_into(inp, Mode::Eval, out);
-    }
-
-    /// [`Layer::backward`] into `dinp`, whose allocation the layer may reuse.
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
-        *dinp = self.backward(dout);
+    /// [`Layer::backward_into`] into a new tensor, returned.
+    fn backward(&mut self, dout: &Tensor) -> Tensor {
+        let mut dinp = Tensor::default();
+        self.backward_into(dout, Some(&mut dinp));
+        dinp
     }
 
     /// Named parameters in PyTorch's state_dict order (`weight`, then `bias`).
@@ -260,10 +281,10 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         Vec::new()
     }
 
-    /// The layer's per-image steps, when it treats every image on its own (see
-    /// [`ImageWise`]): [`crate::Sequential`] then runs it image by image together with
-    /// its image-wise neighbours.
-    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
+    /// The layer's per-image steps, when it treats every image on its own:
+    /// [`crate::Sequential`] then runs it image by image together with its image-wise
+    /// neighbours. Only seqnet's own layers can give one (see `image_wise.rs`).
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
         None
     }
 
@@ -274,21 +295,15 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Gives `t` the shape `shape`, keeping its allocation. The values are left as they were
-/// (stale) unless `zero`; the caller overwrites them.
-pub(crate) fn recycle(t: &mut Tensor, shape: &[usize], zero: bool) {
-    let len: usize = shape.iter().product();
-    let mut data = std::mem::take(t).into_data();
-    if zero {
-        data.clear();
-    }
-    data.resize(len, 0.0);
-    *t = Tensor::from_vec(shape, data).expect("length matches the shape");
+/// Gives `t` the shape `shape`, keeping its allocations. The values are left as they
+/// were (stale); the caller overwrites them.
+pub(crate) fn recycle(t: &mut Tensor, shape: &[usize]) {
+    t.reuse_as(shape);
 }
 
-/// `(5, 5)`: PyTorch's repr of a pair.
-pub(crate) fn pair(p: (usize, usize)) -> String {
-    format!("({}, {})", p.0, p.1)
+/// [`recycle`] for `n` images of `per_image` shape, values stale.
+pub(crate) fn recycle_batch(t: &mut Tensor, n: usize, per_image: &[usize]) {
+    t.reuse_as_batch(n, per_image);
 }
 
 /// Shapes the parameters of a freshly built layer, checking the size is allocatable.
@@ -354,41 +369,6 @@ impl Size2 {
     pub(crate) fn tuple(self) -> (usize, usize) {
         (self.0, self.1)
     }
-}
-
-/// Applies `f` to every element, in parallel chunks (elementwise layers).
-pub(crate) fn map_elements(inp: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
-    use rayon::prelude::*;
-    let mut out = Tensor::zeros(inp.shape());
-    out.data_mut()
-        .par_chunks_mut(4096)
-        .zip(inp.data().par_chunks(4096))
-        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &x)| *o = f(x)));
-    out
-}
-
-/// dinp = dout · f'(…), where `local(out)` is the derivative written in terms of the
-/// forward output (ReLU, Sigmoid and Tanh all can be).
-pub(crate) fn chain_elements(
-    dout: &Tensor,
-    out: &Tensor,
-    local: impl Fn(f32) -> f32 + Sync,
-) -> Tensor {
-    use rayon::prelude::*;
-    let mut dinp = Tensor::zeros(dout.shape());
-    dinp.data_mut()
-        .par_chunks_mut(4096)
-        .zip(
-            dout.data()
-                .par_chunks(4096)
-                .zip(out.data().par_chunks(4096)),
-        )
-        .for_each(|(di, (d, o))| {
-            for ((di, &d), &o) in di.iter_mut().zip(d).zip(o) {
-                *di = d * local(o);
-            }
-        });
-    dinp
 }
 
 /// The weight-then-bias list of a layer's optional parameters (state_dict order).

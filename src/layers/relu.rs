@@ -1,8 +1,8 @@
 //! ReLU: max(0, x), elementwise. PyTorch: `nn.ReLU()`. Any shape in, the same shape out.
 //! Backward passes the gradient where the output is positive (0 at x = 0, as PyTorch).
 
-use super::image_wise::{self, ImageStep, ImageWise, Slots};
-use super::{BuildContext, Layer, Mode, ShapeStep, passthrough};
+use super::image_wise::{self, ImageStep, ImageWise, PerImage, Slots};
+use super::{BuildContext, Layer, LayerDesc, Pass, ShapeStep, passthrough};
 use crate::tensor::Tensor;
 
 /// Rectified linear unit. PyTorch: `nn.ReLU`.
@@ -29,12 +29,8 @@ impl ReLU {
 }
 
 impl Layer for ReLU {
-    fn kind(&self) -> &'static str {
-        "ReLU"
-    }
-
-    fn repr(&self) -> String {
-        "ReLU()".into()
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::ReLU
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
@@ -42,38 +38,18 @@ impl Layer for ReLU {
         Ok(passthrough(ctx.input))
     }
 
-    fn forward(&mut self, inp: &Tensor, mode: Mode) -> Tensor {
-        let mut out = Tensor::default();
-        self.forward_into(inp, mode, &mut out);
-        out
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        let mut dinp = Tensor::default();
-        self.backward_into(dout, &mut dinp);
-        dinp
-    }
-
-    fn forward_into(&mut self, inp: &Tensor, mode: Mode, out: &mut Tensor) {
-        self.set_len(inp);
-        let shape = inp.shape()[1..].to_vec();
-        image_wise::forward_batch(self, inp, out, &shape, mode, true);
-    }
-
     /// Inference keeps no mask for backward: just the values.
-    fn forward_infer(&mut self, inp: &Tensor, out: &mut Tensor) {
+    fn forward_into(&mut self, inp: &Tensor, out: &mut Tensor, pass: Pass) {
         self.set_len(inp);
-        let shape = inp.shape()[1..].to_vec();
-        image_wise::forward_batch(self, inp, out, &shape, Mode::Eval, false);
+        image_wise::forward_batch(self, inp, out, &inp.shape()[1..], pass);
     }
 
-    fn backward_into(&mut self, dout: &Tensor, dinp: &mut Tensor) {
-        let shape = dout.shape()[1..].to_vec();
-        image_wise::backward_batch(self, dout, Some(dinp), &shape);
+    fn backward_into(&mut self, dout: &Tensor, dinp: Option<&mut Tensor>) {
+        image_wise::backward_batch(self, dout, dinp, &dout.shape()[1..]);
     }
 
-    fn image_wise(&mut self) -> Option<&mut dyn ImageWise> {
-        Some(self)
+    fn per_image(&mut self) -> Option<PerImage<'_>> {
+        Some(PerImage::of(self))
     }
 }
 
@@ -82,8 +58,8 @@ impl ImageWise for ReLU {
         self.len
     }
 
-    fn forward_images(&mut self, n: usize, _mode: Mode, keep: bool) -> Box<dyn ImageStep + '_> {
-        let len = self.len;
+    fn forward_images(&mut self, n: usize, pass: Pass) -> Box<dyn ImageStep + '_> {
+        let (len, keep) = (self.len, pass != Pass::Infer);
         self.mask.resize(if keep { n * len } else { 0 }, 0);
         Box::new(ReluForward {
             mask: keep.then(|| Slots::new(&mut self.mask, len)),

@@ -1,41 +1,36 @@
 //! Sigmoid: 1 / (1 + e^(−x)), elementwise. PyTorch: `nn.Sigmoid()`. The book's networks
-//! up to `book-conv2` use it.
+//! up to `book-conv2` use it. Any shape in, the same shape out.
+//! Backward: dy/dx = y·(1 − y), from the kept output.
 
-use super::{BuildContext, Layer, Mode, ShapeStep, chain_elements, map_elements, passthrough};
-use crate::tensor::Tensor;
+use super::LayerDesc;
+use super::activation::{Activation, Elementwise, Keeps};
 
 /// Logistic sigmoid. PyTorch: `nn.Sigmoid`.
-#[derive(Clone, Debug, Default)]
-pub struct Sigmoid {
-    out: Tensor,
-}
+pub type Sigmoid = Activation<SigmoidFn>;
+
+/// The logistic function, for [`Sigmoid`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigmoidFn;
 
 impl Sigmoid {
     pub fn new() -> Self {
-        Sigmoid::default()
+        Activation::of(SigmoidFn)
     }
 }
 
-impl Layer for Sigmoid {
-    fn kind(&self) -> &'static str {
-        "Sigmoid"
+impl Elementwise for SigmoidFn {
+    const KEEPS: Keeps = Keeps::Output;
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Sigmoid
     }
 
-    fn repr(&self) -> String {
-        "Sigmoid()".into()
+    fn value(&self, x: f32) -> f32 {
+        1.0 / (1.0 + (-x).exp())
     }
 
-    fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
-        Ok(passthrough(ctx.input))
-    }
-
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
-        self.out = map_elements(inp, |x| 1.0 / (1.0 + (-x).exp()));
-        self.out.clone()
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        // forward: out = σ(inp); dinp = dout · out · (1 − out)
-        chain_elements(dout, &self.out, |o| o * (1.0 - o))
+    fn derivative(&self, y: f32) -> f32 {
+        // forward: y = σ(x); dy/dx = y · (1 − y)
+        y * (1.0 - y)
     }
 }

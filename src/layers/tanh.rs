@@ -1,40 +1,35 @@
-//! Tanh: the hyperbolic tangent, elementwise. PyTorch: `nn.Tanh()`.
+//! Tanh: the hyperbolic tangent, elementwise. PyTorch: `nn.Tanh()`. Any shape in, the
+//! same shape out. Backward: dy/dx = 1 − y², from the kept output.
 
-use super::{BuildContext, Layer, Mode, ShapeStep, chain_elements, map_elements, passthrough};
-use crate::tensor::Tensor;
+use super::LayerDesc;
+use super::activation::{Activation, Elementwise, Keeps};
 
 /// Hyperbolic tangent. PyTorch: `nn.Tanh`.
-#[derive(Clone, Debug, Default)]
-pub struct Tanh {
-    out: Tensor,
-}
+pub type Tanh = Activation<TanhFn>;
+
+/// The hyperbolic tangent, for [`Tanh`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TanhFn;
 
 impl Tanh {
     pub fn new() -> Self {
-        Tanh::default()
+        Activation::of(TanhFn)
     }
 }
 
-impl Layer for Tanh {
-    fn kind(&self) -> &'static str {
-        "Tanh"
+impl Elementwise for TanhFn {
+    const KEEPS: Keeps = Keeps::Output;
+
+    fn describe(&self) -> LayerDesc {
+        LayerDesc::Tanh
     }
 
-    fn repr(&self) -> String {
-        "Tanh()".into()
+    fn value(&self, x: f32) -> f32 {
+        x.tanh()
     }
 
-    fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
-        Ok(passthrough(ctx.input))
-    }
-
-    fn forward(&mut self, inp: &Tensor, _mode: Mode) -> Tensor {
-        self.out = map_elements(inp, f32::tanh);
-        self.out.clone()
-    }
-
-    fn backward(&mut self, dout: &Tensor) -> Tensor {
-        // forward: out = tanh(inp); dinp = dout · (1 − out²)
-        chain_elements(dout, &self.out, |o| 1.0 - o * o)
+    fn derivative(&self, y: f32) -> f32 {
+        // forward: y = tanh(x); dy/dx = 1 − y²
+        1.0 - y * y
     }
 }

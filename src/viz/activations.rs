@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, diverging, ink, max_abs, short};
 use crate::error::{Error, Result};
-use crate::layers::Mode;
+use crate::layers::Pass;
 use crate::sequential::Sequential;
 use crate::shape::fmt_shape;
 use crate::tensor::Tensor;
@@ -48,7 +48,7 @@ pub fn layer_outputs(net: &mut Sequential, image: &[f32]) -> Result<Vec<LayerOut
         values: image.to_vec(),
     }];
     for (i, layer) in net.layers_mut().iter_mut().enumerate() {
-        x = layer.forward(&x, Mode::Eval);
+        x = layer.forward(&x, Pass::Infer);
         let per_image = x.shape()[1..].to_vec();
         out.push(LayerOutput {
             title: format!("{i} {} → {}", layer.repr(), fmt_shape(&per_image)),
@@ -145,7 +145,7 @@ fn block_height(b: &Block, n: usize) -> i32 {
 pub fn activations(net: &mut Sequential, image: &[f32], heading: &str) -> Result<Picture> {
     let outputs = layer_outputs(net, image)?;
     let last = outputs.len() - 1;
-    let last_kind = net.layers().last().map(|l| l.kind());
+    let last_kind = net.output_kind();
     let final_values = &outputs[last].values;
     let prediction = if outputs[last].shape.len() == 1 && last > 0 {
         let t = Tensor::from_vec(&[1, final_values.len()], final_values.clone())?;

@@ -6,6 +6,7 @@ use super::{
     BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, diverging, diverging_bar, max_abs, text_width,
 };
 use crate::error::{Error, Result};
+use crate::layers::LayerDesc;
 use crate::sequential::Sequential;
 
 /// How a filter that reads several input channels (`in_channels > 1`) is drawn.
@@ -23,7 +24,7 @@ pub fn conv_layers(net: &Sequential) -> Vec<usize> {
     net.layers()
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.kind() == "Conv2d")
+        .filter(|(_, l)| matches!(l.describe(), LayerDesc::Conv2d { .. }))
         .map(|(i, _)| i)
         .collect()
 }

@@ -1,0 +1,234 @@
+//! What a layer is, as typed values: its PyTorch class and the arguments that define it.
+//!
+//! Everything that needs to know a layer's kind or its geometry reads a [`LayerDesc`]
+//! (the ONNX exporter, the summary, the softmax detection of the loss, the book's
+//! initialisation, the spec printer) instead of comparing names or re-reading text.
+//! Its `Display` is PyTorch's `print(model)` line, which the spec parser reads back.
+
+use std::fmt;
+
+use super::Size2;
+
+/// A layer's PyTorch class and arguments. `Lazy*` layers have `None` for the size they
+/// infer until they are built.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum LayerDesc {
+    Conv2d {
+        in_channels: Option<usize>,
+        out_channels: usize,
+        kernel_size: Size2,
+        stride: Size2,
+        padding: Size2,
+        bias: bool,
+    },
+    Linear {
+        in_features: Option<usize>,
+        out_features: usize,
+        bias: bool,
+    },
+    MaxPool2d {
+        kernel_size: Size2,
+        stride: Size2,
+        padding: Size2,
+        ceil_mode: bool,
+    },
+    AvgPool2d {
+        kernel_size: Size2,
+        stride: Size2,
+        padding: Size2,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    },
+    ReLU,
+    Sigmoid,
+    Tanh,
+    Flatten,
+    Dropout {
+        p: f32,
+    },
+    Softmax {
+        dim: i64,
+    },
+    LogSoftmax {
+        dim: i64,
+    },
+    /// A layer defined outside seqnet: its name and `print(model)` text. Nothing exports
+    /// it to ONNX.
+    Custom {
+        kind: &'static str,
+        repr: String,
+    },
+}
+
+impl LayerDesc {
+    /// The PyTorch class, lazy or not built yet aside: `Conv2d` for a `LazyConv2d` too.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerDesc::Conv2d { .. } => "Conv2d",
+            LayerDesc::Linear { .. } => "Linear",
+            LayerDesc::MaxPool2d { .. } => "MaxPool2d",
+            LayerDesc::AvgPool2d { .. } => "AvgPool2d",
+            LayerDesc::ReLU => "ReLU",
+            LayerDesc::Sigmoid => "Sigmoid",
+            LayerDesc::Tanh => "Tanh",
+            LayerDesc::Flatten => "Flatten",
+            LayerDesc::Dropout { .. } => "Dropout",
+            LayerDesc::Softmax { .. } => "Softmax",
+            LayerDesc::LogSoftmax { .. } => "LogSoftmax",
+            LayerDesc::Custom { kind, .. } => kind,
+        }
+    }
+
+    /// An activation applied to each value on its own, for which pooling before or
+    /// after it computes the same function (ReLU, sigmoid and tanh are monotonic).
+    pub fn is_monotonic_activation(&self) -> bool {
+        matches!(self, LayerDesc::ReLU | LayerDesc::Sigmoid | LayerDesc::Tanh)
+    }
+
+    /// A pooling layer (max or average): the book's initialisation divides the fan-out
+    /// of the convolution before it by its window.
+    pub fn is_pooling(&self) -> bool {
+        matches!(
+            self,
+            LayerDesc::MaxPool2d { .. } | LayerDesc::AvgPool2d { .. }
+        )
+    }
+
+    /// What the network's outputs are when this is its last layer.
+    pub fn output_kind(&self) -> OutputKind {
+        match self {
+            LayerDesc::Softmax { .. } => OutputKind::Probabilities,
+            LayerDesc::LogSoftmax { .. } => OutputKind::LogProbabilities,
+            _ => OutputKind::Logits,
+        }
+    }
+}
+
+/// What a network's outputs are, read off its last layer: how to turn them into
+/// probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Raw scores (PyTorch's usual ending, trained with cross-entropy): softmax them.
+    Logits,
+    /// The network ends in Softmax: already probabilities.
+    Probabilities,
+    /// The network ends in LogSoftmax: exponentiate them.
+    LogProbabilities,
+}
+
+impl OutputKind {
+    /// The kind of a network's outputs from its last layer (`None`: no layers, the
+    /// outputs are the inputs, taken as logits).
+    pub fn of_last(last: Option<&LayerDesc>) -> OutputKind {
+        last.map_or(OutputKind::Logits, LayerDesc::output_kind)
+    }
+}
+
+/// `(5, 5)`: PyTorch's repr of a pair.
+fn pair(s: Size2) -> String {
+    format!("({}, {})", s.0, s.1)
+}
+
+/// PyTorch's pooling layers print an int when height and width agree: `kernel_size=2`.
+fn int_or_pair(s: Size2) -> String {
+    if s.0 == s.1 { s.0.to_string() } else { pair(s) }
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+/// PyTorch's `print(model)` line for the layer (torch 2.x), e.g.
+/// `Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))`. A lazy layer not built yet
+/// prints its class with 0 for the size it will infer.
+impl fmt::Display for LayerDesc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerDesc::Conv2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                bias,
+            } => {
+                let (name, cin) = match in_channels {
+                    Some(c) => ("Conv2d", *c),
+                    None => ("LazyConv2d", 0),
+                };
+                write!(
+                    f,
+                    "{name}({cin}, {out_channels}, kernel_size={}, stride={}",
+                    pair(*kernel_size),
+                    pair(*stride)
+                )?;
+                if *padding != Size2(0, 0) {
+                    write!(f, ", padding={}", pair(*padding))?;
+                }
+                if !bias {
+                    write!(f, ", bias=False")?;
+                }
+                write!(f, ")")
+            }
+            LayerDesc::Linear {
+                in_features,
+                out_features,
+                bias,
+            } => {
+                let (name, fin) = match in_features {
+                    Some(i) => ("Linear", *i),
+                    None => ("LazyLinear", 0),
+                };
+                write!(
+                    f,
+                    "{name}(in_features={fin}, out_features={out_features}, bias={})",
+                    py_bool(*bias)
+                )
+            }
+            LayerDesc::MaxPool2d {
+                kernel_size,
+                stride,
+                padding,
+                ceil_mode,
+            } => write!(
+                f,
+                "MaxPool2d(kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode={})",
+                int_or_pair(*kernel_size),
+                int_or_pair(*stride),
+                int_or_pair(*padding),
+                py_bool(*ceil_mode)
+            ),
+            LayerDesc::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+                ceil_mode,
+                count_include_pad,
+            } => {
+                write!(
+                    f,
+                    "AvgPool2d(kernel_size={}, stride={}, padding={}",
+                    int_or_pair(*kernel_size),
+                    int_or_pair(*stride),
+                    int_or_pair(*padding)
+                )?;
+                if *ceil_mode {
+                    write!(f, ", ceil_mode=True")?;
+                }
+                if !count_include_pad {
+                    write!(f, ", count_include_pad=False")?;
+                }
+                write!(f, ")")
+            }
+            LayerDesc::ReLU => write!(f, "ReLU()"),
+            LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
+            LayerDesc::Tanh => write!(f, "Tanh()"),
+            LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
+            LayerDesc::Dropout { p } => write!(f, "Dropout(p={p}, inplace=False)"),
+            LayerDesc::Softmax { dim } => write!(f, "Softmax(dim={dim})"),
+            LayerDesc::LogSoftmax { dim } => write!(f, "LogSoftmax(dim={dim})"),
+            LayerDesc::Custom { repr, .. } => write!(f, "{repr}"),
+        }
+    }
+}
