@@ -73,8 +73,8 @@ impl Layer for AvgPool2d {
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
         let stride = self.stride.unwrap_or(self.kernel_size);
         let (c, g, step) = build_pool(
-            ctx.input,
-            &ctx.source,
+            ctx,
+            "AvgPool2d",
             self.kernel_size,
             stride,
             self.padding,

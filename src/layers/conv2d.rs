@@ -457,12 +457,7 @@ impl Layer for Conv2d {
             return Err("stride must be at least 1".into());
         }
         let &[c, h, w] = ctx.input else {
-            return Err(format!(
-                "expects images shaped C×H×W but receives {} from {}; Conv2d must come \
-                 before Flatten",
-                crate::shape::fmt_shape(ctx.input),
-                ctx.source
-            ));
+            return Err(ctx.needs_images("Conv2d"));
         };
         match self.in_channels {
             Some(cin) if cin != c => {
@@ -573,6 +568,30 @@ mod tests {
     fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
         let len = shape.iter().product();
         Tensor::from_vec(shape, (0..len).map(|_| rng.symmetric(1.0)).collect()).unwrap()
+    }
+
+    /// A 28×28 input is a grey image without its channel axis: the refusal says to give
+    /// 1×28×28, and speaks of Flatten only when a Flatten is the cause.
+    #[test]
+    fn the_wrong_rank_is_explained_by_its_cause() {
+        let err = Sequential::new([28, 28])
+            .add(Conv2d::new(1, 20, 5))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give the input shape as 1×28×28"), "{err}");
+        assert!(!err.contains("Flatten"), "{err}");
+        let err = Sequential::new([1, 28, 28])
+            .add(crate::Flatten::new())
+            .unwrap()
+            .add(Conv2d::new(1, 2, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Conv2d must come before Flatten"), "{err}");
+        let err = Sequential::new([784])
+            .add(crate::MaxPool2d::new(2))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("784 flat values are not an image"), "{err}");
     }
 
     #[test]

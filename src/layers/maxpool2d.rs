@@ -59,8 +59,8 @@ impl MaxPool2d {
 
 /// Shared by max and average pooling: checks sizes and explains the output shape.
 pub(super) fn build_pool(
-    input: &[usize],
-    source: &str,
+    ctx: &BuildContext,
+    layer: &str,
     kernel: Size2,
     stride: Size2,
     padding: Size2,
@@ -81,12 +81,8 @@ pub(super) fn build_pool(
              rule: a window may not lie wholly in the padding)"
         ));
     }
-    let &[c, h, w] = input else {
-        return Err(format!(
-            "expects images shaped C×H×W but receives {} from {source}; pooling must come \
-             before Flatten",
-            crate::shape::fmt_shape(input)
-        ));
+    let &[c, h, w] = ctx.input else {
+        return Err(ctx.needs_images(layer));
     };
     let too_small = |dim: &str, len: usize, k: usize| {
         format!(
@@ -131,8 +127,8 @@ impl Layer for MaxPool2d {
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
         let stride = self.stride.unwrap_or(self.kernel_size);
         let (c, g, step) = build_pool(
-            ctx.input,
-            &ctx.source,
+            ctx,
+            "MaxPool2d",
             self.kernel_size,
             stride,
             self.padding,

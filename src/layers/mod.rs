@@ -194,6 +194,30 @@ impl InitContext<'_> {
 }
 
 impl BuildContext<'_> {
+    /// The refusal of a layer that needs images (`C×H×W`) but receives another rank,
+    /// saying what to change: the input shape of a grey image without its channel, or
+    /// the order of the layers after a Flatten.
+    pub fn needs_images(&self, layer: &str) -> String {
+        let got = crate::shape::fmt_shape(self.input);
+        let fix = match self.input {
+            [h, w] => {
+                format!("a grey image has one channel: give the input shape as 1×{h}×{w} (C×H×W)")
+            }
+            [_] if self.flattened_from.is_some() => {
+                format!("{layer} must come before Flatten")
+            }
+            [f] => format!(
+                "{f} flat values are not an image: reshape the input to C×H×W (e.g. \
+                 1×28×28 for 784 pixels), or put {layer} before any Flatten"
+            ),
+            _ => "give the input shape as C×H×W, e.g. 1×28×28".to_string(),
+        };
+        format!(
+            "expects images shaped C×H×W but receives {got} from {}; {fix}",
+            self.source
+        )
+    }
+
     /// `2880 = 20 × 12 × 12 features from layer 3 Flatten` or `784 features from the input`.
     pub fn describe_features(&self, features: usize) -> String {
         match &self.flattened_from {
