@@ -3,6 +3,7 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY
 #   NET=book-dropout THREADS="1 2" ROUNDS=7 bench/ab.sh /tmp/seqnet-old target/release/seqnet
+#   WHAT=infer bench/ab.sh OLD NEW      # inference (batches of 1000) instead of training
 #
 # For each thread count it runs `seqnet bench` with the two binaries alternately ROUNDS
 # times, swapping which goes first every round (so both see the same machine load; this
@@ -27,24 +28,39 @@ THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-5}
 IMAGES=${IMAGES:-6400}
 MB=${MB:-10}
+WHAT=${WHAT:-train}
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ && $IMAGES =~ ^[1-9][0-9]*$ ]]; then
   echo "bench/ab.sh: ROUNDS and IMAGES must be positive whole numbers" >&2
   exit 2
 fi
+if [[ $WHAT != train && $WHAT != infer ]]; then
+  echo "bench/ab.sh: WHAT must be train or infer" >&2
+  exit 2
+fi
 
-# Training images per second of one `seqnet bench` run: BINARY THREADS.
+# Images per second of one `seqnet bench` run (training, or inference with WHAT=infer):
+# BINARY THREADS.
 train_rate() {
-  local json
-  if ! json=$("$1" bench --net "$NET" --batch-size "$MB" --images "$IMAGES" --threads "$2" \
-    --infer-images 0 --json); then
+  local json sizes key
+  if [[ $WHAT == train ]]; then
+    sizes=(--batch-size "$MB" --images "$IMAGES" --infer-images 0)
+    key=train_img_per_s
+  else
+    sizes=(--images 0 --infer-images "$IMAGES")
+    key=infer_img_per_s
+  fi
+  if ! json=$("$1" bench --net "$NET" "${sizes[@]}" --threads "$2" --json); then
     echo "bench/ab.sh: $1 bench failed (see its error above)" >&2
     exit 1
   fi
-  python3 -c 'import json, sys; print(round(json.load(sys.stdin)["train_img_per_s"]))' \
-    <<<"$json"
+  python3 -c "import json, sys; print(round(json.load(sys.stdin)['$key']))" <<<"$json"
 }
 
-echo "$NET, mini-batch $MB, $IMAGES images a run, $ROUNDS alternating rounds"
+if [[ $WHAT == train ]]; then
+  echo "$NET training, mini-batch $MB, $IMAGES images a run, $ROUNDS alternating rounds"
+else
+  echo "$NET inference, $IMAGES images a run, $ROUNDS alternating rounds"
+fi
 echo "old: $OLD"
 echo "new: $NEW"
 for t in $THREADS; do
