@@ -19,9 +19,12 @@ pub fn fmt_shape(shape: &[usize]) -> String {
     parts.join("×")
 }
 
-/// Parses `1x28x28` (also `1×28×28`, `1,28,28` or `[1, 28, 28]`).
+/// Parses `1x28x28` (also `1×28×28`, `1,28,28`, `[1, 28, 28]` or `(1, 28, 28)`).
 pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    let cleaned = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let cleaned = text
+        .trim()
+        .trim_start_matches(['[', '('])
+        .trim_end_matches([']', ')']);
     let dims: std::result::Result<Vec<usize>, _> = cleaned
         .split(['x', '×', ','])
         .map(|d| d.trim().parse::<usize>())
@@ -41,12 +44,42 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
     }
 }
 
+/// An input shape per image as a user typed it, and what was made of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputShape {
+    /// The shape of one image: `[1, 28, 28]`.
+    pub dims: Vec<usize>,
+    /// Set when the text had a batch dimension in front, as torchinfo's
+    /// `input_size=(1, 1, 28, 28)`: it was dropped, and this says so.
+    pub note: Option<String>,
+}
+
+/// [`parse_shape`] for the shape of a network's input: a four-dimensional `N×C×H×W`
+/// (torchinfo's and PyTorch's habit of writing the batch too) loses its batch
+/// dimension, with a note saying so.
+pub fn parse_input_shape(text: &str) -> Result<InputShape> {
+    let dims = parse_shape(text)?;
+    if let [n, c, h, w] = dims[..] {
+        return Ok(InputShape {
+            dims: vec![c, h, w],
+            note: Some(format!(
+                "input shape {text} read as a batch of {n} of {c}×{h}×{w}: seqnet takes the \
+                 shape of one image, C×H×W, so the batch dimension is dropped"
+            )),
+        });
+    }
+    Ok(InputShape { dims, note: None })
+}
+
 /// The output length of one spatial dimension of a convolution or pooling window,
 /// with the arithmetic written out, e.g. `(28 + 2·0 − 5)/1 + 1 = 24`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowSize {
     pub out: usize,
     pub arithmetic: String,
+    /// Input rows (or columns) at the end that no window reaches, when the stride does
+    /// not divide the span: PyTorch leaves them out silently, as seqnet does, but says so.
+    pub uncovered: usize,
 }
 
 /// Output length for input `len`, `kernel`, `stride`, `padding`; `None` when the
@@ -92,15 +125,39 @@ pub fn window_out(
     } else {
         format!("⌊({inner})/{stride}⌋ + 1 = {out}")
     };
-    Some(WindowSize { out, arithmetic })
+    // The windows reach (out − 1)·stride + kernel values of the padded input; what lies
+    // past them, less the right padding, is input no window sees.
+    let reached = (out - 1).saturating_mul(stride).saturating_add(kernel);
+    let uncovered = padded
+        .saturating_sub(reached)
+        .saturating_sub(padding)
+        .min(len);
+    Some(WindowSize {
+        out,
+        arithmetic,
+        uncovered,
+    })
 }
 
-/// Explains a 2-D window: one formula when height and width agree, otherwise both.
+/// Explains a 2-D window: one formula when height and width agree, otherwise both,
+/// and which input rows and columns no window covers.
 pub fn explain_hw(h: &WindowSize, w: &WindowSize, same_inputs: bool) -> String {
+    let left_out = |n: usize, one: &str, many: &str| match n {
+        0 => String::new(),
+        1 => format!(" (the last {one} is not covered)"),
+        n => format!(" (the last {n} {many} are not covered)"),
+    };
     if same_inputs {
-        h.arithmetic.clone()
+        let note = left_out(h.uncovered, "row and column", "rows and columns");
+        format!("{}{note}", h.arithmetic)
     } else {
-        format!("H: {}; W: {}", h.arithmetic, w.arithmetic)
+        format!(
+            "H: {}{}; W: {}{}",
+            h.arithmetic,
+            left_out(h.uncovered, "row", "rows"),
+            w.arithmetic,
+            left_out(w.uncovered, "column", "columns")
+        )
     }
 }
 
@@ -140,6 +197,29 @@ mod tests {
         assert_eq!(odd.arithmetic, "⌊(7 − 2)/2⌋ + 1 = 3");
     }
 
+    /// MaxPool2d(5) on 24 floors to 4 windows, reaching 20 of the 24 rows: PyTorch's
+    /// answer, explained.
+    #[test]
+    fn rows_no_window_covers_are_named() {
+        let p = window_out(24, 5, 5, 0, false, false).unwrap();
+        assert_eq!((p.out, p.uncovered), (4, 4));
+        assert_eq!(
+            explain_hw(&p, &p, true),
+            "⌊(24 − 5)/5⌋ + 1 = 4 (the last 4 rows and columns are not covered)"
+        );
+        let even = window_out(24, 2, 2, 0, false, false).unwrap();
+        assert_eq!(even.uncovered, 0);
+        assert_eq!(explain_hw(&even, &even, true), "⌊(24 − 2)/2⌋ + 1 = 12");
+        let one = window_out(7, 2, 2, 0, false, false).unwrap();
+        assert_eq!(
+            explain_hw(&one, &even, false),
+            "H: ⌊(7 − 2)/2⌋ + 1 = 3 (the last row is not covered); W: ⌊(24 − 2)/2⌋ + 1 = 12"
+        );
+        // Padding: the windows may end in the right padding, covering the input.
+        let padded = window_out(5, 2, 2, 1, false, false).unwrap();
+        assert_eq!((padded.out, padded.uncovered), (3, 0));
+    }
+
     #[test]
     fn ceil_mode_follows_pytorch() {
         // torch.nn.MaxPool2d(2, ceil_mode=True) on 7 -> 4; on 5 with k=3, s=2, p=1 -> 3.
@@ -160,6 +240,17 @@ mod tests {
     fn shapes_parse_and_print() {
         assert_eq!(parse_shape("1x28x28").unwrap(), vec![1, 28, 28]);
         assert_eq!(parse_shape("[3, 32, 32]").unwrap(), vec![3, 32, 32]);
+        assert_eq!(parse_shape("(1, 28, 28)").unwrap(), vec![1, 28, 28]);
+        assert_eq!(parse_shape("1,28,28").unwrap(), vec![1, 28, 28]);
+        let torchinfo = parse_input_shape("(1, 1, 28, 28)").unwrap();
+        assert_eq!(torchinfo.dims, vec![1, 28, 28]);
+        assert!(
+            torchinfo
+                .note
+                .unwrap()
+                .contains("batch dimension is dropped")
+        );
+        assert_eq!(parse_input_shape("1x28x28").unwrap().note, None);
         assert!(parse_shape("1x0x28").is_err());
         assert!(parse_shape("abc").is_err());
         // Sizes that overflow or could not be allocated are refused, not multiplied.

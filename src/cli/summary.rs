@@ -31,8 +31,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 spec.clone()
             };
-            let input = seqnet::shape::parse_shape(&args.input)?;
-            seqnet::spec::build(&text, &input, 0)?
+            let input = seqnet::shape::parse_input_shape(&args.input)?;
+            if let Some(note) = &input.note {
+                eprintln!("note: {note}");
+            }
+            seqnet::spec::build(&text, &input.dims, 0)?
         }
         (None, Some(name), None) => {
             let preset = seqnet::presets::get(name)?;
