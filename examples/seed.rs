@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release --example seed`
 
-use seqnet::optim::{Optimizer, OptimizerKind};
+use seqnet::optim::Sgd;
 use seqnet::summary::Summary;
 use seqnet::{Conv2d, Flatten, LazyLinear, Linear, MaxPool2d, Mode, ReLU, Sequential};
 
@@ -27,7 +27,7 @@ fn main() -> seqnet::Result<()> {
     let (x, labels) = train.batch(&indices);
 
     // Forward, loss, backward, one SGD step: the loss on this batch goes down.
-    let mut sgd = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, 0.05, 0.0, 0.0);
+    let mut sgd = Sgd::new(0.05).momentum(0.9);
     for step in 1..=5 {
         net.zero_grad();
         let logits = net.forward(&x, Mode::Train)?;

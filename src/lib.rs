@@ -38,6 +38,31 @@
 //! assert!(err.to_string().contains("2880 = 20 × 12 × 12"));
 //! # Ok::<(), seqnet::Error>(())
 //! ```
+//!
+//! Training is PyTorch's loop: zero the gradients, forward, loss, backward, step. Here a
+//! few steps on 32 digits of the MNIST sample that ships inside the crate:
+//!
+//! ```
+//! use seqnet::{Pass, optim::Sgd};
+//!
+//! let (train, _test) = seqnet::data::embedded::mnist_5k()?;
+//! let (images, labels) = train.batch(&(0..32).collect::<Vec<_>>());
+//! let spec = "Conv2d(1, 8, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(10)";
+//! let mut net = seqnet::spec::build(spec, &[1, 28, 28], 1)?;
+//! let mut sgd = Sgd::new(0.05).momentum(0.9);
+//! let mut losses = Vec::new();
+//! for step in 1..=5 {
+//!     net.zero_grad();
+//!     let logits = net.forward(&images, Pass::Train)?;
+//!     let (loss, dlogits) = seqnet::loss::cross_entropy(&logits, &labels);
+//!     net.backward_params(&dlogits)?; // dL/d(parameters); the images need no gradient
+//!     sgd.step(&mut net);
+//!     println!("step {step}: loss {loss:.4}");
+//!     losses.push(loss);
+//! }
+//! assert!(losses[4] < losses[0]);
+//! # Ok::<(), seqnet::Error>(())
+//! ```
 
 pub mod checkpoint;
 pub mod data;

@@ -10,6 +10,30 @@
 
 use crate::sequential::Sequential;
 
+/// `torch.optim.SGD(params, lr)`: [`Sgd::new`] gives plain SGD, to be refined with
+/// [`Optimizer::momentum`] and [`Optimizer::weight_decay`]:
+/// `Sgd::new(0.05).momentum(0.9)`.
+pub struct Sgd;
+
+impl Sgd {
+    /// Plain SGD at learning rate `lr` (no momentum, no weight decay).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(lr: f32) -> Optimizer {
+        Optimizer::new(OptimizerKind::Sgd { momentum: 0.0 }, lr, 0.0, 0.0)
+    }
+}
+
+/// `torch.optim.Adam(params, lr)` with PyTorch's defaults (β = (0.9, 0.999),
+/// ε = 1e-8): `Adam::new(1e-3)`, refined with [`Optimizer::weight_decay`].
+pub struct Adam;
+
+impl Adam {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(lr: f32) -> Optimizer {
+        Optimizer::adam(lr)
+    }
+}
+
 /// Which update rule, with its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerKind {
@@ -59,6 +83,28 @@ impl Optimizer {
             0.0,
             0.0,
         )
+    }
+
+    /// SGD's momentum (PyTorch's `momentum=`, dampening 0).
+    ///
+    /// # Panics
+    /// On an Adam optimiser, whose momentum is its β1: a mistake in the code that
+    /// builds it, so it is not an error to handle.
+    pub fn momentum(mut self, momentum: f32) -> Self {
+        match &mut self.kind {
+            OptimizerKind::Sgd { momentum: m } => *m = momentum,
+            OptimizerKind::Adam { .. } => {
+                panic!("momentum is SGD's; Adam's momentum is β1 (OptimizerKind::Adam)")
+            }
+        }
+        self
+    }
+
+    /// PyTorch's `weight_decay=`: an L2 penalty on every parameter, added to its
+    /// gradient as `weight_decay · p`.
+    pub fn weight_decay(mut self, weight_decay: f32) -> Self {
+        self.weight_decay = weight_decay;
+        self
     }
 
     /// One update of every parameter that has a gradient, from that gradient.
@@ -130,6 +176,20 @@ impl Optimizer {
 mod tests {
     use super::*;
     use crate::{Linear, Tensor};
+
+    /// The named constructors set what their names say, and nothing else.
+    #[test]
+    fn named_constructors_match_the_general_one() {
+        let sgd = Sgd::new(0.05).momentum(0.9).weight_decay(1e-4);
+        assert_eq!(sgd.kind, OptimizerKind::Sgd { momentum: 0.9 });
+        assert_eq!(
+            (sgd.lr, sgd.weight_decay, sgd.weight_only_decay),
+            (0.05, 1e-4, 0.0)
+        );
+        let adam = Adam::new(1e-3);
+        assert_eq!(adam.kind, Optimizer::adam(1e-3).kind);
+        assert_eq!((adam.lr, adam.weight_decay), (1e-3, 0.0));
+    }
 
     fn net_with_grad(w: f32, g: f32) -> Sequential {
         let mut net = Sequential::new([1])
