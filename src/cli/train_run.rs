@@ -1,0 +1,278 @@
+//! `seqnet train` once its options are parsed: load the data, build the network, claim
+//! the run folder, resume, train with the progress shown, and save. The work is the
+//! library's ([`seqnet::recipe`], [`seqnet::run_dir`]); this file chooses and prints.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use seqnet::Error;
+use seqnet::data;
+use seqnet::evaluate::Misfit;
+use seqnet::io::model::{self, ModelInfo};
+use seqnet::presets;
+use seqnet::run_dir::{Resume, RunConfig, RunDir, RunOptions};
+use seqnet::train::TrainState;
+
+use super::progress::{Show, final_json, install_signal_handler, new_bar, print_summary};
+use super::resume::refuse_to_overwrite;
+use super::train::{Args, recipe};
+
+pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
+    // The network's name and its default recipe.
+    let preset = match (&args.net, &args.spec, &args.model) {
+        (Some(name), _, _) => Some(presets::get(name)?),
+        (None, None, None) => Some(presets::get("seed")?),
+        _ => None,
+    };
+    let name = match (&preset, &args.model) {
+        (Some(p), _) => p.name.to_string(),
+        (None, Some(m)) => m
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+        _ => "spec".to_string(),
+    };
+    let recipe = recipe(&args, preset.as_ref())?;
+
+    // Data.
+    let quiet = args.quiet;
+    let (mut train_set, val, test, data_desc) = if let Some(path) = &args.train_data {
+        let ds = data::load_safetensors_batch(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let desc = format!("{} ({} images)", path.display(), ds.len());
+        (ds, None, None, desc)
+    } else {
+        let splits = data::load(
+            args.dataset.as_deref(),
+            args.data_dir.as_deref(),
+            recipe.split(),
+        )?;
+        (splits.train, splits.val, splits.test, splits.source)
+    };
+    if let Some(limit) = args.limit {
+        if limit == 0 {
+            bail!("--limit 0: give at least 1 image");
+        }
+        train_set = train_set.subset(0..limit.min(train_set.len()));
+    }
+    if recipe.expand {
+        train_set = data::expand_book(&train_set);
+    }
+    if !quiet {
+        eprintln!("data: {data_desc}; training on {} images", train_set.len());
+    }
+
+    // Network.
+    let input = train_set.shape.to_vec();
+    let mut net = match (&args.model, &args.spec, &preset) {
+        (Some(path), _, _) => {
+            let m = model::load(path).with_context(|| format!("reading {}", path.display()))?;
+            for w in &m.warnings {
+                eprintln!("warning: {w}");
+            }
+            m.net
+        }
+        (None, Some(spec), _) => seqnet::spec::build(spec, &input, args.seed)?,
+        (None, None, Some(p)) => seqnet::spec::build(p.spec, &input, args.seed)?,
+        _ => unreachable!("a preset is chosen when neither --spec nor --model is given"),
+    };
+    seqnet::evaluate::check_fits(&net, &train_set).map_err(|m| match m {
+        Misfit::Input { .. } => {
+            anyhow::anyhow!("{m}; rebuild it with --spec, or use data of that shape")
+        }
+        Misfit::Output { classes, .. } => {
+            anyhow::anyhow!("{m}; end the network with Linear(…, {classes})")
+        }
+    })?;
+    let init = match &args.model {
+        Some(_) => "from model",
+        None => recipe.initialise(&mut net, args.seed),
+    };
+    if net.layers().last().map(|l| l.kind()) == Some("Softmax") && !quiet {
+        eprintln!(
+            "warning: the network ends in Softmax, but training applies cross-entropy to its \
+             output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
+        );
+    }
+    let steps_per_epoch = recipe.steps_per_epoch(train_set.len());
+
+    let run = match &args.out {
+        Some(dir) => RunDir::open(dir)
+            .with_context(|| format!("creating the run folder {}", dir.display()))?,
+        None => {
+            let parent = Path::new("runs");
+            RunDir::new_in(parent, &format!("{name}-{}", timestamp())).map_err(|e| {
+                let what = match &e {
+                    Error::Io { path, .. } if path == parent => "the folder",
+                    _ => "the run folder",
+                };
+                let path = match &e {
+                    Error::Io { path, .. } => path.display().to_string(),
+                    _ => String::new(),
+                };
+                anyhow::Error::new(e).context(format!("creating {what} {path}"))
+            })?
+        }
+    };
+    let out_dir = run.path().to_path_buf();
+    let config = RunConfig {
+        args: args.clone(),
+        name: name.clone(),
+        spec: net.spec(),
+        input: input.clone(),
+        data: data_desc,
+        train_images: train_set.len(),
+        epochs: recipe.epochs,
+        batch_size: recipe.batch_size,
+        optimizer: recipe.optimizer.name().to_string(),
+        lr: recipe.lr,
+        momentum: recipe.momentum,
+        weight_decay: recipe.weight_decay,
+        l2: recipe.l2,
+        lr_decay: recipe.lr_decay,
+        init: init.to_string(),
+        expand: recipe.expand,
+        shuffle: recipe.shuffle,
+        seed: args.seed,
+        threads,
+        normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+        seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    // A new run claims its folder with config.json: of two runs started with the same
+    // --out, the one that gets here second stops.
+    let config_path = run.config_path();
+    let writing = || format!("writing {}", config_path.display());
+    if args.resume.is_some() {
+        run.rewrite_config(&config).with_context(writing)?;
+    } else if !run.claim(&config).with_context(writing)? {
+        refuse_to_overwrite(&out_dir)?;
+        bail!("{} already holds a run", out_dir.display());
+    }
+
+    let mut info = ModelInfo::for_net(&net);
+    info.normalize = recipe.normalize;
+    info.seed = Some(args.seed);
+    let mut state = TrainState::new(recipe.optimizer(train_set.len()), args.seed);
+    let epochs = recipe.epochs;
+    let best = match args.resume.is_some() {
+        false => None,
+        true => match run
+            .resume(&mut net, &mut state, epochs)
+            .with_context(|| format!("resuming from {}", run.checkpoint_path().display()))?
+        {
+            Resume::Finished { best } => {
+                if let Some(save) = &args.save {
+                    model::save(save, &net, &info)
+                        .with_context(|| format!("writing {}", save.display()))?;
+                }
+                if args.json {
+                    let last = run.last_metrics()?;
+                    println!("{}", final_json(&best, &last, &run.final_path()));
+                }
+                if !quiet {
+                    let final_path = run.final_path();
+                    eprintln!(
+                        "{} already finished its {epochs} epoch{}: the trained model is {}; \
+                         nothing to resume. To train further, start a new run from it: seqnet \
+                         train --model {} --out NEW_FOLDER",
+                        out_dir.display(),
+                        super::plural(epochs),
+                        final_path.display(),
+                        final_path.display()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Resume::Continue { best } => {
+                if !quiet {
+                    eprintln!(
+                        "resuming {} at epoch {}, step {} of {steps_per_epoch}",
+                        out_dir.display(),
+                        state.epoch + 1,
+                        state.step_in_epoch
+                    );
+                }
+                best
+            }
+            Resume::Fresh => {
+                if !quiet {
+                    eprintln!(
+                        "{} has no checkpoint yet: starting the run from its beginning",
+                        out_dir.display()
+                    );
+                }
+                None
+            }
+        },
+    };
+    let opts = RunOptions {
+        info: info.clone(),
+        checkpoint_every: args.checkpoint_every.unwrap_or(0),
+        interrupt: Some(install_signal_handler()),
+    };
+    let show_bar = !quiet && std::io::stderr().is_terminal();
+    let mut show = Show {
+        bar: show_bar.then(|| new_bar(steps_per_epoch)),
+        json: args.json,
+        quiet,
+        plot: args.plot.then(|| run.clone()),
+        epochs,
+        batch_size: recipe.batch_size,
+    };
+    let cfg = recipe.train_config();
+    let (val, test) = (val.as_ref(), test.as_ref());
+    let result = run.train(
+        &mut net, &mut state, &train_set, val, test, &cfg, &opts, best, &mut show,
+    );
+    if let Some(bar) = &show.bar {
+        bar.finish_and_clear();
+    }
+    if let Err(Error::Interrupted(msg)) = &result {
+        let hint = format!("seqnet train --resume {}", out_dir.display());
+        eprintln!("{msg}. Continue with:\n  {hint}");
+        return Err(super::Interrupted.into());
+    }
+    let best = result?;
+
+    let final_path = run.final_path();
+    run.save_final(&net, &info)
+        .with_context(|| format!("writing {}", final_path.display()))?;
+    if let Some(save) = &args.save {
+        model::save(save, &net, &info).with_context(|| format!("writing {}", save.display()))?;
+    }
+    let last = run.last_metrics()?;
+    // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
+    let sample = run.write_sample_digit(test.unwrap_or(&train_set));
+    if args.json {
+        println!("{}", final_json(&best, &last, &final_path));
+    }
+    if !quiet {
+        print_summary(&last, best.as_ref(), &final_path, sample.as_deref());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// UTC `YYYYMMDD-HHMMSS`, for run folder names.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
