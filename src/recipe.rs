@@ -24,7 +24,7 @@ use crate::io::model::Normalize;
 use crate::layers::Init;
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::sequential::Sequential;
-use crate::train::TrainConfig;
+use crate::train::{TrainConfig, TrainState};
 
 /// Which update rule a recipe uses; its hyper-parameters are the recipe's (`momentum`
 /// for SGD, PyTorch's defaults for Adam).
@@ -192,6 +192,12 @@ impl Recipe {
             }
             Init::PyTorch => "pytorch",
         }
+    }
+
+    /// The state of a run that has not started: a fresh optimiser, and the data order
+    /// drawn from `seed`.
+    pub fn new_state(&self, images: usize, seed: u64) -> TrainState {
+        TrainState::new(self.optimizer(images), seed)
     }
 
     /// The training loop's settings.

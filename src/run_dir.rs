@@ -14,16 +14,25 @@
 //! a first-come exclusive create, so the second stops before it writes anything.
 //!
 //! ```no_run
-//! # use seqnet::run_dir::{RunDir, Resume, Progress, RunOptions};
+//! use seqnet::recipe::Recipe;
+//! use seqnet::run_dir::{RunConfig, RunDir, RunOptions};
+//!
 //! # fn main() -> seqnet::Result<()> {
-//! # let (mut net, mut state, cfg, info, train, config): (seqnet::Sequential, seqnet::train::TrainState, seqnet::train::TrainConfig, seqnet::io::model::ModelInfo, seqnet::data::Dataset, seqnet::run_dir::RunConfig) = todo!();
-//! let run = RunDir::open("runs/mine")?;
+//! let data = seqnet::data::load(Some("mnist-5k"), None, seqnet::data::Split::Book)?;
+//! let recipe = Recipe { epochs: 2, ..Recipe::book(60, 0.03, 0.1, false) };
+//! let mut net = seqnet::spec::build(seqnet::presets::get("book-relu")?.spec, &data.train.shape, 1)?;
+//! let init = recipe.initialise(&mut net, 1);
+//!
+//! let mut run = RunDir::open("runs/mine")?;
+//! let config = RunConfig::new(serde_json::json!({}), "book-relu", &net, &recipe, &data, init, 1, 1);
 //! if !run.claim(&config)? {
 //!     panic!("another run holds runs/mine");
 //! }
-//! let opts = RunOptions { info: info.clone(), checkpoint_every: 0, interrupt: None };
-//! let best = run.train(&mut net, &mut state, &train, None, None, &cfg, &opts, None, &mut ())?;
-//! run.save_final(&net, &info)?;
+//! let mut state = recipe.new_state(data.train.len(), 1);
+//! let opts = RunOptions::new(recipe.train_config(), seqnet::io::model::ModelInfo::for_net(&net));
+//! let best = run.train(&mut net, &mut state, &data, &opts, &mut ())?;
+//! run.save_final(&net, &opts.info)?;
+//! println!("best epoch: {best:?}");
 //! # Ok(()) }
 //! ```
 
@@ -33,10 +42,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Splits};
 use crate::error::{Error, Result};
 use crate::io::model::{self, ModelInfo};
 use crate::io::safetensors_file::{create_new_atomic, write_bytes_atomic};
+use crate::recipe::Recipe;
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer, TrainConfig, TrainState};
 
@@ -76,6 +86,47 @@ pub struct RunConfig<A = serde_json::Value> {
     pub threads: usize,
     pub normalize: Option<(f32, f32)>,
     pub seqnet_version: String,
+}
+
+impl<A> RunConfig<A> {
+    /// The record of a run of `net` (already initialised as `init` says: "book",
+    /// "pytorch" or "from model") trained on `data` by `recipe`; `args` is the caller's
+    /// own record of its options.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        args: A,
+        name: &str,
+        net: &Sequential,
+        recipe: &Recipe,
+        data: &Splits,
+        init: &str,
+        seed: u64,
+        threads: usize,
+    ) -> Self {
+        RunConfig {
+            args,
+            name: name.to_string(),
+            spec: net.spec(),
+            input: net.input_shape().to_vec(),
+            data: data.source.clone(),
+            train_images: data.train.len(),
+            epochs: recipe.epochs,
+            batch_size: recipe.batch_size,
+            optimizer: recipe.optimizer.name().to_string(),
+            lr: recipe.lr,
+            momentum: recipe.momentum,
+            weight_decay: recipe.weight_decay,
+            l2: recipe.l2,
+            lr_decay: recipe.lr_decay,
+            init: init.to_string(),
+            expand: recipe.expand,
+            shuffle: recipe.shuffle,
+            seed,
+            threads,
+            normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+            seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
 }
 
 /// The epoch of the best validation accuracy so far, and the test accuracy then: the
@@ -120,9 +171,9 @@ pub enum Resume {
     /// No checkpoint yet: the run starts from its beginning.
     Fresh,
     /// The network and state were restored from the checkpoint.
-    Continue { best: Option<Best> },
+    Continue,
     /// The run had finished (final.safetensors is there): the network holds its weights.
-    Finished { best: Option<Best> },
+    Finished,
 }
 
 /// Told of a run's progress, to draw it; an error stops the run (after the epoch's
@@ -141,9 +192,12 @@ pub trait Progress {
 /// No progress reports.
 impl Progress for () {}
 
-/// How [`RunDir::train`] keeps the run safe.
-#[derive(Clone, Debug, Default)]
+/// How [`RunDir::train`] trains, and keeps the run safe.
+#[derive(Clone, Debug)]
 pub struct RunOptions<'a> {
+    /// Epochs, mini-batch, shuffling, learning-rate decay, normalisation
+    /// ([`Recipe::train_config`]).
+    pub config: TrainConfig,
     /// Written into best.safetensors beside the weights.
     pub info: ModelInfo,
     /// Mini-batches between checkpoints (0: only at the end of each epoch).
@@ -153,10 +207,23 @@ pub struct RunOptions<'a> {
     pub interrupt: Option<&'a AtomicBool>,
 }
 
-/// A run's folder.
+impl RunOptions<'_> {
+    /// Checkpoints at the end of each epoch only, no interruption.
+    pub fn new(config: TrainConfig, info: ModelInfo) -> Self {
+        RunOptions {
+            config,
+            info,
+            checkpoint_every: 0,
+            interrupt: None,
+        }
+    }
+}
+
+/// A run's folder, and the best epoch of the run in it so far.
 #[derive(Clone, Debug)]
 pub struct RunDir {
     dir: PathBuf,
+    best: Option<Best>,
 }
 
 impl RunDir {
@@ -170,7 +237,7 @@ impl RunDir {
     pub fn open(dir: impl Into<PathBuf>) -> Result<RunDir> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(RunDir { dir })
+        Ok(RunDir { dir, best: None })
     }
 
     /// Creates a new folder `parent/stem`, or `stem-2`, `stem-3`… when that exists
@@ -184,7 +251,7 @@ impl RunDir {
                 _ => parent.join(format!("{stem}-{n}")),
             };
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(RunDir { dir }),
+                Ok(()) => return Ok(RunDir { dir, best: None }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {}
                 Err(e) => return Err(Error::io(dir, e)),
             }
@@ -194,6 +261,11 @@ impl RunDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+    /// The epoch of the best validation accuracy so far (restored by
+    /// [`RunDir::resume`], updated by [`RunDir::train`]).
+    pub fn best(&self) -> Option<Best> {
+        self.best
     }
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.json")
@@ -237,10 +309,10 @@ impl RunDir {
             .map_err(|e| Error::Input(format!("{} is not valid JSON: {e}", path.display())))
     }
 
-    /// Restores `net` and `state` from the folder's checkpoint, if it has one, for a
-    /// run of `epochs` epochs.
+    /// Restores `net` and `state` (and the best epoch) from the folder's checkpoint, if
+    /// it has one, for a run of `epochs` epochs.
     pub fn resume(
-        &self,
+        &mut self,
         net: &mut Sequential,
         state: &mut TrainState,
         epochs: usize,
@@ -250,41 +322,47 @@ impl RunDir {
             return Ok(Resume::Fresh);
         }
         let extra = crate::checkpoint::load(&path, net, state)?;
-        let best = Best::from_json(&extra);
+        self.best = Best::from_json(&extra);
         if state.epoch >= epochs && state.step_in_epoch == 0 && self.final_path().exists() {
-            Ok(Resume::Finished { best })
+            Ok(Resume::Finished)
         } else {
-            Ok(Resume::Continue { best })
+            Ok(Resume::Continue)
         }
     }
 
-    /// Trains `net` from `state` (fresh, or restored by [`RunDir::resume`] with `best`
-    /// its best epoch so far), writing the metrics, best model and checkpoints as it
-    /// goes; returns the best epoch. On interruption the checkpoint is saved and the
-    /// error is [`Error::Interrupted`].
-    #[allow(clippy::too_many_arguments)]
+    /// Trains `net` from `state` (fresh, or restored by [`RunDir::resume`]) on
+    /// `data.train`, evaluating on `data.val` and `data.test` after each epoch, and
+    /// writing the metrics, best model and checkpoints as it goes; returns the best
+    /// epoch. On interruption the checkpoint is saved and the error is
+    /// [`Error::Interrupted`].
     pub fn train(
-        &self,
+        &mut self,
         net: &mut Sequential,
         state: &mut TrainState,
-        train_set: &Dataset,
-        val: Option<&Dataset>,
-        test: Option<&Dataset>,
-        cfg: &TrainConfig,
+        data: &Splits,
         opts: &RunOptions,
-        best: Option<Best>,
         progress: &mut dyn Progress,
     ) -> Result<Option<Best>> {
         let metrics = self.open_metrics(state.epoch)?;
         let mut observer = RunObserver {
             run: self,
             opts,
-            best,
+            best: self.best,
             metrics,
             progress,
         };
-        crate::train::train(net, state, train_set, val, test, cfg, &mut observer)?;
-        Ok(observer.best)
+        let (val, test) = (data.val.as_ref(), data.test.as_ref());
+        let result = crate::train::train(
+            net,
+            state,
+            &data.train,
+            val,
+            test,
+            &opts.config,
+            &mut observer,
+        );
+        self.best = observer.best;
+        result.map(|_| self.best)
     }
 
     /// Opens metrics.jsonl for appending, first dropping lines of epochs after `done`
@@ -466,12 +544,20 @@ mod tests {
         }
     }
 
-    fn tiny() -> (Sequential, Dataset) {
+    /// A one-layer network and twelve 4×4 images of three classes, as both the
+    /// training and the validation set.
+    fn tiny() -> (Sequential, Splits) {
         let images: Vec<f32> = (0..12 * 16).map(|i| (i % 7) as f32 / 7.0).collect();
         let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
         let ds = Dataset::new("random", images, labels, [1, 4, 4], 3).unwrap();
         let net = crate::spec::build("Flatten() -> Linear(16, 3)", &[1, 4, 4], 1).unwrap();
-        (net, ds)
+        let data = Splits {
+            train: ds.clone(),
+            val: Some(ds),
+            test: None,
+            source: "random".into(),
+        };
+        (net, data)
     }
 
     #[test]
@@ -506,25 +592,22 @@ mod tests {
             batch_size: 4,
             ..Recipe::CUSTOM
         };
-        let cfg = recipe.train_config();
-        let opts = RunOptions::default();
-
-        let (mut whole, ds) = tiny();
-        let run = RunDir::open(tmp.path().join("whole")).unwrap();
-        let mut state = TrainState::new(recipe.optimizer(ds.len()), 1);
-        let train = |run: &RunDir, net: &mut Sequential, state: &mut TrainState, cfg| {
-            run.train(net, state, &ds, Some(&ds), None, cfg, &opts, None, &mut ())
-        };
-        train(&run, &mut whole, &mut state, &cfg).unwrap();
+        let (mut whole, data) = tiny();
+        let info = ModelInfo::for_net(&whole);
+        let opts = RunOptions::new(recipe.train_config(), info.clone());
+        let mut run = RunDir::open(tmp.path().join("whole")).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        run.train(&mut whole, &mut state, &data, &opts, &mut ())
+            .unwrap();
 
         let (mut first, _) = tiny();
-        let run = RunDir::open(tmp.path().join("parts")).unwrap();
-        let mut state = TrainState::new(recipe.optimizer(ds.len()), 1);
-        let one = TrainConfig {
-            epochs: 1,
-            ..cfg.clone()
-        };
-        let best = train(&run, &mut first, &mut state, &one).unwrap();
+        let mut run = RunDir::open(tmp.path().join("parts")).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        let mut one = opts.clone();
+        one.config.epochs = 1;
+        let best = run
+            .train(&mut first, &mut state, &data, &one, &mut ())
+            .unwrap();
         assert_eq!(best.map(|b| b.epoch), Some(1));
         // A line from an epoch after the checkpoint, as a run killed then leaves.
         let mut f = std::fs::OpenOptions::new()
@@ -533,24 +616,16 @@ mod tests {
             .unwrap();
         writeln!(f, "{{\"epoch\": 2}}").unwrap();
 
+        let mut run = RunDir::open(tmp.path().join("parts")).unwrap();
         let (mut resumed, _) = tiny();
-        let mut state = TrainState::new(recipe.optimizer(ds.len()), 1);
-        let found = run.resume(&mut resumed, &mut state, 2).unwrap();
-        let Resume::Continue { best } = found else {
-            panic!("{found:?}")
-        };
-        run.train(
-            &mut resumed,
-            &mut state,
-            &ds,
-            Some(&ds),
-            None,
-            &cfg,
-            &opts,
-            best,
-            &mut (),
-        )
-        .unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        assert_eq!(
+            run.resume(&mut resumed, &mut state, 2).unwrap(),
+            Resume::Continue
+        );
+        assert_eq!(run.best(), best);
+        run.train(&mut resumed, &mut state, &data, &opts, &mut ())
+            .unwrap();
         for ((name, a), (_, b)) in whole.named_params().into_iter().zip(resumed.named_params()) {
             assert_eq!(a.value.data(), b.value.data(), "{name}");
         }
@@ -558,38 +633,28 @@ mod tests {
         assert_eq!(text.lines().count(), 2, "{text}");
         assert_eq!(run.last_metrics().unwrap().epoch, 2);
 
-        run.save_final(&resumed, &ModelInfo::for_net(&resumed))
-            .unwrap();
-        let mut state = TrainState::new(recipe.optimizer(ds.len()), 1);
-        let found = run.resume(&mut resumed, &mut state, 2).unwrap();
-        assert!(matches!(found, Resume::Finished { .. }), "{found:?}");
+        run.save_final(&resumed, &info).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        assert_eq!(
+            run.resume(&mut resumed, &mut state, 2).unwrap(),
+            Resume::Finished
+        );
     }
 
     #[test]
     fn an_interrupted_run_saves_a_checkpoint() {
         let tmp = tempfile::tempdir().unwrap();
-        let (mut net, ds) = tiny();
-        let run = RunDir::open(tmp.path()).unwrap();
+        let (mut net, data) = tiny();
+        let mut run = RunDir::open(tmp.path()).unwrap();
         let stop = AtomicBool::new(true);
+        let recipe = Recipe::CUSTOM;
         let opts = RunOptions {
             interrupt: Some(&stop),
-            ..RunOptions::default()
+            ..RunOptions::new(recipe.train_config(), ModelInfo::for_net(&net))
         };
-        let recipe = Recipe::CUSTOM;
-        let mut state = TrainState::new(recipe.optimizer(ds.len()), 1);
-        let cfg = recipe.train_config();
+        let mut state = recipe.new_state(data.train.len(), 1);
         let err = run
-            .train(
-                &mut net,
-                &mut state,
-                &ds,
-                None,
-                None,
-                &cfg,
-                &opts,
-                None,
-                &mut (),
-            )
+            .train(&mut net, &mut state, &data, &opts, &mut ())
             .unwrap_err();
         assert!(matches!(err, Error::Interrupted(_)), "{err}");
         assert!(run.checkpoint_path().exists());

@@ -13,7 +13,6 @@ use seqnet::evaluate::Misfit;
 use seqnet::io::model::{self, ModelInfo};
 use seqnet::presets;
 use seqnet::run_dir::{Resume, RunConfig, RunDir, RunOptions};
-use seqnet::train::TrainState;
 
 use super::progress::{Show, final_json, install_signal_handler, new_bar, print_summary};
 use super::resume::refuse_to_overwrite;
@@ -37,34 +36,43 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
 
     // Data.
     let quiet = args.quiet;
-    let (mut train_set, val, test, data_desc) = if let Some(path) = &args.train_data {
-        let ds = data::load_safetensors_batch(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let desc = format!("{} ({} images)", path.display(), ds.len());
-        (ds, None, None, desc)
-    } else {
-        let splits = data::load(
+    let mut data = match &args.train_data {
+        Some(path) => {
+            let ds = data::load_safetensors_batch(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let source = format!("{} ({} images)", path.display(), ds.len());
+            data::Splits {
+                train: ds,
+                val: None,
+                test: None,
+                source,
+            }
+        }
+        None => data::load(
             args.dataset.as_deref(),
             args.data_dir.as_deref(),
             recipe.split(),
-        )?;
-        (splits.train, splits.val, splits.test, splits.source)
+        )?,
     };
     if let Some(limit) = args.limit {
         if limit == 0 {
             bail!("--limit 0: give at least 1 image");
         }
-        train_set = train_set.subset(0..limit.min(train_set.len()));
+        data.train = data.train.subset(0..limit.min(data.train.len()));
     }
     if recipe.expand {
-        train_set = data::expand_book(&train_set);
+        data.train = data::expand_book(&data.train);
     }
     if !quiet {
-        eprintln!("data: {data_desc}; training on {} images", train_set.len());
+        eprintln!(
+            "data: {}; training on {} images",
+            data.source,
+            data.train.len()
+        );
     }
 
     // Network.
-    let input = train_set.shape.to_vec();
+    let input = data.train.shape.to_vec();
     let mut net = match (&args.model, &args.spec, &preset) {
         (Some(path), _, _) => {
             let m = model::load(path).with_context(|| format!("reading {}", path.display()))?;
@@ -77,7 +85,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         (None, None, Some(p)) => seqnet::spec::build(p.spec, &input, args.seed)?,
         _ => unreachable!("a preset is chosen when neither --spec nor --model is given"),
     };
-    seqnet::evaluate::check_fits(&net, &train_set).map_err(|m| match m {
+    seqnet::evaluate::check_fits(&net, &data.train).map_err(|m| match m {
         Misfit::Input { .. } => {
             anyhow::anyhow!("{m}; rebuild it with --spec, or use data of that shape")
         }
@@ -95,9 +103,9 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
              output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
         );
     }
-    let steps_per_epoch = recipe.steps_per_epoch(train_set.len());
+    let steps_per_epoch = recipe.steps_per_epoch(data.train.len());
 
-    let run = match &args.out {
+    let mut run = match &args.out {
         Some(dir) => RunDir::open(dir)
             .with_context(|| format!("creating the run folder {}", dir.display()))?,
         None => {
@@ -116,29 +124,16 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         }
     };
     let out_dir = run.path().to_path_buf();
-    let config = RunConfig {
-        args: args.clone(),
-        name: name.clone(),
-        spec: net.spec(),
-        input: input.clone(),
-        data: data_desc,
-        train_images: train_set.len(),
-        epochs: recipe.epochs,
-        batch_size: recipe.batch_size,
-        optimizer: recipe.optimizer.name().to_string(),
-        lr: recipe.lr,
-        momentum: recipe.momentum,
-        weight_decay: recipe.weight_decay,
-        l2: recipe.l2,
-        lr_decay: recipe.lr_decay,
-        init: init.to_string(),
-        expand: recipe.expand,
-        shuffle: recipe.shuffle,
-        seed: args.seed,
+    let config = RunConfig::new(
+        args.clone(),
+        &name,
+        &net,
+        &recipe,
+        &data,
+        init,
+        args.seed,
         threads,
-        normalize: recipe.normalize.map(|n| (n.mean, n.std)),
-        seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    );
     // A new run claims its folder with config.json: of two runs started with the same
     // --out, the one that gets here second stops.
     let config_path = run.config_path();
@@ -153,22 +148,21 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     let mut info = ModelInfo::for_net(&net);
     info.normalize = recipe.normalize;
     info.seed = Some(args.seed);
-    let mut state = TrainState::new(recipe.optimizer(train_set.len()), args.seed);
+    let mut state = recipe.new_state(data.train.len(), args.seed);
     let epochs = recipe.epochs;
-    let best = match args.resume.is_some() {
-        false => None,
-        true => match run
+    if args.resume.is_some() {
+        match run
             .resume(&mut net, &mut state, epochs)
             .with_context(|| format!("resuming from {}", run.checkpoint_path().display()))?
         {
-            Resume::Finished { best } => {
+            Resume::Finished => {
                 if let Some(save) = &args.save {
                     model::save(save, &net, &info)
                         .with_context(|| format!("writing {}", save.display()))?;
                 }
                 if args.json {
                     let last = run.last_metrics()?;
-                    println!("{}", final_json(&best, &last, &run.final_path()));
+                    println!("{}", final_json(&run.best(), &last, &run.final_path()));
                 }
                 if !quiet {
                     let final_path = run.final_path();
@@ -184,32 +178,23 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            Resume::Continue { best } => {
-                if !quiet {
-                    eprintln!(
-                        "resuming {} at epoch {}, step {} of {steps_per_epoch}",
-                        out_dir.display(),
-                        state.epoch + 1,
-                        state.step_in_epoch
-                    );
-                }
-                best
-            }
-            Resume::Fresh => {
-                if !quiet {
-                    eprintln!(
-                        "{} has no checkpoint yet: starting the run from its beginning",
-                        out_dir.display()
-                    );
-                }
-                None
-            }
-        },
-    };
+            Resume::Continue if !quiet => eprintln!(
+                "resuming {} at epoch {}, step {} of {steps_per_epoch}",
+                out_dir.display(),
+                state.epoch + 1,
+                state.step_in_epoch
+            ),
+            Resume::Fresh if !quiet => eprintln!(
+                "{} has no checkpoint yet: starting the run from its beginning",
+                out_dir.display()
+            ),
+            Resume::Continue | Resume::Fresh => {}
+        }
+    }
     let opts = RunOptions {
-        info: info.clone(),
         checkpoint_every: args.checkpoint_every.unwrap_or(0),
         interrupt: Some(install_signal_handler()),
+        ..RunOptions::new(recipe.train_config(), info.clone())
     };
     let show_bar = !quiet && std::io::stderr().is_terminal();
     let mut show = Show {
@@ -220,11 +205,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         epochs,
         batch_size: recipe.batch_size,
     };
-    let cfg = recipe.train_config();
-    let (val, test) = (val.as_ref(), test.as_ref());
-    let result = run.train(
-        &mut net, &mut state, &train_set, val, test, &cfg, &opts, best, &mut show,
-    );
+    let result = run.train(&mut net, &mut state, &data, &opts, &mut show);
     if let Some(bar) = &show.bar {
         bar.finish_and_clear();
     }
@@ -243,7 +224,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     }
     let last = run.last_metrics()?;
     // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
-    let sample = run.write_sample_digit(test.unwrap_or(&train_set));
+    let sample = run.write_sample_digit(data.test.as_ref().unwrap_or(&data.train));
     if args.json {
         println!("{}", final_json(&best, &last, &final_path));
     }
