@@ -435,6 +435,36 @@ impl RunDir {
     }
 }
 
+/// The time now, UTC, as `YYYYMMDD-HHMMSS`: a run folder's name after the network's
+/// (`runs/seed-20261203-090000`), so that folders sort by when they were made.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    stamp(secs)
+}
+
+/// `secs` after 1970-01-01 00:00 UTC as `YYYYMMDD-HHMMSS`.
+fn stamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// config.json's text: pretty JSON and a newline.
 fn config_text<A: Serialize>(path: &Path, config: &RunConfig<A>) -> Result<Vec<u8>> {
     let text = serde_json::to_string_pretty(config)
@@ -571,6 +601,14 @@ mod tests {
         assert!(!b.claim(&config()).unwrap());
         assert_eq!(RunDir::existing_run_file(&dir), Some("config.json"));
         assert_eq!(RunDir::read_config(&dir).unwrap()["args"]["seed"], 1);
+    }
+
+    #[test]
+    fn timestamps_are_utc_civil_dates() {
+        assert_eq!(stamp(0), "19700101-000000");
+        // 2000-02-29 (a leap day) 12:34:56.
+        assert_eq!(stamp(951_827_696), "20000229-123456");
+        assert_eq!(timestamp().len(), "YYYYMMDD-HHMMSS".len());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use seqnet::data;
 use seqnet::evaluate::Misfit;
 use seqnet::io::model::{self, ModelInfo};
 use seqnet::presets;
-use seqnet::run_dir::{Resume, RunConfig, RunDir, RunOptions};
+use seqnet::run_dir::{self, Resume, RunConfig, RunDir, RunOptions};
 
 use super::progress::{Show, final_json, install_signal_handler, new_bar, print_summary};
 use super::resume::refuse_to_overwrite;
@@ -110,7 +110,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             .with_context(|| format!("creating the run folder {}", dir.display()))?,
         None => {
             let parent = Path::new("runs");
-            RunDir::new_in(parent, &format!("{name}-{}", timestamp())).map_err(|e| {
+            RunDir::new_in(parent, &format!("{name}-{}", run_dir::timestamp())).map_err(|e| {
                 let what = match &e {
                     Error::Io { path, .. } if path == parent => "the folder",
                     _ => "the run folder",
@@ -232,28 +232,4 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         print_summary(&last, best.as_ref(), &final_path, sample.as_deref());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// UTC `YYYYMMDD-HHMMSS`, for run folder names.
-fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
