@@ -111,8 +111,8 @@ pub(crate) fn prepare(
     (x, y)
 }
 
-/// [`prepare`] into buffers kept from step to step (what [`Dataset::batch`] does,
-/// without allocating).
+/// `prepare` (a batch, normalised) into buffers kept from step to step (what
+/// [`Dataset::batch`] does, without allocating).
 pub fn prepare_into(
     ds: &Dataset,
     indices: &[usize],
