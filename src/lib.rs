@@ -67,13 +67,16 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod optim;
 pub mod presets;
+pub mod recipe;
 pub mod rng;
+pub mod run_dir;
 pub mod sequential;
 pub mod shape;
 pub mod spec;

@@ -99,7 +99,11 @@ pub struct Silent;
 impl Observer for Silent {}
 
 /// Gathers a batch and applies the normalisation.
-fn prepare(ds: &Dataset, indices: &[usize], normalize: Option<Normalize>) -> (Tensor, Vec<usize>) {
+pub(crate) fn prepare(
+    ds: &Dataset,
+    indices: &[usize],
+    normalize: Option<Normalize>,
+) -> (Tensor, Vec<usize>) {
     let (mut x, y) = ds.batch(indices);
     if let Some(n) = normalize {
         n.apply(x.data_mut());
@@ -107,8 +111,8 @@ fn prepare(ds: &Dataset, indices: &[usize], normalize: Option<Normalize>) -> (Te
     (x, y)
 }
 
-/// [`prepare`] into buffers kept from step to step (what [`Dataset::batch`] does,
-/// without allocating).
+/// `prepare` (a batch, normalised) into buffers kept from step to step (what
+/// [`Dataset::batch`] does, without allocating).
 pub fn prepare_into(
     ds: &Dataset,
     indices: &[usize],
@@ -265,45 +269,34 @@ fn diverged(state: &TrainState, steps: usize, what: String) -> Error {
     ))
 }
 
-/// The network's predicted class for every image of `ds`, in Eval mode.
+/// The network's predicted class for every image of `ds`, in Eval mode (see
+/// [`crate::evaluate::predict`]).
 pub fn predict_all(
     net: &mut Sequential,
     ds: &Dataset,
     normalize: Option<Normalize>,
 ) -> Result<Vec<usize>> {
-    let mut preds = Vec::with_capacity(ds.len());
-    let all: Vec<usize> = (0..ds.len()).collect();
-    for chunk in all.chunks(500) {
-        let (x, _) = prepare(ds, chunk, normalize);
-        preds.extend(net.infer(&x)?.argmax_rows());
-    }
-    Ok(preds)
+    Ok(crate::evaluate::predict(net, ds, normalize, false)?.classes)
 }
 
-/// Class probabilities for every image of `ds` (`[N, classes]`), in Eval mode.
+/// Class probabilities for every image of `ds` (`[N, classes]`), in Eval mode (see
+/// [`crate::evaluate::predict`]).
 pub fn probabilities_all(
     net: &mut Sequential,
     ds: &Dataset,
     normalize: Option<Normalize>,
 ) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(ds.len());
-    let all: Vec<usize> = (0..ds.len()).collect();
-    for chunk in all.chunks(500) {
-        let (x, _) = prepare(ds, chunk, normalize);
-        let p = net.predict(&x)?;
-        out.extend((0..p.batch()).map(|i| p.item(i).to_vec()));
-    }
-    Ok(out)
+    let p = crate::evaluate::predict(net, ds, normalize, true)?;
+    Ok(p.probs
+        .chunks_exact(p.outputs.max(1))
+        .map(<[f32]>::to_vec)
+        .collect())
 }
 
 /// Fraction of `ds` classified correctly, in [0, 1].
 pub fn accuracy(net: &mut Sequential, ds: &Dataset, normalize: Option<Normalize>) -> Result<f64> {
     let preds = predict_all(net, ds, normalize)?;
-    let correct = preds
-        .iter()
-        .zip(&ds.labels)
-        .filter(|(p, y)| **p == **y)
-        .count();
+    let correct = crate::evaluate::correct(&preds, &ds.labels);
     Ok(correct as f64 / ds.len().max(1) as f64)
 }
 

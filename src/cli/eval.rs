@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use seqnet::data::{self, Dataset};
+use seqnet::evaluate::{self, EvalSet, Misfit, Report, TIE_BREAK};
 use seqnet::io::model::{self, Model};
 use seqnet::shape::fmt_shape;
-use seqnet::{Mode, Tensor};
-use serde::Serialize;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitArg {
@@ -22,8 +21,7 @@ pub enum SplitArg {
 }
 
 /// Which of a dataset's sets to evaluate on (the JSON report names it as typed).
-#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnArg {
     /// The test images (the same for both splits).
     Test,
@@ -46,9 +44,16 @@ impl OnArg {
 
     /// The set in words: "the training set".
     fn words(self) -> &'static str {
-        match self {
-            OnArg::Train => "training",
-            other => other.name(),
+        EvalSet::from(self).words()
+    }
+}
+
+impl From<OnArg> for EvalSet {
+    fn from(on: OnArg) -> Self {
+        match on {
+            OnArg::Test => EvalSet::Test,
+            OnArg::Validation => EvalSet::Validation,
+            OnArg::Train => EvalSet::Train,
         }
     }
 }
@@ -86,55 +91,6 @@ pub struct Args {
     /// Print one JSON object with the same content on standard output.
     #[arg(long)]
     json: bool,
-}
-
-/// How the plurality vote breaks ties, for the report.
-const TIE_BREAK: &str = "ties go to the tied class with the highest averaged probability \
-                         (then the lowest class index)";
-
-/// Images per forward pass.
-const CHUNK: usize = 500;
-
-/// One model's predictions on the evaluated set.
-struct Run {
-    path: PathBuf,
-    preds: Vec<usize>,
-    /// `[N × outputs]` probabilities, kept only for ensembles.
-    probs: Vec<f32>,
-}
-
-/// How a classifier did: counts per true class and the confusion matrix.
-struct Score {
-    correct: usize,
-    /// Per true class: (images, correct).
-    per_class: Vec<(usize, usize)>,
-    /// `classes × outputs`: rows are true classes, columns predicted ones.
-    confusion: Vec<Vec<usize>>,
-}
-
-fn score(preds: &[usize], labels: &[usize], classes: usize, outputs: usize) -> Score {
-    let mut s = Score {
-        correct: 0,
-        per_class: vec![(0, 0); classes],
-        confusion: vec![vec![0; outputs]; classes],
-    };
-    for (&p, &y) in preds.iter().zip(labels) {
-        s.confusion[y][p] += 1;
-        s.per_class[y].0 += 1;
-        if p == y {
-            s.correct += 1;
-            s.per_class[y].1 += 1;
-        }
-    }
-    s
-}
-
-fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
 }
 
 /// `60000` → `"60,000"`.
@@ -186,10 +142,17 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
     let ensemble = models.len() > 1;
     let mut runs = Vec::with_capacity(models.len());
     for (path, m) in args.models.iter().zip(models.iter_mut()) {
-        runs.push(predict(path, m, &test, ensemble)?);
+        let p = evaluate::predict(&mut m.net, &test, m.info.normalize, ensemble)
+            .with_context(|| format!("running {}", path.display()))?;
+        runs.push(p);
     }
-    let names = class_names(&models, outputs);
-    let report = build_report(&runs, &test, &source, args.on, names, outputs);
+    let names = evaluate::class_names(models.iter().map(|m| &m.info), outputs);
+    let paths: Vec<String> = args
+        .models
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let report = evaluate::report(&paths, &runs, &test, &source, args.on.into(), names);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -274,250 +237,25 @@ fn load_set(args: &Args) -> Result<(Dataset, String)> {
     Ok((ds, format!("the {words} set of {}", splits.source)))
 }
 
-/// The model must take the data's images and score at least its classes.
+/// The model must take the data's images and score at least its classes (the
+/// library's check, said for evaluation).
 fn check_fits(path: &Path, m: &Model, ds: &Dataset, source: &str) -> Result<()> {
-    if m.net.input_shape() != ds.shape.as_slice() {
-        bail!(
+    match evaluate::check_fits(&m.net, ds) {
+        Ok(()) => Ok(()),
+        Err(Misfit::Input { net, data }) => bail!(
             "{} takes images shaped {}, but the images of {source} are {}; evaluate it \
              on data of its own shape",
             path.display(),
-            fmt_shape(m.net.input_shape()),
-            fmt_shape(&ds.shape)
-        );
-    }
-    let outputs = m.net.output_shape()[0];
-    if outputs < ds.classes {
-        bail!(
-            "{} outputs {outputs} scores per image, but {source} has {} classes; it \
+            fmt_shape(&net),
+            fmt_shape(&data)
+        ),
+        Err(Misfit::Output { net, classes }) => bail!(
+            "{} outputs {} scores per image, but {source} has {classes} classes; it \
              cannot have been trained on this data",
             path.display(),
-            ds.classes
-        );
-    }
-    Ok(())
-}
-
-/// Forward passes over the evaluated set with the model's own normalisation: the predicted
-/// class of every image (argmax of the outputs, as in training) and, if asked, the
-/// probabilities.
-fn predict(path: &Path, m: &mut Model, ds: &Dataset, keep_probs: bool) -> Result<Run> {
-    let last = m.net.output_kind();
-    let mut preds = Vec::with_capacity(ds.len());
-    let mut probs = Vec::new();
-    let all: Vec<usize> = (0..ds.len()).collect();
-    for chunk in all.chunks(CHUNK) {
-        let (mut x, _) = ds.batch(chunk);
-        if let Some(n) = m.info.normalize {
-            n.apply(x.data_mut());
-        }
-        let out: Tensor = m
-            .net
-            .forward(&x, Mode::Eval)
-            .with_context(|| format!("running {}", path.display()))?;
-        preds.extend(out.argmax_rows());
-        if keep_probs {
-            let p = seqnet::loss::probabilities(&out, last);
-            probs.extend_from_slice(p.data());
-        }
-    }
-    Ok(Run {
-        path: path.to_path_buf(),
-        preds,
-        probs,
-    })
-}
-
-/// Class names from the first model that has enough of them, else the indices.
-fn class_names(models: &[Model], outputs: usize) -> Vec<String> {
-    for m in models {
-        if let Some(names) = &m.info.classes {
-            if names.len() >= outputs {
-                return names[..outputs].to_vec();
-            }
-        }
-    }
-    (0..outputs).map(|k| k.to_string()).collect()
-}
-
-/// The plurality vote of `runs` on image `i`: most votes wins; ties go to the tied
-/// class with the highest averaged probability, then the lowest index.
-fn vote(runs: &[Run], avg: &[f32], i: usize, outputs: usize) -> (usize, bool) {
-    let mut votes = vec![0usize; outputs];
-    for r in runs {
-        votes[r.preds[i]] += 1;
-    }
-    let most = votes.iter().copied().max().unwrap_or(0);
-    let tied: Vec<usize> = (0..outputs).filter(|&k| votes[k] == most).collect();
-    if tied.len() == 1 {
-        return (tied[0], false);
-    }
-    let row = &avg[i * outputs..(i + 1) * outputs];
-    let mut best = tied[0];
-    for &k in &tied[1..] {
-        if row[k] > row[best] {
-            best = k;
-        }
-    }
-    (best, true)
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
-}
-
-#[derive(Serialize)]
-struct Report {
-    /// Where the images came from.
-    data: String,
-    /// Which set of the data they are (`--on`): "test", "validation" or "train".
-    set: OnArg,
-    /// How many images.
-    images: usize,
-    /// Names of the classes the models score (columns of `confusion`); the first
-    /// `per_class.len()` are the data's classes (its rows).
-    classes: Vec<String>,
-    models: Vec<ModelScore>,
-    /// What `accuracy`, `per_class` and `confusion` describe: "model" or "vote".
-    of: &'static str,
-    accuracy: f64,
-    correct: usize,
-    per_class: Vec<ClassScore>,
-    /// Rows: true class; columns: predicted class.
-    confusion: Vec<Vec<usize>>,
-    /// With several models.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ensemble: Option<Ensemble>,
-}
-
-#[derive(Serialize)]
-struct ModelScore {
-    path: String,
-    accuracy: f64,
-    correct: usize,
-}
-
-#[derive(Serialize)]
-struct ClassScore {
-    class: String,
-    images: usize,
-    correct: usize,
-    /// `null` when the evaluated set has no image of this class.
-    accuracy: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct Ensemble {
-    models: usize,
-    vote: Tally,
-    average: Tally,
-    /// How the vote breaks ties.
-    tie_break: &'static str,
-    /// Images on which the vote was tied.
-    vote_ties: usize,
-    /// Images on which the models did not all predict the same class.
-    disagreements: usize,
-}
-
-#[derive(Serialize)]
-struct Tally {
-    accuracy: f64,
-    correct: usize,
-}
-
-fn build_report(
-    runs: &[Run],
-    ds: &Dataset,
-    source: &str,
-    set: OnArg,
-    classes: Vec<String>,
-    outputs: usize,
-) -> Report {
-    let n = ds.len();
-    let labels = &ds.labels;
-    let models: Vec<ModelScore> = runs
-        .iter()
-        .map(|r| {
-            let correct = r.preds.iter().zip(labels).filter(|(p, y)| p == y).count();
-            ModelScore {
-                path: r.path.display().to_string(),
-                accuracy: ratio(correct, n),
-                correct,
-            }
-        })
-        .collect();
-
-    let (shown, of, ensemble) = if runs.len() == 1 {
-        (runs[0].preds.clone(), "model", None)
-    } else {
-        // Averaged probabilities.
-        let mut avg = vec![0f32; n * outputs];
-        for r in runs {
-            for (a, p) in avg.iter_mut().zip(&r.probs) {
-                *a += p;
-            }
-        }
-        let k = runs.len() as f32;
-        avg.iter_mut().for_each(|a| *a /= k);
-        let avg_preds: Vec<usize> = avg.chunks_exact(outputs).map(argmax).collect();
-        let mut ties = 0;
-        let vote_preds: Vec<usize> = (0..n)
-            .map(|i| {
-                let (p, tied) = vote(runs, &avg, i, outputs);
-                ties += usize::from(tied);
-                p
-            })
-            .collect();
-        let disagreements = (0..n)
-            .filter(|&i| runs.iter().any(|r| r.preds[i] != runs[0].preds[i]))
-            .count();
-        let tally = |preds: &[usize]| {
-            let correct = preds.iter().zip(labels).filter(|(p, y)| p == y).count();
-            Tally {
-                accuracy: ratio(correct, n),
-                correct,
-            }
-        };
-        let ensemble = Ensemble {
-            models: runs.len(),
-            vote: tally(&vote_preds),
-            average: tally(&avg_preds),
-            tie_break: TIE_BREAK,
-            vote_ties: ties,
-            disagreements,
-        };
-        (vote_preds, "vote", Some(ensemble))
-    };
-
-    let s = score(&shown, labels, ds.classes, outputs);
-    let per_class = s
-        .per_class
-        .iter()
-        .enumerate()
-        .map(|(k, &(images, correct))| ClassScore {
-            class: classes[k].clone(),
-            images,
-            correct,
-            accuracy: (images > 0).then(|| ratio(correct, images)),
-        })
-        .collect();
-    Report {
-        data: source.to_string(),
-        set,
-        images: n,
-        classes,
-        models,
-        of,
-        accuracy: ratio(s.correct, n),
-        correct: s.correct,
-        per_class,
-        confusion: s.confusion,
-        ensemble,
+            // One number: check_models has made sure the output is a vector.
+            net.iter().product::<usize>()
+        ),
     }
 }
 
@@ -627,43 +365,5 @@ fn print_report(r: &Report) {
             line.push_str(&format!(" {v:>cell_w$}"));
         }
         println!("{line}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run_of(preds: Vec<usize>, probs: Vec<f32>) -> Run {
-        Run {
-            path: PathBuf::from("m"),
-            preds,
-            probs,
-        }
-    }
-
-    #[test]
-    fn eval_score_counts_and_confusion() {
-        let s = score(&[0, 1, 1, 2], &[0, 1, 2, 2], 3, 4);
-        assert_eq!(s.correct, 3);
-        assert_eq!(s.per_class, vec![(1, 1), (1, 1), (2, 1)]);
-        assert_eq!(s.confusion[2], vec![0, 1, 1, 0]);
-        assert_eq!(s.confusion.iter().flatten().sum::<usize>(), 4);
-    }
-
-    #[test]
-    fn eval_vote_is_plurality_with_ties_to_the_higher_average() {
-        // Image 0: votes 1, 1, 2 → 1. Image 1: votes 0, 2, 1, a three-way tie → the
-        // highest averaged probability among them, class 2.
-        let a = run_of(vec![1, 0], vec![]);
-        let b = run_of(vec![1, 2], vec![]);
-        let c = run_of(vec![2, 1], vec![]);
-        let avg = vec![0.1, 0.5, 0.4, 0.2, 0.3, 0.5];
-        let runs = [a, b, c];
-        assert_eq!(vote(&runs, &avg, 0, 3), (1, false));
-        assert_eq!(vote(&runs, &avg, 1, 3), (2, true));
-        // Equal averages: the lowest index.
-        let flat = vec![0.0; 6];
-        assert_eq!(vote(&runs, &flat, 1, 3), (0, true));
     }
 }

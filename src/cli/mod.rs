@@ -5,8 +5,11 @@ mod data;
 mod eval;
 mod export;
 mod predict;
+mod progress;
+mod resume;
 mod summary;
 mod train;
+mod train_run;
 mod viz;
 
 use anyhow::Context;

@@ -1,0 +1,146 @@
+//! What `seqnet train` shows while and after it trains: the progress bar, one line per
+//! epoch, `--json` objects and the closing summary. The run folder's files are the
+//! library's ([`seqnet::run_dir`]); only the drawing is here.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use seqnet::run_dir::{Best, Progress, RunDir};
+use seqnet::train::{EpochReport, TrainState};
+
+/// Draws a run's progress on standard error (and `--json` lines on standard output).
+pub(super) struct Show {
+    pub bar: Option<ProgressBar>,
+    pub json: bool,
+    pub quiet: bool,
+    /// Redraw curves.png in this run folder after each epoch (`--plot`).
+    pub plot: Option<RunDir>,
+    pub epochs: usize,
+    pub batch_size: usize,
+}
+
+impl Progress for Show {
+    fn step(&mut self, state: &TrainState, steps: usize, loss: f32) -> seqnet::Result<()> {
+        if let Some(bar) = &self.bar {
+            if state.step_in_epoch == 1 {
+                bar.reset();
+                bar.set_length(steps as u64);
+                bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, self.epochs));
+            }
+            bar.set_position(state.step_in_epoch as u64);
+            if state.step_in_epoch % 20 == 0 || state.step_in_epoch == steps {
+                let rate = bar.per_sec() * self.batch_size as f64;
+                bar.set_message(format!("loss {loss:.4} {rate:.0} img/s"));
+            }
+        }
+        Ok(())
+    }
+
+    fn epoch(&mut self, r: &EpochReport) -> seqnet::Result<()> {
+        if let Some(run) = &self.plot {
+            seqnet::viz::curves_png(run.metrics_path(), run.path().join("curves.png"))?;
+        }
+        if self.json {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        }
+        if !self.quiet {
+            let pct = |a: Option<f64>, what: &str| {
+                a.map_or(String::new(), |a| format!("  {what} {:.2}%", 100.0 * a))
+            };
+            let msg = format!(
+                "epoch {}/{}  loss {:.4}{}{}  {:.1} s  {:.0} img/s",
+                r.epoch,
+                self.epochs,
+                r.train_loss,
+                pct(r.val_accuracy, "val"),
+                pct(r.test_accuracy, "test"),
+                r.seconds,
+                r.images_per_second
+            );
+            match &self.bar {
+                Some(bar) => bar.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn new_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// SIGINT and SIGTERM set a flag; the training loop checks it after each step.
+pub(super) fn install_signal_handler() -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    // Fails only if a handler is already installed (a second run in one process).
+    let _ = ctrlc::set_handler(|| FLAG.store(true, Ordering::SeqCst));
+    &FLAG
+}
+
+/// The final `--json` object: the book's figure (test accuracy at the best validation
+/// epoch), the last epoch's, and where the model is.
+pub(super) fn final_json(
+    best: &Option<Best>,
+    last: &EpochReport,
+    final_path: &Path,
+) -> serde_json::Value {
+    serde_json::json!({
+        "final": true,
+        "best_epoch": best.as_ref().map(|b| b.epoch),
+        "test_accuracy_at_best_val": best.as_ref().and_then(|b| b.test_accuracy),
+        "val_accuracy_best": best.as_ref().map(|b| b.val_accuracy),
+        "test_accuracy": last.test_accuracy,
+        "model": final_path.display().to_string(),
+    })
+}
+
+/// The closing lines: test accuracy, the book's figure, where the model is and a
+/// predict command to try it with.
+pub(super) fn print_summary(
+    last: &EpochReport,
+    best: Option<&Best>,
+    final_path: &Path,
+    sample: Option<&Path>,
+) {
+    if let Some(acc) = last.test_accuracy {
+        eprintln!(
+            "test accuracy after {} epoch{}: {:.2}%",
+            last.epoch,
+            super::plural(last.epoch),
+            100.0 * acc
+        );
+    }
+    if let Some(Best {
+        epoch,
+        val_accuracy,
+        test_accuracy: Some(test_acc),
+    }) = best
+    {
+        eprintln!(
+            "best validation accuracy {:.2}% at epoch {epoch}; test accuracy then: {:.2}% \
+             (the book's protocol)",
+            100.0 * val_accuracy,
+            100.0 * test_acc
+        );
+    }
+    eprintln!("model saved to {}", final_path.display());
+    match sample {
+        Some(png) => eprintln!(
+            "try it:  seqnet predict --model {} {}",
+            final_path.display(),
+            png.display()
+        ),
+        None => eprintln!(
+            "try it:  seqnet predict --model {} digit.png",
+            final_path.display()
+        ),
+    }
+}

@@ -1,0 +1,235 @@
+//! `seqnet train` once its options are parsed: load the data, build the network, claim
+//! the run folder, resume, train with the progress shown, and save. The work is the
+//! library's ([`seqnet::recipe`], [`seqnet::run_dir`]); this file chooses and prints.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use seqnet::Error;
+use seqnet::data;
+use seqnet::evaluate::Misfit;
+use seqnet::io::model::{self, ModelInfo};
+use seqnet::presets;
+use seqnet::run_dir::{self, Resume, RunConfig, RunDir, RunOptions};
+
+use super::progress::{Show, final_json, install_signal_handler, new_bar, print_summary};
+use super::resume::refuse_to_overwrite;
+use super::train::{Args, recipe};
+
+pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
+    // The network's name and its default recipe.
+    let preset = match (&args.net, &args.spec, &args.model) {
+        (Some(name), _, _) => Some(presets::get(name)?),
+        (None, None, None) => Some(presets::get("seed")?),
+        _ => None,
+    };
+    let name = match (&preset, &args.model) {
+        (Some(p), _) => p.name.to_string(),
+        (None, Some(m)) => m
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+        _ => "spec".to_string(),
+    };
+    let recipe = recipe(&args, preset.as_ref())?;
+
+    // Data.
+    let quiet = args.quiet;
+    let mut data = match &args.train_data {
+        Some(path) => {
+            let ds = data::load_safetensors_batch(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let source = format!("{} ({} images)", path.display(), ds.len());
+            data::Splits {
+                train: ds,
+                val: None,
+                test: None,
+                source,
+            }
+        }
+        None => data::load(
+            args.dataset.as_deref(),
+            args.data_dir.as_deref(),
+            recipe.split(),
+        )?,
+    };
+    if let Some(limit) = args.limit {
+        if limit == 0 {
+            bail!("--limit 0: give at least 1 image");
+        }
+        data.train = data.train.subset(0..limit.min(data.train.len()));
+    }
+    if recipe.expand {
+        data.train = data::expand_book(&data.train);
+    }
+    if !quiet {
+        eprintln!(
+            "data: {}; training on {} images",
+            data.source,
+            data.train.len()
+        );
+    }
+
+    // Network.
+    let input = data.train.shape.to_vec();
+    let mut net = match (&args.model, &args.spec, &preset) {
+        (Some(path), _, _) => {
+            let m = model::load(path).with_context(|| format!("reading {}", path.display()))?;
+            for w in &m.warnings {
+                eprintln!("warning: {w}");
+            }
+            m.net
+        }
+        (None, Some(spec), _) => seqnet::spec::build(spec, &input, args.seed)?,
+        (None, None, Some(p)) => seqnet::spec::build(p.spec, &input, args.seed)?,
+        _ => unreachable!("a preset is chosen when neither --spec nor --model is given"),
+    };
+    seqnet::evaluate::check_fits(&net, &data.train).map_err(|m| match m {
+        Misfit::Input { .. } => {
+            anyhow::anyhow!("{m}; rebuild it with --spec, or use data of that shape")
+        }
+        Misfit::Output { classes, .. } => {
+            anyhow::anyhow!("{m}; end the network with Linear(…, {classes})")
+        }
+    })?;
+    let init = match &args.model {
+        Some(_) => "from model",
+        None => recipe.initialise(&mut net, args.seed),
+    };
+    if net.output_kind() == seqnet::layers::OutputKind::Probabilities && !quiet {
+        eprintln!(
+            "warning: the network ends in Softmax, but training applies cross-entropy to its \
+             output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
+        );
+    }
+    let steps_per_epoch = recipe.steps_per_epoch(data.train.len());
+
+    let mut run = match &args.out {
+        Some(dir) => RunDir::open(dir)
+            .with_context(|| format!("creating the run folder {}", dir.display()))?,
+        None => {
+            let parent = Path::new("runs");
+            RunDir::new_in(parent, &format!("{name}-{}", run_dir::timestamp())).map_err(|e| {
+                let what = match &e {
+                    Error::Io { path, .. } if path == parent => "the folder",
+                    _ => "the run folder",
+                };
+                let path = match &e {
+                    Error::Io { path, .. } => path.display().to_string(),
+                    _ => String::new(),
+                };
+                anyhow::Error::new(e).context(format!("creating {what} {path}"))
+            })?
+        }
+    };
+    let out_dir = run.path().to_path_buf();
+    let config = RunConfig::new(
+        args.clone(),
+        &name,
+        &net,
+        &recipe,
+        &data,
+        init,
+        args.seed,
+        threads,
+    );
+    // A new run claims its folder with config.json: of two runs started with the same
+    // --out, the one that gets here second stops.
+    let config_path = run.config_path();
+    let writing = || format!("writing {}", config_path.display());
+    if args.resume.is_some() {
+        run.rewrite_config(&config).with_context(writing)?;
+    } else if !run.claim(&config).with_context(writing)? {
+        refuse_to_overwrite(&out_dir)?;
+        bail!("{} already holds a run", out_dir.display());
+    }
+
+    let mut info = ModelInfo::for_net(&net);
+    info.normalize = recipe.normalize;
+    info.seed = Some(args.seed);
+    let mut state = recipe.new_state(data.train.len(), args.seed);
+    let epochs = recipe.epochs;
+    if args.resume.is_some() {
+        match run
+            .resume(&mut net, &mut state, epochs)
+            .with_context(|| format!("resuming from {}", run.checkpoint_path().display()))?
+        {
+            Resume::Finished => {
+                if let Some(save) = &args.save {
+                    model::save(save, &net, &info)
+                        .with_context(|| format!("writing {}", save.display()))?;
+                }
+                if args.json {
+                    let last = run.last_metrics()?;
+                    println!("{}", final_json(&run.best(), &last, &run.final_path()));
+                }
+                if !quiet {
+                    let final_path = run.final_path();
+                    eprintln!(
+                        "{} already finished its {epochs} epoch{}: the trained model is {}; \
+                         nothing to resume. To train further, start a new run from it: seqnet \
+                         train --model {} --out NEW_FOLDER",
+                        out_dir.display(),
+                        super::plural(epochs),
+                        final_path.display(),
+                        final_path.display()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Resume::Continue if !quiet => eprintln!(
+                "resuming {} at epoch {}, step {} of {steps_per_epoch}",
+                out_dir.display(),
+                state.epoch + 1,
+                state.step_in_epoch
+            ),
+            Resume::Fresh if !quiet => eprintln!(
+                "{} has no checkpoint yet: starting the run from its beginning",
+                out_dir.display()
+            ),
+            Resume::Continue | Resume::Fresh => {}
+        }
+    }
+    let opts = RunOptions {
+        checkpoint_every: args.checkpoint_every.unwrap_or(0),
+        interrupt: Some(install_signal_handler()),
+        ..RunOptions::new(recipe.train_config(), info.clone())
+    };
+    let show_bar = !quiet && std::io::stderr().is_terminal();
+    let mut show = Show {
+        bar: show_bar.then(|| new_bar(steps_per_epoch)),
+        json: args.json,
+        quiet,
+        plot: args.plot.then(|| run.clone()),
+        epochs,
+        batch_size: recipe.batch_size,
+    };
+    let result = run.train(&mut net, &mut state, &data, &opts, &mut show);
+    if let Some(bar) = &show.bar {
+        bar.finish_and_clear();
+    }
+    if let Err(Error::Interrupted(msg)) = &result {
+        let hint = format!("seqnet train --resume {}", out_dir.display());
+        eprintln!("{msg}. Continue with:\n  {hint}");
+        return Err(super::Interrupted.into());
+    }
+    let best = result?;
+
+    let final_path = run.final_path();
+    run.save_final(&net, &info)
+        .with_context(|| format!("writing {}", final_path.display()))?;
+    if let Some(save) = &args.save {
+        model::save(save, &net, &info).with_context(|| format!("writing {}", save.display()))?;
+    }
+    let last = run.last_metrics()?;
+    // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
+    let sample = run.write_sample_digit(data.test.as_ref().unwrap_or(&data.train));
+    if args.json {
+        println!("{}", final_json(&best, &last, &final_path));
+    }
+    if !quiet {
+        print_summary(&last, best.as_ref(), &final_path, sample.as_deref());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,252 @@
+//! How a network is trained: a [`Recipe`] names every hyper-parameter of a run in one
+//! value — optimiser, learning rate and its decay, mini-batch size, epochs, weight
+//! decay, initialisation, data split and expansion — so that a preset's recipe, the
+//! defaults for a network given as text, and the command line's overrides are all the
+//! same kind of thing, and the library (not the command line) turns it into an
+//! [`Optimizer`] and a [`TrainConfig`].
+//!
+//! ```
+//! use seqnet::recipe::{OptimizerChoice, Recipe};
+//!
+//! // The book's ReLU network: plain SGD, η 0.03, λ 0.1, 60 epochs of mini-batches of 10.
+//! let book = Recipe::book(60, 0.03, 0.1, false);
+//! assert_eq!(book.batch_size, 10);
+//! assert_eq!(book.split(), seqnet::data::Split::Book);
+//!
+//! // Adam brings its own learning rate, as torch.optim.Adam's default.
+//! let mut r = Recipe::CUSTOM;
+//! r.use_optimizer(OptimizerChoice::Adam);
+//! assert_eq!(r.lr, Recipe::ADAM_LR);
+//! ```
+
+use crate::data::Split;
+use crate::io::model::Normalize;
+use crate::layers::Init;
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::sequential::Sequential;
+use crate::train::{TrainConfig, TrainState};
+
+/// Which update rule a recipe uses; its hyper-parameters are the recipe's (`momentum`
+/// for SGD, PyTorch's defaults for Adam).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OptimizerChoice {
+    /// `torch.optim.SGD` with the recipe's momentum.
+    #[default]
+    Sgd,
+    /// `torch.optim.Adam` with β = (0.9, 0.999), ε = 1e-8.
+    Adam,
+}
+
+impl OptimizerChoice {
+    /// Lower-case, as config.json records it: "sgd" or "adam".
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerChoice::Sgd => "sgd",
+            OptimizerChoice::Adam => "adam",
+        }
+    }
+}
+
+/// Everything that decides how a run trains (besides the network, the data and the
+/// seed). The fields are public so that a caller can start from a named recipe and
+/// change what it wants, as the command line's options do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerChoice,
+    /// Learning rate (η) of the first epoch.
+    pub lr: f32,
+    /// SGD momentum, as torch.optim.SGD's (unused by Adam, still recorded).
+    pub momentum: f32,
+    /// PyTorch's `weight_decay`: an L2 penalty on every parameter.
+    pub weight_decay: f32,
+    /// The book's λ: L2 decay of λ / (mini-batches per epoch) on weights only.
+    pub l2: f32,
+    /// The book's expanded training set (each image plus four one-pixel shifts).
+    pub expand: bool,
+    /// The book's protocol: its split (50,000 training, 10,000 validation images),
+    /// reporting the test accuracy at the best validation epoch. Otherwise the official
+    /// split (60,000 training images, no validation set).
+    pub book_protocol: bool,
+    /// Multiply the learning rate by this after every epoch (1 = constant).
+    pub lr_decay: f32,
+    /// The initial weights: the book's (network3.py's) or PyTorch's defaults.
+    pub init: Init,
+    /// Shuffle the training set every epoch (from the run's seed).
+    pub shuffle: bool,
+    /// Pixel normalisation after /255, stored in the model so that predict applies it.
+    pub normalize: Option<Normalize>,
+}
+
+impl Recipe {
+    /// seqnet's fast default, the `seed` network's: momentum SGD on mini-batches of 32,
+    /// the step shrinking by 0.6 each epoch. Measured on full MNIST: 99.00% and 99.17%
+    /// test accuracy (seeds 2, 3) in 5 epochs; lr 0.05 for 4 epochs gave 98.89–99.01%.
+    pub const SEED: Recipe = Recipe {
+        epochs: 5,
+        batch_size: 32,
+        optimizer: OptimizerChoice::Sgd,
+        lr: 0.03,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        l2: 0.0,
+        expand: false,
+        book_protocol: false,
+        lr_decay: 0.6,
+        init: Init::PyTorch,
+        shuffle: true,
+        normalize: None,
+    };
+
+    /// For a network that is not a preset (given as text, or a saved model): momentum
+    /// SGD at a constant step, which trains most small CNNs without tuning.
+    pub const CUSTOM: Recipe = Recipe {
+        epochs: 10,
+        batch_size: 32,
+        optimizer: OptimizerChoice::Sgd,
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        l2: 0.0,
+        expand: false,
+        book_protocol: false,
+        lr_decay: 1.0,
+        init: Init::PyTorch,
+        shuffle: true,
+        normalize: None,
+    };
+
+    /// Adam's learning rate when none is given: torch.optim.Adam's default.
+    pub const ADAM_LR: f32 = 1e-3;
+
+    /// The book's recipe (network3.py): plain SGD on mini-batches of 10, the book's
+    /// initialisation and split, `l2` as its λ.
+    pub const fn book(epochs: usize, lr: f32, l2: f32, expand: bool) -> Recipe {
+        Recipe {
+            epochs,
+            batch_size: 10,
+            optimizer: OptimizerChoice::Sgd,
+            lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            l2,
+            expand,
+            book_protocol: true,
+            lr_decay: 1.0,
+            init: Init::Book,
+            shuffle: true,
+            normalize: None,
+        }
+    }
+
+    /// Switches to `choice`; switching to Adam also takes Adam's own default learning
+    /// rate ([`Recipe::ADAM_LR`]), since an SGD step size is far too large for it. Set
+    /// `lr` afterwards to choose another.
+    pub fn use_optimizer(&mut self, choice: OptimizerChoice) {
+        if choice == OptimizerChoice::Adam && self.optimizer != OptimizerChoice::Adam {
+            self.lr = Self::ADAM_LR;
+        }
+        self.optimizer = choice;
+    }
+
+    /// How the data's files are divided: the book's split under its protocol.
+    pub fn split(&self) -> Split {
+        if self.book_protocol {
+            Split::Book
+        } else {
+            Split::Official
+        }
+    }
+
+    /// Mini-batches in one epoch over `images` training images.
+    pub fn steps_per_epoch(&self, images: usize) -> usize {
+        images.div_ceil(self.batch_size.max(1))
+    }
+
+    /// A fresh optimiser for a training set of `images` images (the book's λ is spread
+    /// over the epoch's mini-batches, so it depends on their number).
+    pub fn optimizer(&self, images: usize) -> Optimizer {
+        let kind = match self.optimizer {
+            OptimizerChoice::Sgd => OptimizerKind::Sgd {
+                momentum: self.momentum,
+            },
+            OptimizerChoice::Adam => OptimizerKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+        };
+        let steps = self.steps_per_epoch(images);
+        Optimizer::new(kind, self.lr, self.weight_decay, self.l2 / steps as f32)
+    }
+
+    /// Draws `net`'s first weights as the recipe says and returns the scheme's name
+    /// ("book" or "pytorch"). A network is built with PyTorch's initialisation from its
+    /// seed already, so only the book's is drawn again here, from the same seed.
+    pub fn initialise(&self, net: &mut Sequential, seed: u64) -> &'static str {
+        match self.init {
+            Init::Book => {
+                net.init(Init::Book, seed);
+                "book"
+            }
+            Init::PyTorch => "pytorch",
+        }
+    }
+
+    /// The state of a run that has not started: a fresh optimiser, and the data order
+    /// drawn from `seed`.
+    pub fn new_state(&self, images: usize, seed: u64) -> TrainState {
+        TrainState::new(self.optimizer(images), seed)
+    }
+
+    /// The training loop's settings.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            shuffle: self.shuffle,
+            lr_decay: self.lr_decay,
+            normalize: self.normalize,
+        }
+    }
+}
+
+impl Default for Recipe {
+    /// [`Recipe::CUSTOM`].
+    fn default() -> Self {
+        Recipe::CUSTOM
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adam_brings_its_own_learning_rate_unless_one_is_set_after() {
+        let mut r = Recipe::SEED;
+        r.use_optimizer(OptimizerChoice::Adam);
+        assert_eq!(
+            (r.optimizer, r.lr),
+            (OptimizerChoice::Adam, Recipe::ADAM_LR)
+        );
+        r.lr = 0.01;
+        r.use_optimizer(OptimizerChoice::Adam);
+        assert_eq!(r.lr, 0.01);
+        let o = r.optimizer(100);
+        assert!(matches!(o.kind, OptimizerKind::Adam { .. }));
+    }
+
+    #[test]
+    fn the_books_l2_is_spread_over_the_epochs_mini_batches() {
+        let r = Recipe::book(60, 0.03, 0.1, false);
+        // 1,000 images in mini-batches of 10: 100 steps.
+        let o = r.optimizer(1000);
+        assert_eq!(o.weight_only_decay, 0.1 / 100.0);
+        assert_eq!(o.kind, OptimizerKind::Sgd { momentum: 0.0 });
+        assert_eq!(r.steps_per_epoch(1001), 101);
+        assert_eq!(r.train_config().epochs, 60);
+        assert_eq!(Recipe::SEED.split(), Split::Official);
+    }
+}
