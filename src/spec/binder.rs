@@ -1,0 +1,432 @@
+//! The binder: a call's arguments matched to a PyTorch signature, and the "did you
+//! mean" suggestions for misspelt names.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::error::{clip, spec_error};
+use super::parser::{Call, Node, NodeKind};
+use super::printer::signature;
+use crate::error::{Error, Result};
+use crate::layers::Size2;
+
+/// Optimal-string-alignment distance: Levenshtein plus adjacent swaps (`Linaer`).
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            cur[j] = d;
+        }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word` ignoring case (`Conv2D`, `Relu`), if close enough to
+/// be a typo.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    // Long words are not typos of short names, and would cost time to compare.
+    if word.len() > 64 {
+        return None;
+    }
+    let w = word.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(&w, &c.to_ascii_lowercase());
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    let limit = (w.chars().count() / 3).max(2);
+    best.filter(|&(d, _)| d <= limit).map(|(_, c)| c)
+}
+
+/// One parameter of a PyTorch constructor.
+pub(super) struct Param {
+    pub(super) name: &'static str,
+    /// PyTorch's default as it spells it; `None` for a required parameter.
+    pub(super) default: Option<&'static str>,
+    /// Accepted by keyword only: the `in_channels=0` / `in_features=0` PyTorch prints for
+    /// lazy layers, which is not in their signature.
+    pub(super) keyword_only: bool,
+}
+
+pub(super) const fn req(name: &'static str) -> Param {
+    Param {
+        name,
+        default: None,
+        keyword_only: false,
+    }
+}
+
+pub(super) const fn opt(name: &'static str, default: &'static str) -> Param {
+    Param {
+        name,
+        default: Some(default),
+        keyword_only: false,
+    }
+}
+
+pub(super) const fn kw(name: &'static str, default: &'static str) -> Param {
+    Param {
+        name,
+        default: Some(default),
+        keyword_only: true,
+    }
+}
+
+pub(super) const CONV2D: &[Param] = &[
+    req("in_channels"),
+    req("out_channels"),
+    req("kernel_size"),
+    opt("stride", "1"),
+    opt("padding", "0"),
+    opt("dilation", "1"),
+    opt("groups", "1"),
+    opt("bias", "True"),
+    opt("padding_mode", "'zeros'"),
+];
+pub(super) const LAZY_CONV2D: &[Param] = &[
+    req("out_channels"),
+    req("kernel_size"),
+    opt("stride", "1"),
+    opt("padding", "0"),
+    opt("dilation", "1"),
+    opt("groups", "1"),
+    opt("bias", "True"),
+    opt("padding_mode", "'zeros'"),
+    kw("in_channels", "0"),
+];
+pub(super) const LINEAR: &[Param] = &[req("in_features"), req("out_features"), opt("bias", "True")];
+pub(super) const LAZY_LINEAR: &[Param] = &[
+    req("out_features"),
+    opt("bias", "True"),
+    kw("in_features", "0"),
+];
+pub(super) const MAXPOOL2D: &[Param] = &[
+    req("kernel_size"),
+    opt("stride", "None"),
+    opt("padding", "0"),
+    opt("dilation", "1"),
+    opt("return_indices", "False"),
+    opt("ceil_mode", "False"),
+];
+pub(super) const AVGPOOL2D: &[Param] = &[
+    req("kernel_size"),
+    opt("stride", "None"),
+    opt("padding", "0"),
+    opt("ceil_mode", "False"),
+    opt("count_include_pad", "True"),
+    opt("divisor_override", "None"),
+];
+pub(super) const RELU: &[Param] = &[opt("inplace", "False")];
+pub(super) const NO_ARGS: &[Param] = &[];
+pub(super) const FLATTEN: &[Param] = &[opt("start_dim", "1"), opt("end_dim", "-1")];
+pub(super) const DROPOUT: &[Param] = &[opt("p", "0.5"), opt("inplace", "False")];
+pub(super) const SOFTMAX: &[Param] = &[opt("dim", "None")];
+
+/// A call's arguments matched to a signature, Python's way.
+pub(super) struct Bound<'a> {
+    pub(super) text: &'a str,
+    pub(super) call: &'a Call,
+    pub(super) layer: &'static str,
+    pub(super) sig: &'static [Param],
+    pub(super) slots: Vec<Option<&'a Node>>,
+}
+
+impl<'a> Bound<'a> {
+    /// `lazy_in` names the keyword-only parameter a leading positional `0` fills:
+    /// PyTorch prints `LazyConv2d(0, 20, kernel_size=…)` although its signature starts
+    /// at out_channels.
+    pub(super) fn new(
+        text: &'a str,
+        call: &'a Call,
+        layer: &'static str,
+        sig: &'static [Param],
+        lazy_in: Option<&'static str>,
+    ) -> Result<Self> {
+        let mut b = Bound {
+            text,
+            call,
+            layer,
+            sig,
+            slots: vec![None; sig.len()],
+        };
+        let positional: Vec<usize> = (0..sig.len()).filter(|&i| !sig[i].keyword_only).collect();
+        let given = call.args.iter().filter(|a| a.key.is_none()).count();
+        let mut args = call.args.iter().peekable();
+        if let (Some(name), Some(first)) = (lazy_in, args.peek()) {
+            if first.key.is_none() && matches!(first.value.kind, NodeKind::Int(0)) && given >= 2 {
+                if let Some(slot) = sig.iter().position(|p| p.name == name) {
+                    b.slots[slot] = Some(&first.value);
+                    args.next();
+                }
+            }
+        }
+        // The placeholder 0 of a lazy print is not one of PyTorch's parameters.
+        let given = args.clone().filter(|a| a.key.is_none()).count();
+        let mut next = 0;
+        for arg in args {
+            let slot = match &arg.key {
+                None => {
+                    let Some(&slot) = positional.get(next) else {
+                        let names: Vec<&str> = positional.iter().map(|&i| sig[i].name).collect();
+                        let were = if given == 1 { "was" } else { "were" };
+                        return Err(b.fail(
+                            arg.span(),
+                            if names.is_empty() {
+                                format!("takes no arguments, but {given} {were} given")
+                            } else {
+                                format!(
+                                    "takes at most {} positional arguments ({}), but {given} \
+                                     {were} given",
+                                    names.len(),
+                                    names.join(", ")
+                                )
+                            },
+                        ));
+                    };
+                    next += 1;
+                    slot
+                }
+                Some((key, span)) => {
+                    let Some(slot) = sig.iter().position(|p| p.name == key) else {
+                        let hint = match closest(key, sig.iter().map(|p| p.name)) {
+                            Some(s) => format!("; did you mean '{s}'?"),
+                            None => ";".to_string(),
+                        };
+                        return Err(b.fail(
+                            span.clone(),
+                            format!(
+                                "has no argument '{}'{hint} PyTorch's signature is {}",
+                                clip(key),
+                                signature(layer, sig)
+                            ),
+                        ));
+                    };
+                    slot
+                }
+            };
+            if b.slots[slot].is_some() {
+                return Err(b.fail(
+                    arg.span(),
+                    format!("got multiple values for argument '{}'", sig[slot].name),
+                ));
+            }
+            b.slots[slot] = Some(&arg.value);
+        }
+        for (p, slot) in sig.iter().zip(&b.slots) {
+            if p.default.is_none() && slot.is_none() {
+                return Err(b.fail(
+                    call.span.clone(),
+                    format!(
+                        "is missing the required argument '{}'; PyTorch's signature is {}",
+                        p.name,
+                        signature(layer, sig)
+                    ),
+                ));
+            }
+        }
+        Ok(b)
+    }
+
+    /// An error whose subject is the layer: `Conv2d takes at most …`.
+    pub(super) fn fail(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
+        spec_error(self.text, span, format!("{} {message}", self.layer))
+    }
+
+    /// An error about one of its arguments: `Conv2d: stride must be at least 1`.
+    pub(super) fn bad(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
+        spec_error(self.text, span, format!("{}: {message}", self.layer))
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&'a Node> {
+        let slot = self.sig.iter().position(|p| p.name == name)?;
+        self.slots[slot]
+    }
+
+    pub(super) fn src(&self, node: &Node) -> String {
+        clip(&self.text[node.span.clone()])
+    }
+
+    pub(super) fn expects(&self, name: &str, node: &Node, what: &str) -> Error {
+        let hint = match &node.kind {
+            NodeKind::Str(s) if ["true", "false", "none", "null"].contains(&s.as_str()) => {
+                " (Python spells them True, False and None)"
+            }
+            _ => "",
+        };
+        self.bad(
+            node.span.clone(),
+            format!("{name} expects {what}, got {}{hint}", self.src(node)),
+        )
+    }
+
+    /// Reached only if `Bound::new` let a required argument through: an error, not a
+    /// panic, all the same.
+    pub(super) fn required<T>(&self, v: Option<T>, name: &str) -> Result<T> {
+        v.ok_or_else(|| {
+            self.fail(
+                self.call.span.clone(),
+                format!("is missing the required argument '{name}'"),
+            )
+        })
+    }
+
+    pub(super) fn count_of(&self, name: &str, node: &Node, min: usize) -> Result<usize> {
+        match node.kind {
+            NodeKind::Int(v) => {
+                let fits = usize::try_from(v).ok().filter(|&u| u >= min);
+                fits.ok_or_else(|| {
+                    let rule = if min == 0 {
+                        "must not be negative".to_string()
+                    } else {
+                        format!("must be at least {min}")
+                    };
+                    self.bad(node.span.clone(), format!("{name} {rule}, got {v}"))
+                })
+            }
+            NodeKind::BigInt => Err(self.bad(
+                node.span.clone(),
+                format!(
+                    "{name} = {} does not fit in a 64-bit integer",
+                    self.src(node)
+                ),
+            )),
+            _ => Err(self.expects(name, node, "an int")),
+        }
+    }
+
+    /// A size: an int of at least `min`.
+    pub(super) fn size(&self, name: &str, min: usize) -> Result<Option<usize>> {
+        self.get(name)
+            .map(|n| self.count_of(name, n, min))
+            .transpose()
+    }
+
+    /// kernel_size, stride, padding: an int or a (height, width) pair.
+    pub(super) fn size2(&self, name: &str, min: usize) -> Result<Option<Size2>> {
+        let Some(node) = self.get(name) else {
+            return Ok(None);
+        };
+        let what = "an int or a (height, width) tuple of ints";
+        match &node.kind {
+            NodeKind::Tuple(items) => match items.as_slice() {
+                [h, w] => Ok(Some(Size2(
+                    self.count_of(name, h, min)?,
+                    self.count_of(name, w, min)?,
+                ))),
+                _ => Err(self.bad(
+                    node.span.clone(),
+                    format!(
+                        "{name} expects {what}; {} has {} values, not 2",
+                        self.src(node),
+                        items.len()
+                    ),
+                )),
+            },
+            NodeKind::Int(_) | NodeKind::BigInt => {
+                let v = self.count_of(name, node, min)?;
+                Ok(Some(Size2(v, v)))
+            }
+            _ => Err(self.expects(name, node, what)),
+        }
+    }
+
+    pub(super) fn flag(&self, name: &str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Node {
+                kind: NodeKind::Bool(b),
+                ..
+            }) => Ok(Some(*b)),
+            Some(node) => Err(self.expects(name, node, "True or False")),
+        }
+    }
+
+    pub(super) fn int(&self, name: &str) -> Result<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Node {
+                kind: NodeKind::Int(v),
+                ..
+            }) => Ok(Some(*v)),
+            Some(
+                node @ Node {
+                    kind: NodeKind::BigInt,
+                    ..
+                },
+            ) => Err(self.bad(
+                node.span.clone(),
+                format!(
+                    "{name} = {} does not fit in a 64-bit integer",
+                    self.src(node)
+                ),
+            )),
+            Some(node) => Err(self.expects(name, node, "an int")),
+        }
+    }
+
+    pub(super) fn is_none(&self, name: &str) -> bool {
+        matches!(
+            self.get(name),
+            Some(Node {
+                kind: NodeKind::None,
+                ..
+            })
+        )
+    }
+
+    /// Requires an optional argument to keep the one value seqnet implements.
+    pub(super) fn only<T: PartialEq + fmt::Display>(
+        &self,
+        name: &str,
+        value: Option<T>,
+        supported: T,
+    ) -> Result<()> {
+        match (value, self.get(name)) {
+            (Some(v), Some(node)) if v != supported => Err(self.bad(
+                node.span.clone(),
+                format!(
+                    "{name}={} is not implemented in seqnet (only {name}={supported})",
+                    self.src(node)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `in_channels=0` / `in_features=0` of a lazy layer's print: anything else would be
+    /// silently ignored, so it is an error pointing to the non-lazy layer.
+    pub(super) fn lazy_placeholder(&self, name: &str, fixed: &str) -> Result<()> {
+        let Some(node) = self.get(name) else {
+            return Ok(());
+        };
+        match node.kind {
+            NodeKind::Int(0) => Ok(()),
+            NodeKind::Int(v) => Err(self.fail(
+                node.span.clone(),
+                format!(
+                    "infers {name} from its input (PyTorch prints {name}=0 until then), so \
+                     {name}={v} cannot be given; to fix it, use {}",
+                    fixed.replace("{}", &v.to_string())
+                ),
+            )),
+            _ => Err(self.expects(name, node, "0 (the placeholder PyTorch prints)")),
+        }
+    }
+}
