@@ -4,11 +4,12 @@
 use std::fmt;
 use std::ops::Range;
 
+use super::LAYER_NAMES;
 use super::error::{clip, spec_error};
 use super::parser::{Call, Node, NodeKind};
-use super::printer::signature;
 use crate::error::{Error, Result};
-use crate::layers::Size2;
+use crate::layers::registry::{self, ArgSpec, LayerEntry, NOT_IMPLEMENTED};
+use crate::layers::{Layer, Size2};
 
 /// Optimal-string-alignment distance: Levenshtein plus adjacent swaps (`Linaer`).
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
@@ -55,110 +56,22 @@ pub(crate) fn closest<'a>(
     best.filter(|&(d, _)| d <= limit).map(|(_, c)| c)
 }
 
-/// One parameter of a PyTorch constructor.
-pub(super) struct Param {
-    pub(super) name: &'static str,
-    /// PyTorch's default as it spells it; `None` for a required parameter.
-    pub(super) default: Option<&'static str>,
-    /// Accepted by keyword only: the `in_channels=0` / `in_features=0` PyTorch prints for
-    /// lazy layers, which is not in their signature.
-    pub(super) keyword_only: bool,
-}
-
-pub(super) const fn req(name: &'static str) -> Param {
-    Param {
-        name,
-        default: None,
-        keyword_only: false,
-    }
-}
-
-pub(super) const fn opt(name: &'static str, default: &'static str) -> Param {
-    Param {
-        name,
-        default: Some(default),
-        keyword_only: false,
-    }
-}
-
-pub(super) const fn kw(name: &'static str, default: &'static str) -> Param {
-    Param {
-        name,
-        default: Some(default),
-        keyword_only: true,
-    }
-}
-
-pub(super) const CONV2D: &[Param] = &[
-    req("in_channels"),
-    req("out_channels"),
-    req("kernel_size"),
-    opt("stride", "1"),
-    opt("padding", "0"),
-    opt("dilation", "1"),
-    opt("groups", "1"),
-    opt("bias", "True"),
-    opt("padding_mode", "'zeros'"),
-];
-pub(super) const LAZY_CONV2D: &[Param] = &[
-    req("out_channels"),
-    req("kernel_size"),
-    opt("stride", "1"),
-    opt("padding", "0"),
-    opt("dilation", "1"),
-    opt("groups", "1"),
-    opt("bias", "True"),
-    opt("padding_mode", "'zeros'"),
-    kw("in_channels", "0"),
-];
-pub(super) const LINEAR: &[Param] = &[req("in_features"), req("out_features"), opt("bias", "True")];
-pub(super) const LAZY_LINEAR: &[Param] = &[
-    req("out_features"),
-    opt("bias", "True"),
-    kw("in_features", "0"),
-];
-pub(super) const MAXPOOL2D: &[Param] = &[
-    req("kernel_size"),
-    opt("stride", "None"),
-    opt("padding", "0"),
-    opt("dilation", "1"),
-    opt("return_indices", "False"),
-    opt("ceil_mode", "False"),
-];
-pub(super) const AVGPOOL2D: &[Param] = &[
-    req("kernel_size"),
-    opt("stride", "None"),
-    opt("padding", "0"),
-    opt("ceil_mode", "False"),
-    opt("count_include_pad", "True"),
-    opt("divisor_override", "None"),
-];
-pub(super) const RELU: &[Param] = &[opt("inplace", "False")];
-pub(super) const NO_ARGS: &[Param] = &[];
-pub(super) const FLATTEN: &[Param] = &[opt("start_dim", "1"), opt("end_dim", "-1")];
-pub(super) const DROPOUT: &[Param] = &[opt("p", "0.5"), opt("inplace", "False")];
-pub(super) const SOFTMAX: &[Param] = &[opt("dim", "None")];
-
 /// A call's arguments matched to a signature, Python's way.
-pub(super) struct Bound<'a> {
-    pub(super) text: &'a str,
-    pub(super) call: &'a Call,
-    pub(super) layer: &'static str,
-    pub(super) sig: &'static [Param],
-    pub(super) slots: Vec<Option<&'a Node>>,
+pub(crate) struct Bound<'a> {
+    text: &'a str,
+    pub(crate) call: &'a Call,
+    /// The layer's name, the subject of its errors.
+    pub(crate) layer: &'static str,
+    sig: &'static [ArgSpec],
+    slots: Vec<Option<&'a Node>>,
 }
 
 impl<'a> Bound<'a> {
     /// `lazy_in` names the keyword-only parameter a leading positional `0` fills:
     /// PyTorch prints `LazyConv2d(0, 20, kernel_size=…)` although its signature starts
     /// at out_channels.
-    pub(super) fn new(
-        text: &'a str,
-        call: &'a Call,
-        layer: &'static str,
-        sig: &'static [Param],
-        lazy_in: Option<&'static str>,
-    ) -> Result<Self> {
+    pub(crate) fn new(text: &'a str, call: &'a Call, entry: &'static LayerEntry) -> Result<Self> {
+        let (layer, sig, lazy_in) = (entry.name, entry.args, entry.lazy_in);
         let mut b = Bound {
             text,
             call,
@@ -214,7 +127,7 @@ impl<'a> Bound<'a> {
                             format!(
                                 "has no argument '{}'{hint} PyTorch's signature is {}",
                                 clip(key),
-                                signature(layer, sig)
+                                entry.signature()
                             ),
                         ));
                     };
@@ -236,7 +149,7 @@ impl<'a> Bound<'a> {
                     format!(
                         "is missing the required argument '{}'; PyTorch's signature is {}",
                         p.name,
-                        signature(layer, sig)
+                        entry.signature()
                     ),
                 ));
             }
@@ -245,25 +158,25 @@ impl<'a> Bound<'a> {
     }
 
     /// An error whose subject is the layer: `Conv2d takes at most …`.
-    pub(super) fn fail(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
+    pub(crate) fn fail(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
         spec_error(self.text, span, format!("{} {message}", self.layer))
     }
 
     /// An error about one of its arguments: `Conv2d: stride must be at least 1`.
-    pub(super) fn bad(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
+    pub(crate) fn bad(&self, span: Range<usize>, message: impl fmt::Display) -> Error {
         spec_error(self.text, span, format!("{}: {message}", self.layer))
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&'a Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a Node> {
         let slot = self.sig.iter().position(|p| p.name == name)?;
         self.slots[slot]
     }
 
-    pub(super) fn src(&self, node: &Node) -> String {
+    pub(crate) fn src(&self, node: &Node) -> String {
         clip(&self.text[node.span.clone()])
     }
 
-    pub(super) fn expects(&self, name: &str, node: &Node, what: &str) -> Error {
+    pub(crate) fn expects(&self, name: &str, node: &Node, what: &str) -> Error {
         let hint = match &node.kind {
             NodeKind::Str(s) if ["true", "false", "none", "null"].contains(&s.as_str()) => {
                 " (Python spells them True, False and None)"
@@ -278,7 +191,7 @@ impl<'a> Bound<'a> {
 
     /// Reached only if `Bound::new` let a required argument through: an error, not a
     /// panic, all the same.
-    pub(super) fn required<T>(&self, v: Option<T>, name: &str) -> Result<T> {
+    pub(crate) fn required<T>(&self, v: Option<T>, name: &str) -> Result<T> {
         v.ok_or_else(|| {
             self.fail(
                 self.call.span.clone(),
@@ -287,7 +200,7 @@ impl<'a> Bound<'a> {
         })
     }
 
-    pub(super) fn count_of(&self, name: &str, node: &Node, min: usize) -> Result<usize> {
+    pub(crate) fn count_of(&self, name: &str, node: &Node, min: usize) -> Result<usize> {
         match node.kind {
             NodeKind::Int(v) => {
                 let fits = usize::try_from(v).ok().filter(|&u| u >= min);
@@ -312,14 +225,14 @@ impl<'a> Bound<'a> {
     }
 
     /// A size: an int of at least `min`.
-    pub(super) fn size(&self, name: &str, min: usize) -> Result<Option<usize>> {
+    pub(crate) fn size(&self, name: &str, min: usize) -> Result<Option<usize>> {
         self.get(name)
             .map(|n| self.count_of(name, n, min))
             .transpose()
     }
 
     /// kernel_size, stride, padding: an int or a (height, width) pair.
-    pub(super) fn size2(&self, name: &str, min: usize) -> Result<Option<Size2>> {
+    pub(crate) fn size2(&self, name: &str, min: usize) -> Result<Option<Size2>> {
         let Some(node) = self.get(name) else {
             return Ok(None);
         };
@@ -347,7 +260,7 @@ impl<'a> Bound<'a> {
         }
     }
 
-    pub(super) fn flag(&self, name: &str) -> Result<Option<bool>> {
+    pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>> {
         match self.get(name) {
             None => Ok(None),
             Some(Node {
@@ -358,7 +271,7 @@ impl<'a> Bound<'a> {
         }
     }
 
-    pub(super) fn int(&self, name: &str) -> Result<Option<i64>> {
+    pub(crate) fn int(&self, name: &str) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
             Some(Node {
@@ -381,7 +294,7 @@ impl<'a> Bound<'a> {
         }
     }
 
-    pub(super) fn is_none(&self, name: &str) -> bool {
+    pub(crate) fn is_none(&self, name: &str) -> bool {
         matches!(
             self.get(name),
             Some(Node {
@@ -392,7 +305,7 @@ impl<'a> Bound<'a> {
     }
 
     /// Requires an optional argument to keep the one value seqnet implements.
-    pub(super) fn only<T: PartialEq + fmt::Display>(
+    pub(crate) fn only<T: PartialEq + fmt::Display>(
         &self,
         name: &str,
         value: Option<T>,
@@ -412,7 +325,7 @@ impl<'a> Bound<'a> {
 
     /// `in_channels=0` / `in_features=0` of a lazy layer's print: anything else would be
     /// silently ignored, so it is an error pointing to the non-lazy layer.
-    pub(super) fn lazy_placeholder(&self, name: &str, fixed: &str) -> Result<()> {
+    pub(crate) fn lazy_placeholder(&self, name: &str, fixed: &str) -> Result<()> {
         let Some(node) = self.get(name) else {
             return Ok(());
         };
@@ -429,4 +342,47 @@ impl<'a> Bound<'a> {
             _ => Err(self.expects(name, node, "0 (the placeholder PyTorch prints)")),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Layers
+
+/// The layer a call names, bound to its registry entry's signature and constructed.
+pub(super) fn make_layer(text: &str, call: &Call) -> Result<Box<dyn Layer>> {
+    let Some(entry) = registry::find(&call.name) else {
+        return Err(unknown_layer(text, call));
+    };
+    let b = Bound::new(text, call, entry)?;
+    (entry.build)(&b)
+}
+
+/// The parameters a call allocates when built on `input`, found without building it
+/// (see [`LayerEntry::planned_params`]); `None` also for a call that does not bind.
+pub(super) fn planned_params(text: &str, call: &Call, input: &[usize]) -> Option<u128> {
+    let entry = registry::find(&call.name)?;
+    let b = Bound::new(text, call, entry).ok()?;
+    (entry.planned_params)(&b, input)
+}
+
+pub(super) fn unknown_layer(text: &str, call: &Call) -> Error {
+    let name = call.name.as_str();
+    let shown = clip(name);
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let supported = LAYER_NAMES.join(", ");
+    let message = if last != name && LAYER_NAMES.contains(&last) {
+        format!("unknown prefix in '{shown}'; write nn.{last}, torch.nn.{last} or just {last}")
+    } else if NOT_IMPLEMENTED.contains(&last) {
+        format!(
+            "PyTorch's nn.{last} is not implemented in seqnet; the layers it has are {supported}"
+        )
+    } else {
+        match closest(last, LAYER_NAMES.iter().copied()) {
+            Some(s) => format!(
+                "unknown layer '{shown}'; did you mean {s}? The layers seqnet has are \
+                 {supported}"
+            ),
+            None => format!("unknown layer '{shown}'; the layers seqnet has are {supported}"),
+        }
+    };
+    spec_error(text, call.name_span.clone(), message)
 }

@@ -56,37 +56,26 @@
 
 mod binder;
 mod error;
-mod factory;
 mod lexer;
 mod parser;
 mod printer;
 
 use std::ops::Range;
 
+pub(crate) use binder::Bound;
 pub(crate) use binder::closest;
-use factory::{make_layer, planned_params};
+use binder::{make_layer, planned_params};
+pub(crate) use parser::NodeKind;
 use parser::{parse_calls, public_value};
+pub(crate) use printer::show2;
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
 use crate::sequential::Sequential;
 
-/// The layer names a spec may use (each also with an `nn.` or `torch.nn.` prefix).
-pub const LAYER_NAMES: &[&str] = &[
-    "Conv2d",
-    "LazyConv2d",
-    "Linear",
-    "LazyLinear",
-    "MaxPool2d",
-    "AvgPool2d",
-    "ReLU",
-    "Sigmoid",
-    "Tanh",
-    "Flatten",
-    "Dropout",
-    "Softmax",
-    "LogSoftmax",
-];
+/// The layer names a spec may use (each also with an `nn.` or `torch.nn.` prefix): those
+/// of [`crate::layers::registry`], in its order.
+pub const LAYER_NAMES: &[&str] = crate::layers::registry::NAMES;
 
 /// Longest spec read, in bytes. Real networks take a few hundred; the cap keeps a
 /// mistaken input (a dataset file passed as the spec) from being scanned at length.
@@ -230,6 +219,13 @@ pub fn build_within(
         }
     }
     Ok(net)
+}
+
+/// [`planned_params`] of the text's first call, for the registry's tests.
+#[cfg(test)]
+pub(crate) fn plan_for_test(text: &str, input: &[usize]) -> Option<u128> {
+    let calls = parse_calls(text).ok()?;
+    planned_params(text, &calls[0], input)
 }
 
 #[cfg(test)]

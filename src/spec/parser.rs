@@ -23,13 +23,13 @@ pub(super) const NAMED_CHILDREN: &str = "nn.Sequential(OrderedDict(...)) names i
 
 /// A value with the byte range it was written at, for carets.
 #[derive(Clone, Debug)]
-pub(super) struct Node {
-    pub(super) kind: NodeKind,
-    pub(super) span: Range<usize>,
+pub(crate) struct Node {
+    pub(crate) kind: NodeKind,
+    pub(crate) span: Range<usize>,
 }
 
 #[derive(Clone, Debug)]
-pub(super) enum NodeKind {
+pub(crate) enum NodeKind {
     Int(i64),
     /// An int that does not fit in an i64.
     BigInt,
@@ -57,12 +57,12 @@ impl Arg {
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Call {
+pub(crate) struct Call {
     /// Without the `nn.` / `torch.nn.` prefix.
     pub(super) name: String,
     pub(super) name_span: Range<usize>,
     pub(super) args: Vec<Arg>,
-    pub(super) span: Range<usize>,
+    pub(crate) span: Range<usize>,
 }
 
 /// An open bracket, for "expected ')' to close 'Conv2d(' opened at column 1".

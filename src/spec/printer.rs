@@ -3,7 +3,6 @@
 use std::fmt;
 
 use super::Value;
-use super::binder::Param;
 use crate::layers::Size2;
 
 impl fmt::Display for Value {
@@ -33,21 +32,8 @@ impl fmt::Display for Value {
     }
 }
 
-/// `Conv2d(in_channels, out_channels, kernel_size, stride=1, …)`: PyTorch's signature.
-pub(super) fn signature(layer: &str, sig: &[Param]) -> String {
-    let parts: Vec<String> = sig
-        .iter()
-        .filter(|p| !p.keyword_only)
-        .map(|p| match p.default {
-            Some(d) => format!("{}={d}", p.name),
-            None => p.name.to_string(),
-        })
-        .collect();
-    format!("{layer}({})", parts.join(", "))
-}
-
 /// Size2 as PyTorch prints it, for messages.
-pub(super) fn show2(s: Size2) -> String {
+pub(crate) fn show2(s: Size2) -> String {
     if s.0 == s.1 {
         s.0.to_string()
     } else {
