@@ -1,5 +1,6 @@
-//! The binder: a call's arguments matched to a PyTorch signature, and the "did you
-//! mean" suggestions for misspelt names.
+//! The binder: a call looked up in [`crate::layers::registry`], its arguments matched to
+//! the entry's PyTorch signature, and the "did you mean" suggestions for misspelt layer
+//! and argument names.
 
 use std::fmt;
 use std::ops::Range;
