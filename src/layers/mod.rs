@@ -5,6 +5,24 @@
 //! that, `forward` and `backward` trust the shapes and only `debug_assert!` them.
 //! Shapes here are per image: `[C, H, W]` for feature maps, `[F]` for flat features; the
 //! batch dimension N is added in front of them at run time.
+//!
+//! # Adding a layer
+//!
+//! One file in `src/layers/`, one registry entry, and tests:
+//!
+//! 1. `src/layers/<name>.rs`: the layer type and its [`Layer`] impl (`build` checks and
+//!    explains the input shape, `repr` prints PyTorch's constructor call, which a spec
+//!    must read back to the same layer); `mod <name>;` and `pub use` it here.
+//! 2. One [`registry::LayerEntry`] in [`registry::LAYERS`]: the PyTorch name, the
+//!    constructor's arguments with PyTorch's defaults ([`registry::req`], [`registry::opt`],
+//!    [`registry::kw`]), the function that makes the layer from the bound arguments
+//!    (rejecting, with a spec error, values seqnet does not implement), the parameter
+//!    planner (`no_params` for a layer without weights), a one-line doc and an example
+//!    call. The spec parser, its "did you mean" suggestions, [`crate::spec::LAYER_NAMES`]
+//!    and [`registry::render`] read the table; nothing else lists layer names.
+//! 3. Tests: the layer's forward and backward against PyTorch's numbers and a gradient
+//!    check in its file; the registry's own tests then build its example and check that
+//!    its repr parses back.
 
 mod activation;
 mod avgpool2d;
@@ -15,6 +33,7 @@ mod flatten;
 mod image_wise;
 mod linear;
 mod maxpool2d;
+pub mod registry;
 mod relu;
 mod sigmoid;
 mod softmax;
