@@ -272,6 +272,27 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// A float argument (an int is accepted, as Python would), finite: a non-finite
+    /// value would print as `inf`, which no spec reads back. `what` describes it for the
+    /// message, e.g. "a float (the fraction dropped, e.g. 0.5)".
+    pub(crate) fn float(&self, name: &str, what: &str) -> Result<Option<f32>> {
+        let Some(node) = self.get(name) else {
+            return Ok(None);
+        };
+        let v = match node.kind {
+            NodeKind::Float(v) => v as f32,
+            NodeKind::Int(v) => v as f32,
+            _ => return Err(self.expects(name, node, what)),
+        };
+        if !v.is_finite() {
+            return Err(self.bad(
+                node.span.clone(),
+                format!("{name} must be a finite number, got {}", self.src(node)),
+            ));
+        }
+        Ok(Some(v))
+    }
+
     pub(crate) fn int(&self, name: &str) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
