@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `Conv2d` | `Conv` (kernel_shape, strides, pads, dilations 1, group 1) |
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
+//! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
 //! | `Flatten` | `Flatten` (axis 1) |
@@ -349,6 +350,10 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 })
             }
             LayerDesc::ReLU => Some(simple("Relu")),
+            LayerDesc::LeakyReLU { negative_slope } => Some(Node {
+                attrs: vec![("alpha", Attr::Float(negative_slope))],
+                ..simple("LeakyRelu")
+            }),
             LayerDesc::Sigmoid => Some(simple("Sigmoid")),
             LayerDesc::Tanh => Some(simple("Tanh")),
             LayerDesc::Flatten => Some(Node {

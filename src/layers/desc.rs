@@ -41,6 +41,9 @@ pub enum LayerDesc {
         count_include_pad: bool,
     },
     ReLU,
+    LeakyReLU {
+        negative_slope: f32,
+    },
     Sigmoid,
     Tanh,
     Flatten,
@@ -70,6 +73,7 @@ impl LayerDesc {
             LayerDesc::MaxPool2d { .. } => "MaxPool2d",
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
             LayerDesc::ReLU => "ReLU",
+            LayerDesc::LeakyReLU { .. } => "LeakyReLU",
             LayerDesc::Sigmoid => "Sigmoid",
             LayerDesc::Tanh => "Tanh",
             LayerDesc::Flatten => "Flatten",
@@ -222,6 +226,9 @@ impl fmt::Display for LayerDesc {
                 write!(f, ")")
             }
             LayerDesc::ReLU => write!(f, "ReLU()"),
+            LayerDesc::LeakyReLU { negative_slope } => {
+                write!(f, "LeakyReLU(negative_slope={negative_slope})")
+            }
             LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),
             LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),

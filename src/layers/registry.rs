@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d, LazyLinear, Linear, LogSoftmax,
-    MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
+    AvgPool2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
+    LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -207,6 +207,19 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "LeakyReLU",
+        args: &[opt("negative_slope", "0.01"), opt("inplace", "False")],
+        lazy_in: None,
+        doc: "x for x > 0, negative_slope·x otherwise, element-wise",
+        example: "LeakyReLU(negative_slope=0.2)",
+        build: |b| {
+            let slope = b.float("negative_slope", "a float, e.g. 0.01")?;
+            b.flag("inplace")?;
+            Ok(Box::new(LeakyReLU::new(slope.unwrap_or(0.01))))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Sigmoid",
         args: &[],
         lazy_in: None,
@@ -355,7 +368,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "Hardtanh",
     "Identity",
     "LayerNorm",
-    "LeakyReLU",
     "LocalResponseNorm",
     "LSTM",
     "MaxPool1d",
