@@ -78,8 +78,8 @@ pub fn save(
                 state.step_in_epoch
             )));
         }
-        entries.push(Entry::f32(format!("model.{name}"), &p.value));
     }
+    entries.extend(crate::io::model::state_entries(net, "model."));
     for (i, (m, v)) in state.optimizer.m.iter().zip(&state.optimizer.v).enumerate() {
         entries.push(Entry::f32(
             format!("optim.m.{i}"),
@@ -139,7 +139,7 @@ pub fn load(
     let (mut m, mut v) = (Vec::new(), Vec::new());
     for (name, view) in file.tensors() {
         if let Some(p) = name.strip_prefix("model.") {
-            params.push((p.to_string(), stf::to_f32(path, &name, &view)?));
+            params.push((p.to_string(), stf::to_stored(path, &name, &view)?));
         }
     }
     crate::io::model::load_state_dict(path, net, params)?;

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 use crate::layers::{
-    BuildContext, ImageStep, Init, InitContext, Layer, LayerDesc, OutputKind, Param, Pass,
-    ShapeStep, Slots,
+    Buffer, BufferMut, BuildContext, ImageStep, Init, InitContext, Layer, LayerDesc, OutputKind,
+    Param, Pass, ShapeStep, Slots,
 };
 use crate::rng::Rng;
 use crate::shape::fmt_shape;
@@ -414,6 +414,40 @@ impl Sequential {
             for (name, p) in layer.params_mut() {
                 out.push((format!("{i}.{name}"), p));
             }
+        }
+        out
+    }
+
+    /// Buffers with their PyTorch state_dict names (`1.running_mean`, …): state saved
+    /// with the weights but not learned.
+    pub fn named_buffers(&self) -> Vec<(String, Buffer<'_>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (name, b) in layer.buffers() {
+                out.push((format!("{i}.{name}"), b));
+            }
+        }
+        out
+    }
+
+    pub fn named_buffers_mut(&mut self) -> Vec<(String, BufferMut<'_>)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for (name, b) in layer.buffers_mut() {
+                out.push((format!("{i}.{name}"), b));
+            }
+        }
+        out
+    }
+
+    /// The names of PyTorch's `state_dict()`, in its order: layer by layer, each
+    /// layer's parameters, then its buffers.
+    pub fn state_dict_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let params = layer.params().into_iter().map(|(name, _)| name);
+            let buffers = layer.buffers().into_iter().map(|(name, _)| name);
+            out.extend(params.chain(buffers).map(|name| format!("{i}.{name}")));
         }
         out
     }

@@ -11,8 +11,8 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AvgPool2d, Conv2d, Dropout, Flatten, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
-    Mode, ReLU, Sequential, Sigmoid, Softmax, Tanh, Tensor,
+    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LazyLinear, LeakyReLU, Linear,
+    LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -205,6 +205,28 @@ fn elementwise_and_shape_gradients() {
     gradcheck("LeakyReLU", one(&[2, 3, 5], LeakyReLU::new(0.2)), 2, 16);
     gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
     gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
+}
+
+/// In training BatchNorm's output depends on every image of the batch (through μ and σ²):
+/// the gradient must carry those paths, and γ's and β's.
+#[test]
+fn batchnorm_gradients() {
+    gradcheck("BatchNorm2d", one(&[3, 4, 5], BatchNorm2d::new(3)), 3, 21);
+    gradcheck("BatchNorm1d", one(&[6], BatchNorm1d::new(6)), 5, 22);
+    gradcheck(
+        "BatchNorm1d (N, C, L), no affine",
+        one(&[4, 3], BatchNorm1d::new(4).affine(false)),
+        3,
+        23,
+    );
+    let net = Sequential::new([2, 6, 6])
+        .seed(4)
+        .add(Conv2d::new(2, 3, 3).bias(false))
+        .and_then(|n| n.add(BatchNorm2d::new(3).momentum(None)))
+        .and_then(|n| n.add(Flatten::new()))
+        .and_then(|n| n.add(LazyLinear::new(5)))
+        .unwrap();
+    gradcheck("Conv2d → BatchNorm2d → Linear", net, 4, 24);
 }
 
 #[test]

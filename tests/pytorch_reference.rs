@@ -17,7 +17,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
-use seqnet::{Mode, Sequential, Tensor};
+use seqnet::layers::{Buffer, BufferMut};
+use seqnet::{Mode, Pass, Sequential, Tensor};
 
 /// Allowed difference, relative to the scale of the tensor compared:
 /// `|got_i − want_i| ≤ RTOL · max_j |want_j|` (plus [`ABS_FLOOR`]).
@@ -164,6 +165,31 @@ impl Fixture {
         })
     }
 
+    /// Sets every buffer of `net` to the fixture's `buffer.<name>` (an F32 tensor, or a
+    /// count in the metadata), as PyTorch's state before the forward.
+    fn load_buffers(&self, net: &mut Sequential) -> Result<(), String> {
+        let name = self.name();
+        for (key, b) in net.named_buffers_mut() {
+            let key = format!("buffer.{key}");
+            match b {
+                BufferMut::F32(t) => {
+                    let want = self.tensor(&key)?;
+                    if want.shape() != t.shape() {
+                        return Err(format!("{name}: `{key}` has shape {:?}", want.shape()));
+                    }
+                    *t = want.clone();
+                }
+                BufferMut::I64(v) => {
+                    *v = self
+                        .meta(&key)?
+                        .parse()
+                        .map_err(|e| format!("{name}: {key}: {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `<prefix><name>` into every parameter of `net`, checking shapes, and that
     /// the fixture has no parameter the network lacks.
     fn load_params(&self, net: &mut Sequential, prefix: &str) -> Result<(), String> {
@@ -283,13 +309,39 @@ fn check_case(fx: &Fixture) -> Result<Vec<Closeness>, String> {
     let case = fx.name();
     let mut net = fx.build()?;
     fx.load_params(&mut net, "param.")?;
+    fx.load_buffers(&mut net)?;
     net.zero_grad();
     let input = fx.tensor("input")?;
+    // PyTorch's model.train() or model.eval() when the fixture was made.
+    let pass = match fx.metadata.get("mode").map(String::as_str) {
+        None | Some("eval") => Pass::Eval,
+        Some("train") => Pass::Train,
+        Some(other) => return Err(format!("{case}: unknown mode `{other}`")),
+    };
     let out = net
-        .forward(input, Mode::Eval)
+        .forward(input, pass)
         .map_err(|e| format!("{case}: forward failed: {e}"))?;
 
     let mut results = vec![compare(&case, "output", &out, fx.tensor("output")?)];
+    // The buffers after the forward: BatchNorm's running statistics in training.
+    for (name, b) in net.named_buffers() {
+        let key = format!("after.{name}");
+        results.push(match b {
+            Buffer::F32(t) => fx
+                .tensor(&key)
+                .and_then(|want| compare(&case, &key, t, want)),
+            Buffer::I64(v) => match fx.meta(&key).map(|w| w.parse::<i64>()) {
+                Ok(Ok(want)) if want == v => Ok(Closeness {
+                    what: format!("{case} {key}"),
+                    max_diff: 0.0,
+                    scale: v as f32,
+                }),
+                Ok(Ok(want)) => Err(format!("{case}: {key} is {v}, PyTorch's {want}")),
+                Ok(Err(e)) => Err(format!("{case}: {key}: {e}")),
+                Err(e) => Err(e),
+            },
+        });
+    }
     let dout = fx.tensor("dout")?;
     if dout.shape() != out.shape() {
         return Err(format!(
@@ -441,6 +493,7 @@ fn parameter_names_are_pytorch_state_dict_names() {
         let net = fx.build().unwrap_or_else(|e| panic!("{e}"));
         let ours: Vec<String> = net.named_params().into_iter().map(|(n, _)| n).collect();
         let ours_set: BTreeSet<String> = ours.iter().cloned().collect();
+        let state_dict = net.state_dict_names();
         let shapes: HashMap<String, Vec<usize>> = net
             .named_params()
             .into_iter()
@@ -452,9 +505,9 @@ fn parameter_names_are_pytorch_state_dict_names() {
         } else {
             // PyTorch's state_dict order, recorded by the generator.
             assert_eq!(
-                ours,
+                state_dict,
                 state_dict_keys(&fx),
-                "{}: named_params() names (left) differ from PyTorch's state_dict keys \
+                "{}: state_dict names (left) differ from PyTorch's state_dict keys \
                  (right), in order",
                 fx.name()
             );

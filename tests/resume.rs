@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use seqnet::rng::Rng;
 
-const SPEC: &str =
-    "Conv2d(1, 4, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Dropout(0.3) -> LazyLinear(10)";
+/// With BatchNorm, whose running statistics (and their I64 count) must resume exactly too.
+const SPEC: &str = "Conv2d(1, 4, 5) -> BatchNorm2d(4) -> ReLU() -> MaxPool2d(2) -> Flatten() \
+                    -> Dropout(0.3) -> LazyLinear(10)";
 
 fn base_args(out: &str) -> Vec<String> {
     [

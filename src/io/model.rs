@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::safetensors_file::{self as stf, Entry};
+use crate::io::safetensors_file::{self as stf, Entry, Stored};
 use crate::layers::LayerDesc;
+use crate::layers::{Buffer, BufferMut};
 use crate::sequential::Sequential;
 use crate::shape::{fmt_shape, parse_shape};
 use crate::tensor::Tensor;
@@ -166,14 +167,26 @@ impl ModelInfo {
     }
 }
 
-/// Writes `net`'s parameters and `info` to `path` (atomically).
+/// Writes `net`'s parameters, buffers and `info` to `path` (atomically).
 pub fn save(path: &Path, net: &Sequential, info: &ModelInfo) -> Result<()> {
-    let entries: Vec<Entry> = net
+    stf::write_atomic(path, &state_entries(net, ""), info.to_metadata())
+}
+
+/// The network's state_dict as entries to write, each name after `prefix`: the
+/// parameters (F32), then the buffers (F32, or I64 for counts), as PyTorch saves them.
+pub fn state_entries(net: &Sequential, prefix: &str) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = net
         .named_params()
         .into_iter()
-        .map(|(name, p)| Entry::f32(name, &p.value))
+        .map(|(name, p)| Entry::f32(format!("{prefix}{name}"), &p.value))
         .collect();
-    stf::write_atomic(path, &entries, info.to_metadata())
+    for (name, b) in net.named_buffers() {
+        entries.push(match b {
+            Buffer::F32(t) => Entry::f32(format!("{prefix}{name}"), t),
+            Buffer::I64(v) => Entry::i64_scalar(format!("{prefix}{name}"), v),
+        });
+    }
+    entries
 }
 
 /// Reads a model file: builds the network from its spec and loads its weights strictly.
@@ -191,11 +204,11 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
     let tensors = stf::parse(path, bytes)?;
     let info = ModelInfo::from_metadata(path, stf::metadata(path, bytes)?)?;
     // Dtypes first: a file of F64 or F16 weights is told so, not that its values are few.
-    let named: Vec<(String, Tensor)> = tensors
+    let named: Vec<(String, Stored)> = tensors
         .iter()
-        .map(|(name, view)| Ok((name.to_string(), stf::to_f32(path, name, &view)?)))
+        .map(|(name, view)| Ok((name.to_string(), stf::to_stored(path, name, &view)?)))
         .collect::<Result<_>>()?;
-    let held: usize = named.iter().map(|(_, t)| t.len()).sum();
+    let held: usize = named.iter().map(|(_, t)| t.f32_len()).sum();
     let mut net = crate::spec::build_within(
         &info.spec,
         &info.input,
@@ -263,16 +276,17 @@ pub fn images_per_forward(path: &Path, net: &Sequential) -> Result<usize> {
     Ok((FORWARD_BATCH_FLOATS / floats.max(1)).max(1) as usize)
 }
 
-/// PyTorch's `load_state_dict(strict=True)`: every parameter must be present with its
-/// shape and nothing else may be. All problems are reported together. The `module.`
-/// (DataParallel) and `_orig_mod.` (torch.compile) prefixes are stripped, with a warning.
+/// PyTorch's `load_state_dict(strict=True)`: every parameter and buffer must be present
+/// with its shape and nothing else may be. All problems are reported together. The
+/// `module.` (DataParallel) and `_orig_mod.` (torch.compile) prefixes are stripped, with a
+/// warning.
 pub fn load_state_dict(
     path: &Path,
     net: &mut Sequential,
-    tensors: Vec<(String, Tensor)>,
+    tensors: Vec<(String, Stored)>,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let mut by_name: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Stored> = BTreeMap::new();
     for (name, t) in tensors {
         let mut stripped = name.as_str();
         for prefix in ["module.", "_orig_mod."] {
@@ -289,23 +303,46 @@ pub fn load_state_dict(
         by_name.insert(stripped.to_string(), t);
     }
     let mut problems = Vec::new();
-    for (name, p) in net.named_params_mut() {
-        match by_name.remove(&name) {
+    fn fill(
+        by_name: &mut BTreeMap<String, Stored>,
+        name: &str,
+        target: &mut Tensor,
+        problems: &mut Vec<String>,
+    ) {
+        match by_name.remove(name) {
             None => problems.push(format!(
                 "missing tensor '{name}' of shape {}",
-                fmt_shape(p.value.shape())
+                fmt_shape(target.shape())
             )),
-            Some(t) if t.shape() != p.value.shape() => problems.push(format!(
+            Some(Stored::F32(t)) if t.shape() != target.shape() => problems.push(format!(
                 "tensor '{name}' has shape {} but the network needs {}",
                 fmt_shape(t.shape()),
-                fmt_shape(p.value.shape())
+                fmt_shape(target.shape())
             )),
-            Some(t) => p.value = t,
+            Some(Stored::F32(t)) => *target = t,
+            Some(Stored::I64 { .. }) => problems.push(format!(
+                "tensor '{name}' is I64 but the network needs F32 values"
+            )),
+        }
+    }
+    for (name, p) in net.named_params_mut() {
+        fill(&mut by_name, &name, &mut p.value, &mut problems);
+    }
+    for (name, b) in net.named_buffers_mut() {
+        match b {
+            BufferMut::F32(t) => fill(&mut by_name, &name, t, &mut problems),
+            BufferMut::I64(count) => match by_name.remove(&name) {
+                None => problems.push(format!("missing tensor '{name}' (a count, I64)")),
+                Some(Stored::I64 { values, .. }) if values.len() == 1 => *count = values[0],
+                Some(_) => problems.push(format!(
+                    "tensor '{name}' should be one I64 count, as PyTorch writes it"
+                )),
+            },
         }
     }
     for name in by_name.keys() {
         problems.push(format!(
-            "unexpected tensor '{name}' (no such parameter in the network)"
+            "unexpected tensor '{name}' (no such parameter or buffer in the network)"
         ));
     }
     if !problems.is_empty() {

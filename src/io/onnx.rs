@@ -6,6 +6,7 @@
 //! | `Conv2d` | `Conv` (kernel_shape, strides, pads, dilations 1, group 1) |
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
 //! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
+//! | `BatchNorm1d`, `BatchNorm2d` | `BatchNormalization` (epsilon; running statistics) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
 //! | `Flatten` | `Flatten` (axis 1) |
@@ -42,7 +43,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::model::ModelInfo;
-use crate::layers::{LayerDesc, Size2};
+use crate::layers::{Buffer, LayerDesc, Size2};
 use crate::sequential::Sequential;
 
 /// The ONNX operator set the nodes are written for.
@@ -349,6 +350,29 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                     ..simple("AveragePool")
                 })
             }
+            // Inference uses the running statistics: BatchNormalization's mean and var.
+            LayerDesc::BatchNorm {
+                eps,
+                affine,
+                bias,
+                track_running_stats,
+                ..
+            } => {
+                if !(affine && bias && track_running_stats) {
+                    return Err(bad(
+                        "ONNX's BatchNormalization needs γ, β and running statistics: \
+                         export a BatchNorm with affine=True, bias=True and \
+                         track_running_stats=True",
+                    ));
+                }
+                let mut node = Node {
+                    attrs: vec![("epsilon", Attr::Float(eps))],
+                    ..simple("BatchNormalization")
+                };
+                node.inputs
+                    .extend(["running_mean", "running_var"].map(|b| format!("{i}.{b}")));
+                Some(node)
+            }
             LayerDesc::ReLU => Some(simple("Relu")),
             LayerDesc::LeakyReLU { negative_slope } => Some(Node {
                 attrs: vec![("alpha", Attr::Float(negative_slope))],
@@ -382,7 +406,10 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             other => return Err(bad(&format!("no ONNX mapping for {}", other.kind()))),
         };
         out.push(node.map(|mut n| {
-            n.inputs = params; // the data input goes in front once the graph is wired
+            // The data input goes in front once the graph is wired; the parameters come
+            // first, then what the node added (BatchNorm's statistics).
+            let extra = std::mem::replace(&mut n.inputs, params);
+            n.inputs.extend(extra);
             n
         }));
     }
@@ -427,6 +454,12 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
     graph.string(2, "seqnet");
     for (name, p) in net.named_params() {
         graph.message(5, tensor_proto(&name, p.value.shape(), p.value.data()));
+    }
+    // F32 buffers that nodes read (BatchNorm's running statistics); counts are not.
+    for (name, b) in net.named_buffers() {
+        if let Buffer::F32(t) = b {
+            graph.message(5, tensor_proto(&name, t.shape(), t.data()));
+        }
     }
     let doc = match info.normalize {
         Some(n) => format!(

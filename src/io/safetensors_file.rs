@@ -80,6 +80,41 @@ pub fn to_f32(path: &Path, name: &str, view: &TensorView) -> Result<Tensor> {
     Tensor::from_vec(view.shape(), values).map_err(|e| model_err(path, e.to_string()))
 }
 
+/// A tensor of a network's state as stored: f32 values (parameters and most buffers), or
+/// integers (BatchNorm's `num_batches_tracked`, which PyTorch writes as I64).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stored {
+    F32(Tensor),
+    I64 { shape: Vec<usize>, values: Vec<i64> },
+}
+
+impl Stored {
+    /// The f32 values it holds (0 for integers).
+    pub fn f32_len(&self) -> usize {
+        match self {
+            Stored::F32(t) => t.len(),
+            Stored::I64 { .. } => 0,
+        }
+    }
+}
+
+/// Reads a stored tensor of a network's state: F32, or I64 for integer buffers; any
+/// other dtype gets [`to_f32`]'s message.
+pub fn to_stored(path: &Path, name: &str, view: &TensorView) -> Result<Stored> {
+    if view.dtype() == Dtype::I64 {
+        let values = view
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        return Ok(Stored::I64 {
+            shape: view.shape().to_vec(),
+            values,
+        });
+    }
+    to_f32(path, name, view).map(Stored::F32)
+}
+
 /// Little-endian bytes of f32 values, as safetensors stores them.
 pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -94,6 +129,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A 0-d I64 tensor, as PyTorch stores a count such as `num_batches_tracked`.
+    pub fn i64_scalar(name: impl Into<String>, value: i64) -> Self {
+        Entry {
+            name: name.into(),
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: value.to_le_bytes().to_vec(),
+        }
+    }
+
     pub fn f32(name: impl Into<String>, tensor: &Tensor) -> Self {
         Entry {
             name: name.into(),

@@ -40,6 +40,16 @@ pub enum LayerDesc {
         ceil_mode: bool,
         count_include_pad: bool,
     },
+    /// `BatchNorm1d` (`dims` 1) or `BatchNorm2d` (`dims` 2).
+    BatchNorm {
+        dims: u8,
+        num_features: usize,
+        eps: f32,
+        momentum: Option<f32>,
+        affine: bool,
+        bias: bool,
+        track_running_stats: bool,
+    },
     ReLU,
     LeakyReLU {
         negative_slope: f32,
@@ -72,6 +82,8 @@ impl LayerDesc {
             LayerDesc::Linear { .. } => "Linear",
             LayerDesc::MaxPool2d { .. } => "MaxPool2d",
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
+            LayerDesc::BatchNorm { dims: 1, .. } => "BatchNorm1d",
+            LayerDesc::BatchNorm { .. } => "BatchNorm2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
             LayerDesc::Sigmoid => "Sigmoid",
@@ -137,6 +149,35 @@ fn pair(s: Size2) -> String {
 /// PyTorch's pooling layers print an int when height and width agree: `kernel_size=2`.
 fn int_or_pair(s: Size2) -> String {
     if s.0 == s.1 { s.0.to_string() } else { pair(s) }
+}
+
+/// A float as Python's `repr` writes it (its shortest round-trip digits, scientific
+/// below 1e-4 and from 1e16): `0.1`, `1.0`, `1e-05`. PyTorch's reprs print floats so.
+pub(crate) fn py_float(v: f32) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    // `{:e}` gives the shortest digits that read back to the same f32: "1.5e-5".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    if (-4..16).contains(&exp) {
+        let plain = format!("{v}");
+        if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
 }
 
 fn py_bool(b: bool) -> &'static str {
@@ -225,9 +266,27 @@ impl fmt::Display for LayerDesc {
                 }
                 write!(f, ")")
             }
+            LayerDesc::BatchNorm {
+                dims,
+                num_features,
+                eps,
+                momentum,
+                affine,
+                bias,
+                track_running_stats,
+            } => write!(
+                f,
+                "BatchNorm{dims}d({num_features}, eps={}, momentum={}, affine={}, bias={}, \
+                 track_running_stats={})",
+                py_float(*eps),
+                momentum.map_or("None".to_string(), py_float),
+                py_bool(*affine),
+                py_bool(*bias),
+                py_bool(*track_running_stats)
+            ),
             LayerDesc::ReLU => write!(f, "ReLU()"),
             LayerDesc::LeakyReLU { negative_slope } => {
-                write!(f, "LeakyReLU(negative_slope={negative_slope})")
+                write!(f, "LeakyReLU(negative_slope={})", py_float(*negative_slope))
             }
             LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),
@@ -236,6 +295,31 @@ impl fmt::Display for LayerDesc {
             LayerDesc::Softmax { dim } => write!(f, "Softmax(dim={dim})"),
             LayerDesc::LogSoftmax { dim } => write!(f, "LogSoftmax(dim={dim})"),
             LayerDesc::Custom { repr, .. } => write!(f, "{repr}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_float;
+
+    /// Python: repr(0.5), repr(1.0), repr(0.01), repr(1e-05), repr(0.0001), repr(1e16),
+    /// repr(123.25), repr(-2.5e-07).
+    #[test]
+    fn floats_print_as_python_does() {
+        let cases = [
+            (0.5, "0.5"),
+            (1.0, "1.0"),
+            (0.01, "0.01"),
+            (1e-5, "1e-05"),
+            (1e-4, "0.0001"),
+            (1e16, "1e+16"),
+            (123.25, "123.25"),
+            (-2.5e-7, "-2.5e-07"),
+            (0.0, "0.0"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(py_float(v), want, "{v}");
         }
     }
 }

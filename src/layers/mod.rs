@@ -26,6 +26,7 @@
 
 mod activation;
 mod avgpool2d;
+mod batchnorm;
 mod conv2d;
 mod desc;
 mod dropout;
@@ -42,6 +43,7 @@ mod tanh;
 
 pub use activation::{Activation, Elementwise, Keeps};
 pub use avgpool2d::AvgPool2d;
+pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use conv2d::{Conv2d, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};
 pub use dropout::Dropout;
@@ -148,6 +150,21 @@ impl Param {
     pub fn value_and_grad(&mut self) -> (&mut Tensor, Option<&Tensor>) {
         (&mut self.value, (!self.grad_is_zero).then_some(&self.grad))
     }
+}
+
+/// A buffer of a layer: state that is saved with the weights but not learned.
+#[derive(Debug)]
+pub enum Buffer<'a> {
+    F32(&'a Tensor),
+    /// A 0-d integer tensor (BatchNorm's num_batches_tracked, I64 as PyTorch writes it).
+    I64(i64),
+}
+
+/// A buffer to load into.
+#[derive(Debug)]
+pub enum BufferMut<'a> {
+    F32(&'a mut Tensor),
+    I64(&'a mut i64),
 }
 
 /// What a layer does to one image's shape, found when the network is built.
@@ -323,6 +340,16 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
+        Vec::new()
+    }
+
+    /// Named buffers in PyTorch's state_dict order: state saved with the weights but
+    /// not learned (BatchNorm's running statistics).
+    fn buffers(&self) -> Vec<(&'static str, Buffer<'_>)> {
+        Vec::new()
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, BufferMut<'_>)> {
         Vec::new()
     }
 

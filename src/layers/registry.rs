@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
-    LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
+    AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d,
+    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -194,6 +194,24 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "BatchNorm1d",
+        args: BATCHNORM_ARGS,
+        lazy_in: None,
+        doc: "normalises each channel of (N, C) or (N, C, L) over the batch, then γ·x̂ + β",
+        example: "BatchNorm1d(6)",
+        build: |b| batchnorm(b, BatchNorm1d::new),
+        planned_params: batchnorm_params,
+    },
+    LayerEntry {
+        name: "BatchNorm2d",
+        args: BATCHNORM_ARGS,
+        lazy_in: None,
+        doc: "normalises each channel of (N, C, H, W) over the batch, then γ·x̂ + β",
+        example: "BatchNorm2d(1)",
+        build: |b| batchnorm(b, BatchNorm2d::new),
+        planned_params: batchnorm_params,
+    },
+    LayerEntry {
         name: "ReLU",
         args: &[opt("inplace", "False")],
         lazy_in: None,
@@ -350,13 +368,69 @@ fn weight_and_bias(out: u128, fan_in: u128, bias: bool) -> Option<u128> {
     Some(weight + if bias { out } else { 0 })
 }
 
+/// BatchNorm1d's and BatchNorm2d's signature (torch 2.15: `bias` is keyword-only).
+const BATCHNORM_ARGS: &[ArgSpec] = &[
+    req("num_features"),
+    opt("eps", "1e-05"),
+    opt("momentum", "0.1"),
+    opt("affine", "True"),
+    opt("track_running_stats", "True"),
+    opt("device", "None"),
+    opt("dtype", "None"),
+    kw("bias", "True"),
+];
+
+fn batchnorm(b: &Bound, make: fn(usize) -> BatchNorm) -> Result<Box<dyn Layer>> {
+    let call = b.call;
+    let c = b.required(b.size("num_features", 1)?, "num_features")?;
+    let eps = b.float("eps", "a float, e.g. 1e-05")?.unwrap_or(1e-5);
+    if eps <= 0.0 {
+        return Err(b.fail(
+            call.span.clone(),
+            format!("eps must be positive (it keeps √(σ² + eps) away from 0), got {eps}"),
+        ));
+    }
+    let momentum = if b.is_none("momentum") {
+        None
+    } else {
+        Some(
+            b.float("momentum", "a float in [0, 1] or None")?
+                .unwrap_or(0.1),
+        )
+    };
+    for name in ["device", "dtype"] {
+        if let Some(node) = b.get(name).filter(|_| !b.is_none(name)) {
+            return Err(b.bad(
+                node.span.clone(),
+                format!("{name} must be None: seqnet keeps f32 on the CPU"),
+            ));
+        }
+    }
+    let layer = make(c)
+        .eps(eps)
+        .momentum(momentum)
+        .affine(b.flag("affine")?.unwrap_or(true))
+        .track_running_stats(b.flag("track_running_stats")?.unwrap_or(true))
+        .bias(b.flag("bias")?.unwrap_or(true));
+    Ok(Box::new(layer))
+}
+
+fn batchnorm_params(b: &Bound, _input: &[usize]) -> Option<u128> {
+    let c = b.size("num_features", 1).ok()?? as u128;
+    let affine = b.flag("affine").ok()?.unwrap_or(true);
+    let bias = b.flag("bias").ok()?.unwrap_or(true);
+    Some(if affine {
+        c + if bias { c } else { 0 }
+    } else {
+        0
+    })
+}
+
 /// PyTorch layers seqnet does not implement: named as such rather than as typos.
 pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
     "AvgPool1d",
-    "BatchNorm1d",
-    "BatchNorm2d",
     "Conv1d",
     "Conv3d",
     "ConvTranspose2d",

@@ -305,7 +305,7 @@ fn malformed_specs_point_at_the_mistake() {
         ("nn.Conv2d(1, 20, 5) nn.Linaer(2, 3)", &["did you mean Linear?"], 1, 21),
         ("F.relu", &["did you mean ReLU?"], 1, 1),
         ("Whatever()", &["unknown layer 'Whatever'", "Conv2d, LazyConv2d"], 1, 1),
-        ("BatchNorm2d(20)", &["nn.BatchNorm2d is not implemented"], 1, 1),
+        ("LayerNorm(20)", &["nn.LayerNorm is not implemented"], 1, 1),
         ("torch.Conv2d(1, 2, 3)", &["unknown prefix", "nn.Conv2d"], 1, 1),
         ("Conv2d(1, 20, kernel_size=True)", &["Conv2d", "kernel_size", "int", "True"], 1, 27),
         ("Dropout(p='a')", &["Dropout", "p expects a float", "'a'"], 1, 11),
