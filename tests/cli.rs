@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-mod common;
+mod support;
 
-use common::{fails, ok, seqnet};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
+use support::run::{fails, ok, seqnet};
 
 const SEED_SPEC: &str = "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(100) -> ReLU() -> Linear(100, 10)";
 
@@ -585,7 +585,7 @@ fn runs_are_never_overwritten_and_resume_keeps_its_options() {
         &["train", "--resume", "run", "--seed", "1"],
     ));
     assert!(err.contains("--seed 1"), "{err}");
-    let (_, said) = common::ok_out_err(&seqnet(
+    let (_, said) = support::run::ok_out_err(&seqnet(
         dir.path(),
         &[
             "train",

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
+mod support;
 
-use common::{fails, ok, seqnet};
 use image::RgbImage;
+use support::run::{fails, ok, seqnet};
 
 /// Trains the seed network for one epoch on 300 images into `dir/run`.
 fn trained(dir: &Path) -> PathBuf {

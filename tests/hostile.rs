@@ -8,19 +8,24 @@
 //! fails the test and the process is killed), and most also run through the library.
 //! The regression cases found by fuzzing (fuzz/) are at the end.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use safetensors::tensor::{Dtype, TensorView};
 use seqnet::data::idx;
 use seqnet::io::{image as img, model};
 use seqnet::spec;
+use support::idx::{gz, idx_images, idx_labels};
 
 /// The longest any single case may run: far more than any of them needs.
 const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// The largest count an IDX header can claim.
+const MAX: usize = u32::MAX as usize;
 
 // ---------------------------------------------------------------------------------------
 // Running the binary
@@ -35,48 +40,15 @@ struct Run {
 /// Runs `seqnet args` in `dir`, stdin from `stdin`, under the watchdog: a run still
 /// going after [`WATCHDOG`] is killed and the test fails as a hang.
 fn run_with_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let out_path = dir.join(".stdout");
-    let err_path = dir.join(".stderr");
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seqnet"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SEQNET_DATA")
-        .env("XDG_CACHE_HOME", dir.join(".cache"))
-        .env("HOME", dir)
-        .env_remove("RUST_BACKTRACE")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("starting seqnet");
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        // The process may stop reading early (a too-long spec): a broken pipe is fine.
-        let _ = pipe.write_all(bytes);
-    }
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("polling seqnet") {
-            break status;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("seqnet {args:?} hung: still running after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read =
-        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let mut cmd = support::run::command(dir);
+    cmd.args(args);
+    let (output, elapsed) = support::run::watched(cmd, stdin, WATCHDOG);
+    let (stdout, stderr) = support::run::text(&output);
     Run {
-        status,
-        stdout: read(&out_path),
-        stderr: read(&err_path),
-        elapsed: start.elapsed(),
+        status: output.status,
+        stdout,
+        stderr,
+        elapsed,
     }
 }
 
@@ -158,28 +130,6 @@ fn has_all(what: &str, message: &str, needles: &[&str]) {
 
 // ---------------------------------------------------------------------------------------
 // Making files
-
-fn idx_images(n: u32, h: u32, w: u32, pixels: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 8, 3];
-    for d in [n, h, w] {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(pixels);
-    out
-}
-
-fn idx_labels(labels: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 8, 1];
-    out.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    out.extend_from_slice(labels);
-    out
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).expect("in-memory write");
-    enc.finish().expect("in-memory gzip")
-}
 
 /// `n` 28×28 images with some ink, and labels cycling 0..10.
 fn digits(n: usize) -> (Vec<u8>, Vec<u8>) {
@@ -318,7 +268,7 @@ fn idx_datasets_with_one_broken_file_are_refused_by_train() {
     let mut cut = idx_images(20, 28, 28, &px);
     cut.truncate(16 + 784 * 3 + 100);
     // 2^32 − 1 images of 28×28: 3.4 TB declared in a file of 16 KB.
-    let billions = idx_images(u32::MAX, 28, 28, &px);
+    let billions = idx_images(MAX, 28, 28, &px);
     // 5 million images: under the 4 GiB cap, so the gzip is inflated and found short.
     let millions = idx_images(5_000_000, 28, 28, &px);
     let mut corrupt = gz(&idx_images(20, 28, 28, &px));
@@ -602,19 +552,19 @@ fn idx_library_readers_refuse_lying_headers() {
     let cases: Vec<(&str, Vec<u8>, bool, Vec<&str>)> = vec![
         (
             "2^32-1 images raw",
-            idx_images(u32::MAX, 28, 28, &px),
+            idx_images(MAX, 28, 28, &px),
             true,
             vec!["truncated", "4294967295 images"],
         ),
         (
             "2^32-1 × 2^32-1 × 2^32-1 raw",
-            idx_images(u32::MAX, u32::MAX, u32::MAX, &px),
+            idx_images(MAX, MAX, MAX, &px),
             true,
             vec!["truncated"],
         ),
         (
             "2^32-1 × 2^32-1 × 2^32-1 gzipped",
-            gz(&idx_images(u32::MAX, u32::MAX, u32::MAX, &px)),
+            gz(&idx_images(MAX, MAX, MAX, &px)),
             true,
             vec!["4 GiB"],
         ),
@@ -1756,7 +1706,7 @@ fn the_worst_claims_finish_quickly() {
         );
         d.to_string_lossy().into_owned()
     };
-    let raw_claim = set("raw", idx_images(u32::MAX, u32::MAX, u32::MAX, &px));
+    let raw_claim = set("raw", idx_images(MAX, MAX, MAX, &px));
     let gz_claim = set("gz", gz(&idx_images(5_000_000, 28, 28, &px)));
     std::fs::write(
         dir.path().join("huge-spec.safetensors"),
@@ -1908,9 +1858,12 @@ fn model_loading_allocates_no_more_than_the_file_holds() {
 #[test]
 fn fuzz_seed_corpus_inputs_never_panic() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let Ok(targets) = std::fs::read_dir(&corpus) else {
-        return;
-    };
+    let targets = std::fs::read_dir(&corpus).unwrap_or_else(|e| {
+        panic!(
+            "the fuzz seed corpus {} cannot be read ({e}); it is part of the repository",
+            corpus.display()
+        )
+    });
     let mut seen = 0;
     for target in targets.flatten() {
         let name = target.file_name().to_string_lossy().into_owned();

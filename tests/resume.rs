@@ -3,6 +3,8 @@
 //! the same run left alone — with dropout, mid-epoch checkpoints and a different thread
 //! count on resume.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,12 +42,11 @@ fn base_args(out: &str) -> Vec<String> {
     .collect()
 }
 
+/// `seqnet` in `dir` in the tests' clean environment (tests/support), stdout discarded,
+/// stderr kept.
 fn seqnet(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_seqnet"));
-    c.current_dir(dir)
-        .env_remove("SEQNET_DATA")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut c = support::run::command(dir);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
 

@@ -545,34 +545,16 @@ fn check_magic(input: &Input, kind: Kind, b: [u8; 4]) -> Result<()> {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/idx.rs"]
+mod idx_files;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::rng::Rng;
-    use std::io::Write;
 
-    /// The bytes of a u8 IDX images file.
-    pub(crate) fn idx_images(n: usize, h: usize, w: usize, pixels: &[u8]) -> Vec<u8> {
-        let mut out = vec![0, 0, 8, 3];
-        for d in [n, h, w] {
-            out.extend_from_slice(&(d as u32).to_be_bytes());
-        }
-        out.extend_from_slice(pixels);
-        out
-    }
-
-    /// The bytes of a u8 IDX labels file.
-    pub(crate) fn idx_labels(labels: &[u8]) -> Vec<u8> {
-        let mut out = vec![0, 0, 8, 1];
-        out.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-        out.extend_from_slice(labels);
-        out
-    }
-
-    pub(crate) fn gz(bytes: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(bytes).expect("in-memory write");
-        enc.finish().expect("in-memory gzip")
-    }
+    /// The IDX file builders, shared with the integration tests (tests/support/idx.rs).
+    pub(crate) use super::idx_files::{gz, idx_images, idx_labels};
 
     fn sample() -> (Vec<u8>, Vec<u8>) {
         let pixels: Vec<u8> = (0..3 * 4 * 5).map(|i| (i * 7 % 256) as u8).collect();
