@@ -206,7 +206,16 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
     // Dtypes first: a file of F64 or F16 weights is told so, not that its values are few.
     let named: Vec<(String, Stored)> = tensors
         .iter()
-        .map(|(name, view)| Ok((name.to_string(), stf::to_stored(path, name, &view)?)))
+        .map(|(name, view)| {
+            // Integers only where PyTorch writes them (a count buffer); an I64 weight is
+            // told it should be F32.
+            let stored = if name.ends_with("num_batches_tracked") {
+                stf::to_stored(path, name, &view)?
+            } else {
+                Stored::F32(stf::to_f32(path, name, &view)?)
+            };
+            Ok((name.to_string(), stored))
+        })
         .collect::<Result<_>>()?;
     let held: usize = named.iter().map(|(_, t)| t.f32_len()).sum();
     let mut net = crate::spec::build_within(
