@@ -7,6 +7,7 @@ mod export;
 mod predict;
 mod summary;
 mod train;
+#[cfg(feature = "viz")]
 mod viz;
 
 use anyhow::Context;
@@ -41,6 +42,7 @@ enum Command {
     /// Export a model to ONNX.
     Export(export::Args),
     /// Pictures: filters, activations, training curves, confusion matrix, mistakes.
+    #[cfg(feature = "viz")]
     Viz(viz::Args),
 }
 
@@ -64,6 +66,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        #[cfg(feature = "viz")]
         Command::Viz(a) => viz::run(a),
     }
 }

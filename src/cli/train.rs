@@ -193,6 +193,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args
         }
     };
+    #[cfg(not(feature = "viz"))]
+    if args.plot {
+        bail!("--plot needs the viz feature, which this seqnet was built without");
+    }
     if let (Some(_), Some(m), None) = (&args.init, &args.model, &args.resume) {
         bail!(
             "--init draws new weights, but --model {} starts from saved ones; leave one out",
@@ -705,6 +709,7 @@ struct RunObserver {
     info: ModelInfo,
     json: bool,
     quiet: bool,
+    #[cfg_attr(not(feature = "viz"), allow(dead_code))]
     plot: bool,
     epochs: usize,
     batch_size: usize,
@@ -775,6 +780,7 @@ impl Observer for RunObserver {
         let line = serde_json::to_string(r).unwrap_or_default();
         let io = |e| seqnet::Error::io(self.out_dir.join("metrics.jsonl"), e);
         writeln!(self.metrics, "{line}").map_err(io)?;
+        #[cfg(feature = "viz")]
         if self.plot {
             seqnet::viz::curves_png(
                 self.out_dir.join("metrics.jsonl"),
