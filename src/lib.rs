@@ -83,6 +83,7 @@ pub mod spec;
 pub mod summary;
 pub mod tensor;
 pub mod train;
+#[cfg(feature = "viz")]
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -410,7 +410,16 @@ impl RunDir {
     }
 
     /// Writes one image of `ds` (one channel) as `sample-LABEL.png` into the folder, so
+    /// that a suggested predict command works as printed. `None` when it cannot (or
+    /// when seqnet was built without the `image` feature, which encodes PNG).
+    #[cfg(not(feature = "image"))]
+    pub fn write_sample_digit(&self, _ds: &Dataset) -> Option<PathBuf> {
+        None
+    }
+
+    /// Writes one image of `ds` (one channel) as `sample-LABEL.png` into the folder, so
     /// that a suggested predict command works as printed. `None` when it cannot.
+    #[cfg(feature = "image")]
     pub fn write_sample_digit(&self, ds: &Dataset) -> Option<PathBuf> {
         if ds.is_empty() || ds.shape[0] != 1 {
             return None;

@@ -1,14 +1,19 @@
 //! `seqnet data`: fetch MNIST, Fashion-MNIST or KMNIST from public mirrors, checking
 //! every file's SHA-256; list which datasets are installed where.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use seqnet::data::fetch::{Event, Fetcher, Source};
-use seqnet::data::{self, KNOWN_NAMES, STANDARD_FILES, Split};
+use anyhow::Result;
+use seqnet::data::{self, KNOWN_NAMES, STANDARD_FILES};
+#[cfg(feature = "fetch")]
+use {
+    anyhow::{Context, bail},
+    indicatif::{ProgressBar, ProgressStyle},
+    seqnet::data::Split,
+    seqnet::data::fetch::{Event, Fetcher, Source},
+    std::io::IsTerminal,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,11 +26,13 @@ enum Sub {
     /// Download a dataset's four .gz files from public mirrors in turn, check each one's
     /// SHA-256, and install them into the cache folder (or --dir). Nothing is installed
     /// unless all four arrive whole.
+    #[cfg(feature = "fetch")]
     Fetch(FetchArgs),
     /// Which datasets are installed, and every folder seqnet looks in for each.
     List(ListArgs),
 }
 
+#[cfg(feature = "fetch")]
 #[derive(clap::Args, Debug)]
 struct FetchArgs {
     /// mnist, fashion-mnist or kmnist.
@@ -57,11 +64,13 @@ struct ListArgs {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
+        #[cfg(feature = "fetch")]
         Sub::Fetch(a) => fetch(a),
         Sub::List(a) => list(a),
     }
 }
 
+#[cfg(feature = "fetch")]
 fn fetch(args: FetchArgs) -> Result<ExitCode> {
     let mut source = Source::builtin(&args.name)?;
     if !args.mirrors.is_empty() {
@@ -166,6 +175,7 @@ fn fetch(args: FetchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "fetch")]
 /// How a later command finds the dataset at `dest`.
 fn how_found(name: &str, dest: &Path) -> String {
     let same = |a: &Path| match (a.canonicalize(), dest.canonicalize()) {
@@ -191,6 +201,7 @@ fn how_found(name: &str, dest: &Path) -> String {
     }
 }
 
+#[cfg(feature = "fetch")]
 fn new_bar(len: Option<u64>) -> ProgressBar {
     let bar = ProgressBar::new(len.unwrap_or(0));
     bar.set_style(
@@ -203,6 +214,7 @@ fn new_bar(len: Option<u64>) -> ProgressBar {
     bar
 }
 
+#[cfg(feature = "fetch")]
 /// `9912422` → `"9.9 MB"`.
 fn size(bytes: u64) -> String {
     if bytes < 1_000 {

@@ -10,6 +10,7 @@ mod resume;
 mod summary;
 mod train;
 mod train_run;
+#[cfg(feature = "viz")]
 mod viz;
 
 use anyhow::Context;
@@ -44,6 +45,7 @@ enum Command {
     /// Export a model to ONNX.
     Export(export::Args),
     /// Pictures: filters, activations, training curves, confusion matrix, mistakes.
+    #[cfg(feature = "viz")]
     Viz(viz::Args),
 }
 
@@ -67,6 +69,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        #[cfg(feature = "viz")]
         Command::Viz(a) => viz::run(a),
     }
 }

@@ -15,6 +15,7 @@ pub(super) struct Show {
     pub json: bool,
     pub quiet: bool,
     /// Redraw curves.png in this run folder after each epoch (`--plot`).
+    #[cfg_attr(not(feature = "viz"), allow(dead_code))]
     pub plot: Option<RunDir>,
     pub epochs: usize,
     pub batch_size: usize,
@@ -38,6 +39,7 @@ impl Progress for Show {
     }
 
     fn epoch(&mut self, r: &EpochReport) -> seqnet::Result<()> {
+        #[cfg(feature = "viz")]
         if let Some(run) = &self.plot {
             seqnet::viz::curves_png(run.metrics_path(), run.path().join("curves.png"))?;
         }

@@ -162,6 +162,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args
         }
     };
+    #[cfg(not(feature = "viz"))]
+    if args.plot {
+        bail!("--plot needs the viz feature, which this seqnet was built without");
+    }
     if let (Some(_), Some(m), None) = (&args.init, &args.model, &args.resume) {
         bail!(
             "--init draws new weights, but --model {} starts from saved ones; leave one out",

@@ -17,8 +17,9 @@
 pub mod batch;
 pub mod embedded;
 pub mod expand;
+#[cfg(feature = "fetch")]
 pub mod fetch;
-#[cfg(test)]
+#[cfg(all(test, feature = "fetch"))]
 pub(crate) mod http_test_server;
 pub mod idx;
 pub mod named;
@@ -32,6 +33,7 @@ use crate::tensor::Tensor;
 
 pub use batch::load_safetensors_batch;
 pub use expand::expand_book;
+#[cfg(feature = "fetch")]
 pub use fetch::{Fetcher, fetch};
 pub use named::{KNOWN_NAMES, STANDARD_FILES, cache_dir, resolve_named, search_path};
 

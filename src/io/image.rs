@@ -10,17 +10,25 @@
 //! digit's ink is exactly 20 px, every digit peaks at 255, and the centre of mass, in
 //! pixel-index coordinates (`Σ i·v / Σ v`), averages (14.0, 14.0) with a spread of ±0.5 px
 //! (whole-pixel shifts).
+//!
+//! Decoding files ([`load_digit`]) needs the `image` feature (default); [`prepare_grey`],
+//! on pixels decoded elsewhere (e.g. a browser canvas), is always there.
 
+#[cfg(feature = "image")]
 use std::path::Path;
 
+#[cfg(feature = "image")]
 use image::metadata::Orientation;
+#[cfg(feature = "image")]
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 
 use crate::{Error, Result};
 
+#[cfg(feature = "image")]
 /// Longest side accepted before decoding: larger images are refused from their header, so a
 /// hostile or mistaken file cannot make us allocate gigabytes.
 const MAX_SIDE: u32 = 8192;
+#[cfg(feature = "image")]
 /// Most pixels accepted before decoding (64 Mpixel, ~48 Mpixel phone photos still pass).
 const MAX_PIXELS: u64 = 64 * 1024 * 1024;
 /// Fewer grey levels than this between background and darkest ink means there is no digit,
@@ -32,6 +40,7 @@ const INK_LEVEL: f32 = 0.1;
 /// MNIST fits digits in 20 px of a 28 px field; other fields keep the proportion.
 const BOX_FRACTION: f64 = 20.0 / 28.0;
 
+#[cfg(feature = "image")]
 /// Loads an image file and returns C*H*W f32 values in [0, 1] (ink = 1, background = 0),
 /// ready for a network taking `shape` = [C, H, W].
 ///
@@ -97,6 +106,7 @@ fn replicate(grey: Vec<f32>, channels: usize) -> Vec<f32> {
     }
 }
 
+#[cfg(feature = "image")]
 /// Decodes `path` to 8-bit grey, alpha flattened, orientation applied: (pixels, w, h).
 fn decode_grey(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
     let name = path.display();
@@ -135,6 +145,7 @@ fn decode_grey(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
     Ok((pixels, w, h))
 }
 
+#[cfg(feature = "image")]
 /// Refuses empty and oversized images from their header.
 fn check_dimensions(w: u32, h: u32) -> std::result::Result<(), String> {
     if w == 0 || h == 0 {
@@ -151,6 +162,7 @@ fn check_dimensions(w: u32, h: u32) -> std::result::Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "image")]
 /// Turns the `image` crate's error into one that names the file and says what to do.
 fn decode_error(path: &Path, error: ImageError) -> Error {
     let (advice, error) = match error {
@@ -187,6 +199,7 @@ fn decode_error(path: &Path, error: ImageError) -> Error {
 /// card with rounded, transparent corners). Otherwise the opaque pixels are the ink alone,
 /// and the background is whichever of white or black contrasts with it: black ink on a
 /// transparent canvas goes over white, white ink over black.
+#[cfg(feature = "image")]
 fn flatten_alpha(luma: &[u8], alpha: &[u8], w: usize, h: usize) -> Vec<u8> {
     if alpha.iter().all(|&a| a == u8::MAX) {
         return luma.to_vec();
@@ -453,7 +466,8 @@ fn axis_weights(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
-#[cfg(test)]
+// Most cases encode their input as PNG or JPEG files.
+#[cfg(all(test, feature = "image"))]
 mod tests {
     use super::*;
     use image::{GrayImage, ImageBuffer, ImageEncoder, LumaA, Rgb, RgbImage, Rgba};

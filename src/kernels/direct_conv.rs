@@ -39,6 +39,8 @@ const MAX_KW: usize = 7;
 /// out (oc × oh·ow) = bias + weight (oc × kh·kw) ⊛ inp (h × w); `weight` holds the
 /// filters row-major, as Conv2d stores them. Each output is bias, then the taps in
 /// (ky, kx) order, fused multiply-adds.
+// Elsewhere than x86_64 `applies` is false, `check` panics and nothing is left to use.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub fn forward(g: &ConvGeom, weight: &[f32], bias: Option<&[f32]>, inp: &[f32], out: &mut [f32]) {
     check(g, weight, inp, out.len());
     // SAFETY: `check` asserted `applies`, so the CPU has AVX2 and FMA, and the bounds.
@@ -84,11 +86,13 @@ fn check(g: &ConvGeom, weight: &[f32], inp: &[f32], out_len: usize) {
 }
 
 /// Filters per register block in the forward pass.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const FB: usize = 4;
 
 /// One output (filter o, row y, column x) on its own: bias, then the taps in (ky, kx)
 /// order, fused multiply-adds — the order every register block keeps per output. The
 /// columns past the last block of 8 use it.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn output_at(
     g: &ConvGeom,
@@ -110,11 +114,14 @@ fn output_at(
 }
 
 /// Filters per register block in the weight gradient (the AVX2 loop assumes 2).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const GB: usize = 2;
 /// Lanes of the partial sums.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const L: usize = 8;
 
 /// The eight lanes added pairwise, in a fixed order.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn reduce_lanes(v: &[f32; L]) -> f32 {
     let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];

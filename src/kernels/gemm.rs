@@ -130,6 +130,12 @@ pub fn gemm_par(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc:
     if m == 0 || n == 0 {
         return;
     }
+    // On wasm32-unknown-unknown (no threads) rayon-core's global pool cannot spawn its
+    // workers and falls back to a one-thread pool made of the calling thread
+    // (`default_global_registry` in rayon-core's registry.rs, since rayon-core 1.11), so
+    // this is 1 and the product runs here; par_iter, join and scope elsewhere in the crate
+    // likewise run inline. A pool built with ThreadPoolBuilder gets no such fallback: its
+    // build() fails there.
     let threads = rayon::current_num_threads();
     // Below ~0.3 MFLOP a fork costs more than it saves.
     if threads <= 1 || m * n * k.max(1) < 150_000 {
@@ -489,6 +495,7 @@ fn pack_b(b: &MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]
                 let s = (j0 + j) * b.cs + pc;
                 &b.data[s..s + kc]
             });
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let mut done = 0;
             #[cfg(target_arch = "x86_64")]
             if kernel() == Kernel::Avx2Fma {

@@ -127,6 +127,7 @@ fn reduce(v: &[f32; 8]) -> f32 {
 /// Weight rows per register block.
 const NB: usize = 3;
 /// Input rows per register block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MB: usize = 4;
 
 #[cfg(target_arch = "x86_64")]
