@@ -69,6 +69,10 @@ pub struct RunConfig<A = serde_json::Value> {
     pub spec: String,
     pub input: Vec<usize>,
     pub data: String,
+    /// The data's name or path ([`Splits::dataset`]).
+    pub dataset: String,
+    /// "official" or "book".
+    pub split: String,
     pub train_images: usize,
     pub epochs: usize,
     pub batch_size: usize,
@@ -85,6 +89,8 @@ pub struct RunConfig<A = serde_json::Value> {
     pub seed: u64,
     pub threads: usize,
     pub normalize: Option<(f32, f32)>,
+    /// The recipe in the one line the run printed when it started ([`Recipe::describe`]).
+    pub recipe: String,
     pub seqnet_version: String,
 }
 
@@ -109,6 +115,8 @@ impl<A> RunConfig<A> {
             spec: net.spec(),
             input: net.input_shape().to_vec(),
             data: data.source.clone(),
+            dataset: data.dataset.clone(),
+            split: split_name(recipe.split()).to_string(),
             train_images: data.train.len(),
             epochs: recipe.epochs,
             batch_size: recipe.batch_size,
@@ -124,8 +132,17 @@ impl<A> RunConfig<A> {
             seed,
             threads,
             normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+            recipe: recipe.describe(init),
             seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+}
+
+/// "official" or "book", as config.json and model files record a split.
+pub fn split_name(split: crate::data::Split) -> &'static str {
+    match split {
+        crate::data::Split::Official => "official",
+        crate::data::Split::Book => "book",
     }
 }
 
@@ -555,6 +572,8 @@ mod tests {
             spec: String::new(),
             input: vec![1, 4, 4],
             data: "random".into(),
+            dataset: "random".into(),
+            split: "official".into(),
             train_images: 12,
             epochs: 2,
             batch_size: 4,
@@ -570,6 +589,7 @@ mod tests {
             seed: 1,
             threads: 1,
             normalize: None,
+            recipe: String::new(),
             seqnet_version: "test".into(),
         }
     }
@@ -586,6 +606,7 @@ mod tests {
             val: Some(ds),
             test: None,
             source: "random".into(),
+            dataset: "random".into(),
         };
         (net, data)
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{fails, ok, seqnet};
+use common::{fails, ok, ok_out_err, seqnet};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -276,6 +276,10 @@ fn training_matches(fixture_name: &str, optimizer_args: &[&str]) {
         "--lr",
         &meta["lr"],
         "--no-shuffle",
+        // PyTorch's steps are at a constant learning rate; seqnet's default recipe
+        // (seed's) would multiply it by 0.6 after each epoch.
+        "--lr-decay",
+        "1",
         "--out",
         "run",
         "--quiet",
@@ -424,6 +428,78 @@ fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
         ],
     ));
     assert!(out.contains('%'), "{out}");
+}
+
+/// The seed network given as text trains exactly as `--net seed` does (one default
+/// recipe, not a hidden second one), and every run says its recipe in one line.
+#[test]
+fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "2",
+        "--limit",
+        "64",
+        "--threads",
+        "1",
+    ];
+    let mut weights = Vec::new();
+    for (out, net) in [("a", ["--net", "seed"]), ("b", ["--spec", SEED_SPEC])] {
+        let mut args = vec!["train", "--out", out];
+        args.extend_from_slice(&net);
+        args.extend_from_slice(&common);
+        let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("recipe ("))
+            .unwrap_or_else(|| panic!("no recipe line:\n{err}"));
+        assert!(
+            line.contains(
+                "SGD momentum 0.9, lr 0.03 ×0.6 per epoch, batch 32, 2 epochs, weight decay 0, \
+                 L2 λ 0, init pytorch, official split; data mnist-5k, 64 training images"
+            ),
+            "{line}"
+        );
+        let config = std::fs::read_to_string(dir.path().join(out).join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["lr_decay"], 0.6);
+        assert_eq!(config["dataset"], "mnist-5k");
+        assert_eq!(config["split"], "official");
+        let bytes = std::fs::read(dir.path().join(out).join("final.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        let all: Vec<Vec<f32>> = names.iter().map(|n| f32s(&st.tensor(n).unwrap())).collect();
+        weights.push(all);
+    }
+    assert!(
+        weights[0] == weights[1],
+        "--spec trained differently from --net seed"
+    );
+}
+
+#[test]
+fn summary_of_a_preset_shows_its_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(dir.path(), &["summary", "--net", "book-relu"]));
+    assert!(
+        out.contains("recipe of `seqnet train --net book-relu`"),
+        "{out}"
+    );
+    assert!(out.contains("L2 λ 0.1"), "{out}");
+    let recipe = &out[out.find("recipe of").unwrap()..];
+    assert!(recipe.lines().all(|l| l.chars().count() <= 100), "{out}");
+    let json = ok(&seqnet(dir.path(), &["summary", "--net", "seed", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["recipe"]
+            .as_str()
+            .unwrap()
+            .contains("lr 0.03 ×0.6 per epoch"),
+        "{json}"
+    );
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                 val: None,
                 test: None,
                 source,
+                dataset: path.display().to_string(),
             }
         }
         None => data::load(
@@ -97,6 +98,18 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         Some(_) => "from model",
         None => recipe.initialise(&mut net, args.seed),
     };
+    if !quiet {
+        let whose = match &preset {
+            Some(p) => format!("{}'s", p.name),
+            None => "the default, as --net seed's".to_string(),
+        };
+        eprintln!(
+            "recipe ({whose}): {}; data {}, {} training images",
+            recipe.describe(init),
+            data.dataset,
+            data.train.len()
+        );
+    }
     if net.output_kind() == seqnet::layers::OutputKind::Probabilities && !quiet {
         eprintln!(
             "warning: the network ends in Softmax, but training applies cross-entropy to its \

@@ -365,6 +365,10 @@ pub struct Splits {
     /// Where the data came from, for people: e.g. "MNIST from /data/mnist (60,000 train
     /// / 10,000 test)".
     pub source: String,
+    /// Which data it is, for the record (a model file's `seqnet.dataset`): a name —
+    /// `mnist`, `fashion-mnist`, `kmnist`, or `mnist-5k` for the embedded sample — or the
+    /// folder or file it was read from.
+    pub dataset: String,
 }
 
 /// `60000` → `"60,000"`.
@@ -435,7 +439,7 @@ fn load_any_dir(dir: &Path, split: Split, parts: Parts) -> Result<Splits> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".to_string());
-    load_dir_as(dir, split, &label, &set, parts)
+    load_dir_as(dir, split, &label, &set, &dir.display().to_string(), parts)
 }
 
 /// Which files a caller needs: all of them, or only the test pair (`seqnet eval`, which
@@ -446,8 +450,16 @@ enum Parts {
     TestOnly,
 }
 
-/// [`load_dir`] with the words the `source` and the dataset names use.
-fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -> Result<Splits> {
+/// [`load_dir`] with the words the `source` and the dataset names use, and the
+/// [`Splits::dataset`] to record.
+fn load_dir_as(
+    dir: &Path,
+    split: Split,
+    label: &str,
+    set: &str,
+    dataset: &str,
+    parts: Parts,
+) -> Result<Splits> {
     let files = named::standard_files(dir).map_err(|missing| {
         let expected: Vec<String> = STANDARD_FILES.iter().map(|f| format!("{f}[.gz]")).collect();
         data_err(
@@ -481,6 +493,7 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -
             val: None,
             test: Some(test),
             source,
+            dataset: dataset.to_string(),
         });
     }
     let (train, test) = rayon::join(
@@ -542,6 +555,7 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -
         val,
         test: Some(test),
         source: String::new(),
+        dataset: dataset.to_string(),
     };
     splits.source = format!("{label} ({}{how})", splits.counts());
     Ok(splits)
@@ -646,7 +660,7 @@ fn load_in(
 
 fn load_named_dir(dir: &Path, name: &str, split: Split, parts: Parts) -> Result<Splits> {
     let label = format!("{} from {}", named::title(name), dir.display());
-    load_dir_as(dir, split, &label, name, parts)
+    load_dir_as(dir, split, &label, name, name, parts)
 }
 
 /// The embedded sample, split as `split` asks.
@@ -666,6 +680,7 @@ fn embedded_splits(split: Split) -> Result<Splits> {
         val,
         test: Some(test),
         source: String::new(),
+        dataset: embedded::NAME.to_string(),
     };
     splits.source = format!(
         "the embedded 5,000-image MNIST sample ({}{how})",
