@@ -10,6 +10,8 @@
 //! | `final.safetensors` | the trained model |
 //! | `sample-D.png` | one test digit, to try `seqnet predict` on |
 //!
+//! Beside the folders, `latest` links to the newest run ([`RunDir::mark_latest`]).
+//!
 //! Two runs started with the same folder cannot both win: config.json is created with
 //! a first-come exclusive create, so the second stops before it writes anything.
 //!
@@ -278,6 +280,35 @@ impl RunDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Points `latest` beside the run folder (`runs/latest`) at it, so that commands
+    /// can name the newest run without its timestamp: `runs/latest/final.safetensors`.
+    /// A symbolic link, replaced atomically; where links cannot be made, a small file
+    /// `latest.txt` holding the folder's name instead. A `latest` that is not a link
+    /// (a user's own folder) is left alone. Returns the path written, if any.
+    pub fn mark_latest(&self) -> Option<PathBuf> {
+        let parent = self.dir.parent()?;
+        let name = self.dir.file_name()?;
+        let link = parent.join("latest");
+        if link.exists() && !link.is_symlink() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            let tmp = parent.join(format!(".latest-{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            if std::os::unix::fs::symlink(name, &tmp).is_ok() {
+                if std::fs::rename(&tmp, &link).is_ok() {
+                    return Some(link);
+                }
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        let file = parent.join("latest.txt");
+        let text = format!("{}\n", name.to_string_lossy());
+        write_bytes_atomic(&file, text.as_bytes()).ok()?;
+        Some(file)
     }
     /// The epoch of the best validation accuracy so far (restored by
     /// [`RunDir::resume`], updated by [`RunDir::train`]).
@@ -630,6 +661,26 @@ mod tests {
         // 2000-02-29 (a leap day) 12:34:56.
         assert_eq!(stamp(951_827_696), "20000229-123456");
         assert_eq!(timestamp().len(), "YYYYMMDD-HHMMSS".len());
+    }
+
+    #[test]
+    fn latest_points_at_the_newest_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = RunDir::new_in(tmp.path(), "seed-1").unwrap();
+        let b = RunDir::new_in(tmp.path(), "seed-2").unwrap();
+        assert_eq!(a.mark_latest(), Some(tmp.path().join("latest")));
+        std::fs::write(a.path().join("final.safetensors"), "a").unwrap();
+        let latest = tmp.path().join("latest/final.safetensors");
+        assert_eq!(std::fs::read_to_string(&latest).unwrap(), "a");
+        b.mark_latest().unwrap();
+        std::fs::write(b.path().join("final.safetensors"), "b").unwrap();
+        assert_eq!(std::fs::read_to_string(&latest).unwrap(), "b");
+        // A folder of the user's named latest is not replaced.
+        let own = tempfile::tempdir().unwrap();
+        std::fs::create_dir(own.path().join("latest")).unwrap();
+        let c = RunDir::new_in(own.path(), "seed-3").unwrap();
+        assert_eq!(c.mark_latest(), None);
+        assert!(own.path().join("latest").is_dir());
     }
 
     #[test]

@@ -480,6 +480,33 @@ fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
     );
 }
 
+/// runs/latest names the newest run, so `--model runs/latest/final.safetensors` works
+/// after a run with the default folder; the closing hint is a command that runs.
+#[test]
+fn runs_latest_links_the_newest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "32",
+    ];
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    // Under `cargo test` the binary sees cargo's CARGO_PKG_NAME, as under `cargo run`.
+    assert!(
+        err.contains("try it:  cargo run -- predict --model runs/"),
+        "{err}"
+    );
+    let out = ok(&seqnet(
+        dir.path(),
+        &["summary", "--model", "runs/latest/final.safetensors"],
+    ));
+    assert!(out.contains("289,630"), "{out}");
+}
+
 #[test]
 fn summary_of_a_preset_shows_its_recipe() {
     let dir = tempfile::tempdir().unwrap();

@@ -113,6 +113,55 @@ fn typed_options(m: &clap::ArgMatches, args: &[String]) -> Vec<(String, String)>
         .collect()
 }
 
+/// How to call this program again, for the commands seqnet suggests (`try it:`):
+/// `seqnet` when that name on the PATH is this program; `cargo run --release --` (or
+/// `cargo run --`) when cargo started it (`cargo run` sets CARGO_PKG_NAME for the
+/// program it runs); otherwise the path it was started by, e.g. `./target/release/seqnet`.
+pub fn invocation() -> String {
+    let exe = std::env::current_exe().ok();
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let me = exe.as_deref().and_then(canon);
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join("seqnet");
+            candidate.is_file() && me.is_some() && canon(&candidate) == me
+        })
+    });
+    invocation_from(
+        on_path,
+        std::env::var("CARGO_PKG_NAME").ok().as_deref(),
+        exe.as_deref(),
+        std::env::args_os().next().map(PathBuf::from).as_deref(),
+    )
+}
+
+/// [`invocation`] from what it looks at.
+fn invocation_from(
+    on_path: bool,
+    cargo_pkg: Option<&str>,
+    exe: Option<&std::path::Path>,
+    argv0: Option<&std::path::Path>,
+) -> String {
+    if on_path {
+        return "seqnet".into();
+    }
+    if cargo_pkg == Some(env!("CARGO_PKG_NAME")) {
+        let release = exe
+            .and_then(|e| e.parent())
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "release");
+        return if release {
+            "cargo run --release --".into()
+        } else {
+            "cargo run --".into()
+        };
+    }
+    match argv0 {
+        Some(a) if a.components().count() > 1 => a.display().to_string(),
+        _ => exe.map_or("seqnet".into(), |e| e.display().to_string()),
+    }
+}
+
 /// "s" after a count other than one: "1 epoch", "2 epochs".
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -163,6 +212,35 @@ pub struct NetSource {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    /// The suggested command works as the user ran seqnet.
+    #[test]
+    fn suggested_commands_call_seqnet_as_it_was_called() {
+        let exe = Path::new("/src/seqnet/target/release/seqnet");
+        let dev = Path::new("/src/seqnet/target/debug/seqnet");
+        let rel = Path::new("./target/release/seqnet");
+        let bare = Path::new("seqnet");
+        let f = super::invocation_from;
+        assert_eq!(f(true, Some("seqnet"), Some(exe), Some(bare)), "seqnet");
+        assert_eq!(
+            f(false, Some("seqnet"), Some(exe), Some(exe)),
+            "cargo run --release --"
+        );
+        assert_eq!(
+            f(false, Some("seqnet"), Some(dev), Some(dev)),
+            "cargo run --"
+        );
+        assert_eq!(
+            f(false, None, Some(exe), Some(rel)),
+            "./target/release/seqnet"
+        );
+        assert_eq!(
+            f(false, Some("other"), Some(exe), Some(bare)),
+            "/src/seqnet/target/release/seqnet"
+        );
+    }
+
     /// A file named by both the context and the library's error is said once.
     #[test]
     fn describe_says_a_file_once() {

@@ -132,14 +132,15 @@ pub(super) fn print_summary(
         );
     }
     eprintln!("model saved to {}", final_path.display());
+    let me = super::invocation();
     match sample {
         Some(png) => eprintln!(
-            "try it:  seqnet predict --model {} {}",
+            "try it:  {me} predict --model {} {}",
             final_path.display(),
             png.display()
         ),
         None => eprintln!(
-            "try it:  seqnet predict --model {} digit.png",
+            "try it:  {me} predict --model {} digit.png",
             final_path.display()
         ),
     }

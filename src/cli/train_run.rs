@@ -156,6 +156,9 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     } else if !run.claim(&config).with_context(writing)? {
         refuse_to_overwrite(&out_dir)?;
         bail!("{} already holds a run", out_dir.display());
+    } else if args.out.is_none() {
+        // runs/latest: README commands name the newest run without its timestamp.
+        run.mark_latest();
     }
 
     let mut info = ModelInfo::for_net(&net);
@@ -181,11 +184,12 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                     let final_path = run.final_path();
                     eprintln!(
                         "{} already finished its {epochs} epoch{}: the trained model is {}; \
-                         nothing to resume. To train further, start a new run from it: seqnet \
+                         nothing to resume. To train further, start a new run from it: {} \
                          train --model {} --out NEW_FOLDER",
                         out_dir.display(),
                         super::plural(epochs),
                         final_path.display(),
+                        super::invocation(),
                         final_path.display()
                     );
                 }
@@ -223,7 +227,11 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     if let Err(Error::Interrupted(msg)) = &result {
-        let hint = format!("seqnet train --resume {}", out_dir.display());
+        let hint = format!(
+            "{} train --resume {}",
+            super::invocation(),
+            out_dir.display()
+        );
         eprintln!("{msg}. Continue with:\n  {hint}");
         return Err(super::Interrupted.into());
     }
