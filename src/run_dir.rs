@@ -483,6 +483,72 @@ impl RunDir {
     }
 }
 
+/// A sign, after an epoch, that training is not working — most often a learning rate
+/// far too large (or, rarely, far too small). Training goes on (a finite loss may
+/// recover); a loss that is not a number stops the run in [`crate::train::train`]
+/// instead, keeping the last good checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trouble {
+    /// The epoch's mean loss is far above that of a network that guesses uniformly.
+    Exploding { loss: f64, guessing: f64 },
+    /// Validation (else test) accuracy is no better than guessing.
+    Chance {
+        set: &'static str,
+        accuracy: f64,
+        classes: usize,
+    },
+}
+
+impl Trouble {
+    /// Losses above this many times ln(classes) (a uniform guess's) count as exploding.
+    pub const EXPLODING: f64 = 10.0;
+    /// Accuracies below this many times 1/classes count as chance.
+    pub const CHANCE: f64 = 1.5;
+
+    /// What `r`, an epoch of a network scoring `classes` classes, shows, if anything.
+    pub fn of(r: &EpochReport, classes: usize) -> Option<Trouble> {
+        let guessing = (classes.max(2) as f64).ln();
+        if !r.train_loss.is_finite() || r.train_loss > Self::EXPLODING * guessing {
+            return Some(Trouble::Exploding {
+                loss: r.train_loss,
+                guessing,
+            });
+        }
+        let (set, accuracy) = match (r.val_accuracy, r.test_accuracy) {
+            (Some(v), _) => ("validation", v),
+            (None, Some(t)) => ("test", t),
+            (None, None) => return None,
+        };
+        (classes > 1 && accuracy < Self::CHANCE / classes as f64).then_some(Trouble::Chance {
+            set,
+            accuracy,
+            classes,
+        })
+    }
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trouble::Exploding { loss, guessing } => write!(
+                f,
+                "the training loss is {loss:.3e}, far above the {guessing:.2} of a network \
+                 that guesses"
+            ),
+            Trouble::Chance {
+                set,
+                accuracy,
+                classes,
+            } => write!(
+                f,
+                "{set} accuracy is {:.2}%, chance level for {classes} classes ({:.2}%)",
+                100.0 * accuracy,
+                100.0 / *classes as f64
+            ),
+        }
+    }
+}
+
 /// The time now, UTC, as `YYYYMMDD-HHMMSS`: a run folder's name after the network's
 /// (`runs/seed-20261203-090000`), so that folders sort by when they were made.
 pub fn timestamp() -> String {
@@ -653,6 +719,31 @@ mod tests {
         assert!(!b.claim(&config()).unwrap());
         assert_eq!(RunDir::existing_run_file(&dir), Some("config.json"));
         assert_eq!(RunDir::read_config(&dir).unwrap()["args"]["seed"], 1);
+    }
+
+    #[test]
+    fn exploding_losses_and_chance_accuracy_are_trouble() {
+        let r = |loss: f64, val: Option<f64>, test: Option<f64>| EpochReport {
+            epoch: 1,
+            train_loss: loss,
+            val_accuracy: val,
+            test_accuracy: test,
+            seconds: 1.0,
+            images_per_second: 1.0,
+            lr: 0.1,
+        };
+        assert_eq!(Trouble::of(&r(0.3, Some(0.97), Some(0.1)), 10), None);
+        assert_eq!(Trouble::of(&r(2.3, None, None), 10), None);
+        let t = Trouble::of(&r(2e23, None, Some(0.5)), 10).unwrap();
+        assert!(matches!(t, Trouble::Exploding { .. }), "{t:?}");
+        assert!(t.to_string().contains("2.000e23"), "{t}");
+        let t = Trouble::of(&r(2.3, None, Some(0.089)), 10).unwrap();
+        assert_eq!(
+            t.to_string(),
+            "test accuracy is 8.90%, chance level for 10 classes (10.00%)"
+        );
+        let t = Trouble::of(&r(2.3, Some(0.1), Some(0.9)), 10).unwrap();
+        assert!(t.to_string().starts_with("validation accuracy"), "{t}");
     }
 
     #[test]

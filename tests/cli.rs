@@ -507,6 +507,39 @@ fn runs_latest_links_the_newest_run() {
     assert!(out.contains("289,630"), "{out}");
 }
 
+/// A learning rate far too large is named, whether the run ends at chance (a warning,
+/// exit 0) or the loss stops being a number (the run stops, its files kept).
+#[test]
+fn a_learning_rate_far_too_large_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--lr", "10", "--out", "ten"]);
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: after epoch 1"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(warning.contains("chance level"), "{warning}");
+    assert!(warning.contains("--lr 10;"), "{warning}");
+    assert!(dir.path().join("ten/final.safetensors").exists());
+
+    let mut args = base.to_vec();
+    args.extend(["--lr", "1e6", "--out", "huge"]);
+    let err = fails(&seqnet(dir.path(), &args));
+    assert!(err.contains("the loss is NaN"), "{err}");
+    assert!(err.contains("--lr 1000000;"), "{err}");
+    assert!(dir.path().join("huge/config.json").exists());
+}
+
 #[test]
 fn summary_of_a_preset_shows_its_recipe() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use seqnet::run_dir::{Best, Progress, RunDir};
+use seqnet::run_dir::{Best, Progress, RunDir, Trouble};
 use seqnet::train::{EpochReport, TrainState};
 
 /// Draws a run's progress on standard error (and `--json` lines on standard output).
@@ -18,6 +18,12 @@ pub(super) struct Show {
     pub plot: Option<RunDir>,
     pub epochs: usize,
     pub batch_size: usize,
+    /// The learning rate the run was given (`--lr` or the recipe's), for warnings.
+    pub lr: f32,
+    /// The classes the network scores, for the chance-level warning.
+    pub classes: usize,
+    /// Whether a warning about the learning rate has been printed (once is enough).
+    pub warned: bool,
 }
 
 impl Progress for Show {
@@ -58,12 +64,35 @@ impl Progress for Show {
                 r.seconds,
                 r.images_per_second
             );
-            match &self.bar {
-                Some(bar) => bar.println(msg),
-                None => eprintln!("{msg}"),
+            self.say(msg);
+            if let Some(trouble) = Trouble::of(r, self.classes).filter(|_| !self.warned) {
+                self.warned = true;
+                self.say(format!(
+                    "warning: after epoch {}, {trouble}: training is not working. The learning \
+                     rate is probably too large (or, rarely, too small): this run has --lr {}{}; \
+                     try --lr {} (a tenth).",
+                    r.epoch,
+                    self.lr,
+                    if r.lr != self.lr {
+                        format!(" (now {} after decay)", r.lr)
+                    } else {
+                        String::new()
+                    },
+                    self.lr / 10.0
+                ));
             }
         }
         Ok(())
+    }
+}
+
+impl Show {
+    /// A line on standard error, above the progress bar if there is one.
+    fn say(&self, msg: String) {
+        match &self.bar {
+            Some(bar) => bar.println(msg),
+            None => eprintln!("{msg}"),
+        }
     }
 }
 

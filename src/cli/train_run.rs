@@ -221,6 +221,9 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         plot: args.plot.then(|| run.clone()),
         epochs,
         batch_size: recipe.batch_size,
+        lr: recipe.lr,
+        classes: data.train.classes,
+        warned: false,
     };
     let result = run.train(&mut net, &mut state, &data, &opts, &mut show);
     if let Some(bar) = &show.bar {
@@ -234,6 +237,24 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         );
         eprintln!("{msg}. Continue with:\n  {hint}");
         return Err(super::Interrupted.into());
+    }
+    if let Err(Error::Diverged(msg)) = &result {
+        // Stopped: the weights are no longer numbers, and no further step can mend them.
+        let what = msg
+            .split_once("; try a smaller")
+            .map_or(msg.as_str(), |(w, _)| w);
+        let kept = if run.checkpoint_path().exists() {
+            "config.json, metrics.jsonl and the last good epoch's checkpoint.safetensors are"
+        } else {
+            "config.json is"
+        };
+        bail!(
+            "{what}. The learning rate is too large: this run has --lr {}; try --lr {} (a \
+             tenth). The run's {kept} kept in {}",
+            recipe.lr,
+            recipe.lr / 10.0,
+            out_dir.display()
+        );
     }
     let best = result?;
 
