@@ -540,6 +540,80 @@ fn a_learning_rate_far_too_large_is_named() {
     assert!(dir.path().join("huge/config.json").exists());
 }
 
+/// A model file records its training data; eval and viz say which data they score and
+/// warn when the model has seen those images (an MNIST model on the embedded sample,
+/// whose "test" images are MNIST training images).
+#[test]
+fn scores_on_images_the_model_trained_on_are_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--out",
+        "r",
+        "--quiet",
+    ];
+    ok(&seqnet(dir.path(), &args));
+    let bytes = std::fs::read(dir.path().join("r/final.safetensors")).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta: HashMap<String, String> = meta.metadata().clone().unwrap();
+    assert_eq!(meta["seqnet.dataset"], "mnist-5k");
+    assert_eq!(meta["seqnet.split"], "official");
+    assert_eq!(meta["seqnet.train_images"], "200");
+    // The sample's own test images were not trained on.
+    let (out, err) = ok_out_err(&seqnet(
+        dir.path(),
+        &[
+            "eval",
+            "--model",
+            "r/final.safetensors",
+            "--dataset",
+            "mnist-5k",
+        ],
+    ));
+    assert!(!err.contains("warning"), "{err}");
+    assert!(
+        out.contains("data: the embedded 5,000-image MNIST sample"),
+        "{out}"
+    );
+    // The same weights, recorded as trained on MNIST.
+    meta.insert("seqnet.dataset".into(), "mnist".into());
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    std::fs::write(
+        dir.path().join("m.safetensors"),
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+    // MNIST is not installed here, so eval falls back to the embedded sample.
+    let (out, err) = ok_out_err(&seqnet(dir.path(), &["eval", "--model", "m.safetensors"]));
+    assert!(out.contains("MNIST was not found"), "{out}");
+    assert!(
+        err.starts_with("warning: m.safetensors on the embedded") && err.contains("has seen them"),
+        "{err}"
+    );
+    let (_, err) = ok_out_err(&seqnet(
+        dir.path(),
+        &[
+            "viz",
+            "confusion",
+            "--model",
+            "m.safetensors",
+            "-o",
+            "c.png",
+        ],
+    ));
+    assert!(err.contains("data: the test set of the embedded"), "{err}");
+    assert!(
+        err.contains("warning: the model was trained on MNIST"),
+        "{err}"
+    );
+}
+
 #[test]
 fn summary_of_a_preset_shows_its_recipe() {
     let dir = tempfile::tempdir().unwrap();

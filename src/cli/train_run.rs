@@ -164,6 +164,11 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     let mut info = ModelInfo::for_net(&net);
     info.normalize = recipe.normalize;
     info.seed = Some(args.seed);
+    info.trained_on = Some(model::TrainedOn {
+        dataset: data.dataset.clone(),
+        split: Some(run_dir::split_name(recipe.split()).to_string()),
+        images: Some(data.train.len()),
+    });
     let mut state = recipe.new_state(data.train.len(), args.seed);
     let epochs = recipe.epochs;
     if args.resume.is_some() {

@@ -588,15 +588,21 @@ pub fn load_test_set(
     name_or_dir: Option<&str>,
     data_dir: Option<&Path>,
 ) -> Result<(Dataset, String)> {
-    let splits = load_in(
+    let splits = load_test_splits(name_or_dir, data_dir)?;
+    let test = splits.test.expect("every dataset source has a test set");
+    Ok((test, splits.source))
+}
+
+/// [`load_test_set`] as [`Splits`] (with an empty training set), which also say which
+/// data it is ([`Splits::dataset`]).
+pub fn load_test_splits(name_or_dir: Option<&str>, data_dir: Option<&Path>) -> Result<Splits> {
+    load_in(
         name_or_dir,
         data_dir,
         Split::Official,
         &named::SearchEnv::process(),
         Parts::TestOnly,
-    )?;
-    let test = splits.test.expect("every dataset source has a test set");
-    Ok((test, splits.source))
+    )
 }
 
 fn load_in(
