@@ -76,6 +76,10 @@ fn summary_explains_the_seed_network() {
     assert!(from_repr.contains("289,630"), "{from_repr}");
     let preset = ok(&seqnet(dir.path(), &["summary", "--net", "seed"]));
     assert!(preset.contains("289,630"));
+    // The table fits 100 columns; --json keeps every cell whole.
+    for text in [&out, &preset] {
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    }
 }
 
 #[test]
@@ -614,6 +618,45 @@ fn scores_on_images_the_model_trained_on_are_warned_of() {
     );
 }
 
+/// Every `seqnet train` option that takes a value says its default and gives an
+/// example; an option from another tool is translated.
+#[test]
+fn train_options_say_their_default_and_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = ok(&seqnet(dir.path(), &["train", "--help"]));
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with("--") || line.trim_start().starts_with("-h,") {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    let mut checked = 0;
+    for b in &blocks {
+        let head = b.lines().next().unwrap().trim();
+        if !head.contains('<') || head.starts_with("--resume") {
+            continue;
+        }
+        checked += 1;
+        let flat = b.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("e.g."), "no example: {flat}");
+        assert!(
+            flat.to_lowercase().contains("default"),
+            "no default: {flat}"
+        );
+    }
+    assert!(checked >= 20, "{help}");
+
+    let err = fails(&seqnet(dir.path(), &["train", "--lr-schedule", "0.5"]));
+    assert!(
+        err.contains("tip: seqnet's option for --lr-schedule is --lr-decay"),
+        "{err}"
+    );
+}
+
 #[test]
 fn summary_of_a_preset_shows_its_recipe() {
     let dir = tempfile::tempdir().unwrap();
@@ -819,8 +862,12 @@ fn runs_are_never_overwritten_and_resume_keeps_its_options() {
     for _ in 0..3 {
         ok(&seqnet(dir.path(), &base));
     }
-    let runs = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
+    let runs = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "latest")
+        .count();
     assert_eq!(runs, 3, "three default runs, three folders");
+    assert!(dir.path().join("runs/latest/final.safetensors").exists());
 
     let err = fails(&seqnet(
         dir.path(),

@@ -99,7 +99,8 @@ impl Show {
 pub(super) fn new_bar(steps: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        // wide_bar takes what the terminal's width leaves, so the line never wraps.
+        ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

@@ -75,31 +75,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                  --epochs change it; networks given by --spec or --model train with seed's."
             );
             println!();
-            for l in wrap(&text, 100) {
+            for l in seqnet::summary::wrap_at(&text, Summary::WIDTH, " ") {
                 println!("{l}");
             }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `text` in lines of at most `width` characters, broken at spaces (a longer word gets
-/// a line of its own).
-pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let len = line.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
