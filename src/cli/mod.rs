@@ -162,6 +162,51 @@ fn invocation_from(
     }
 }
 
+/// Options people bring from other tools, and seqnet's option for the same thing: a
+/// tip added to clap's error (clap's own suggestion goes by spelling only, and offers
+/// --lr for --lr-schedule).
+const ALIASES: [(&str, &str); 12] = [
+    (
+        "--lr-schedule",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--lr-scheduler",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--schedule",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--gamma",
+        "--lr-decay (as StepLR/ExponentialLR's gamma, once per epoch)",
+    ),
+    ("--learning-rate", "--lr"),
+    ("--batch", "--batch-size"),
+    ("--bs", "--batch-size"),
+    ("--wd", "--weight-decay"),
+    ("--lambda", "--l2 (the book's λ)"),
+    (
+        "--network",
+        "--net (a preset), --spec (layers as text) or --model (a file)",
+    ),
+    (
+        "--arch",
+        "--net (a preset), --spec (layers as text) or --model (a file)",
+    ),
+    ("--data", "--dataset (a name or folder) or --data-dir"),
+];
+
+/// The tip for an unknown option `arg` (`--lr-schedule=0.5` or `--lr-schedule`), if
+/// seqnet has the same thing under another name.
+pub fn alias_tip(arg: &str) -> Option<String> {
+    let name = arg.split('=').next().unwrap_or(arg);
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(a, ours)| {
+        format!("tip: seqnet's option for {a} is {ours}; see `seqnet train --help`")
+    })
+}
+
 /// "s" after a count other than one: "1 epoch", "2 epochs".
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -254,5 +299,12 @@ mod tests {
         assert_eq!(super::describe(&spaced), "reading /tmp/my model: bad");
         let other = anyhow::anyhow!("/tmp/b: bad").context("reading /tmp/a");
         assert_eq!(super::describe(&other), "reading /tmp/a: /tmp/b: bad");
+    }
+
+    #[test]
+    fn options_from_other_tools_are_translated() {
+        let tip = super::alias_tip("--lr-schedule=0.5").unwrap();
+        assert!(tip.contains("--lr-decay"), "{tip}");
+        assert_eq!(super::alias_tip("--nonsense"), None);
     }
 }
