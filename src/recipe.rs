@@ -224,10 +224,15 @@ impl Recipe {
         } else {
             "official split"
         };
+        // 0.03 as it is, 1e6 rather than 1000000.
+        let lr = if (1e-4..1e5).contains(&self.lr) {
+            format!("{}", self.lr)
+        } else {
+            format!("{:e}", self.lr)
+        };
         let mut line = format!(
-            "{optimizer}, lr {} {schedule}, batch {}, {} epoch{}, weight decay {}, L2 λ {}, \
+            "{optimizer}, lr {lr} {schedule}, batch {}, {} epoch{}, weight decay {}, L2 λ {}, \
              init {init}, {split}",
-            self.lr,
             self.batch_size,
             self.epochs,
             if self.epochs == 1 { "" } else { "s" },

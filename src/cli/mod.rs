@@ -207,6 +207,34 @@ pub fn alias_tip(arg: &str) -> Option<String> {
     })
 }
 
+/// A learning rate as typed: `0.03`, or `1e35` when plain digits would be long.
+pub fn fmt_lr(lr: f32) -> String {
+    fmt_num(lr, f64::from(lr.abs()))
+}
+
+fn fmt_num<T: std::fmt::Display + std::fmt::LowerExp>(v: T, abs: f64) -> String {
+    if abs == 0.0 || (1e-4..1e5).contains(&abs) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A tenth of `lr` (an f32, as the recipe holds it), written as a person would:
+/// 10 → `1`, 0.03 → `0.003`, 1e35 → `1e34` (not f32's 1.0000000409e34).
+pub fn tenth(lr: f32) -> String {
+    let text = format!("{lr:e}");
+    let value = match text.split_once('e') {
+        Some((m, e)) => e
+            .parse::<i32>()
+            .ok()
+            .and_then(|e| format!("{m}e{}", e - 1).parse::<f64>().ok()),
+        None => None,
+    };
+    let value = value.unwrap_or(f64::from(lr) / 10.0);
+    fmt_num(value, value.abs())
+}
+
 /// "s" after a count other than one: "1 epoch", "2 epochs".
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -299,6 +327,17 @@ mod tests {
         assert_eq!(super::describe(&spaced), "reading /tmp/my model: bad");
         let other = anyhow::anyhow!("/tmp/b: bad").context("reading /tmp/a");
         assert_eq!(super::describe(&other), "reading /tmp/a: /tmp/b: bad");
+    }
+
+    #[test]
+    fn learning_rates_are_written_as_typed() {
+        assert_eq!(super::tenth(10.0), "1");
+        assert_eq!(super::tenth(0.03), "0.003");
+        assert_eq!(super::tenth(1e35), "1e34");
+        assert_eq!(super::tenth(1e6), "1e5");
+        assert_eq!(super::tenth(1e5), "10000");
+        assert_eq!(super::fmt_lr(1e35), "1e35");
+        assert_eq!(super::fmt_lr(0.03), "0.03");
     }
 
     #[test]

@@ -72,13 +72,13 @@ impl Progress for Show {
                      rate is probably too large (or, rarely, too small): this run has --lr {}{}; \
                      try --lr {} (a tenth).",
                     r.epoch,
-                    self.lr,
+                    super::fmt_lr(self.lr),
                     if r.lr != self.lr {
-                        format!(" (now {} after decay)", r.lr)
+                        format!(" (now {} after decay)", super::fmt_lr(r.lr))
                     } else {
                         String::new()
                     },
-                    self.lr / 10.0
+                    super::tenth(self.lr)
                 ));
             }
         }

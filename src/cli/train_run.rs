@@ -254,10 +254,10 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             "config.json is"
         };
         bail!(
-            "{what}. The learning rate is too large: this run has --lr {}; try --lr {} (a \
-             tenth). The run's {kept} kept in {}",
-            recipe.lr,
-            recipe.lr / 10.0,
+            "{what}. Try a smaller learning rate: this run has --lr {}; --lr {} is a tenth. \
+             The run's {kept} kept in {}",
+            super::fmt_lr(recipe.lr),
+            super::tenth(recipe.lr),
             out_dir.display()
         );
     }
