@@ -499,9 +499,17 @@ fn runs_latest_links_the_newest_run() {
         "32",
     ];
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-    // Under `cargo test` the binary sees cargo's CARGO_PKG_NAME, as under `cargo run`.
+    // Under `cargo test` the binary sees cargo's CARGO_PKG_NAME, as under `cargo run`;
+    // `--release` when it is the release build (`cargo test --release`).
+    let release = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
     assert!(
-        err.contains("try it:  cargo run -- predict --model runs/"),
+        err.contains(&format!(
+            "try it:  cargo run{release} -- predict --model runs/"
+        )),
         "{err}"
     );
     let out = ok(&seqnet(
