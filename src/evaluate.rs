@@ -298,6 +298,79 @@ impl EvalSet {
     }
 }
 
+/// Why an evaluation's images may include images the model was trained on, if they
+/// may: `trained` is what the model file records (`None`: it does not say), `dataset`
+/// the evaluated data's [`crate::data::Splits::dataset`], `set` which of its sets.
+/// Evaluating on the training set itself (`EvalSet::Train`) is asked for, so not told.
+///
+/// The embedded sample (`mnist-5k`) is 5,000 of MNIST's *training* images, so a model
+/// trained on MNIST has seen every one of them; the book's validation images are the
+/// last 10,000 of the training file, which the official split trains on; and a
+/// safetensors batch file has no separate test part.
+pub fn overlap(
+    trained: Option<&crate::io::model::TrainedOn>,
+    dataset: &str,
+    set: EvalSet,
+) -> Option<String> {
+    const SAMPLE: &str = crate::data::embedded::NAME;
+    if set == EvalSet::Train {
+        return None;
+    }
+    let Some(t) = trained else {
+        return match (dataset, set) {
+            (SAMPLE, _) => Some(
+                "the embedded sample's images are MNIST training images, and the model file \
+                 does not record what it was trained on: if it was trained on MNIST, it has \
+                 seen every one of these images, and the score flatters it"
+                    .into(),
+            ),
+            (_, EvalSet::Validation) => Some(
+                "the model file does not record its split: if it was trained on the official \
+                 split, the validation images were among its training images"
+                    .into(),
+            ),
+            _ => None,
+        };
+    };
+    let official = t.split.as_deref() != Some("book");
+    let from = |d: &str| match d {
+        SAMPLE => "the embedded sample".to_string(),
+        "mnist" => "MNIST".to_string(),
+        other => other.to_string(),
+    };
+    if dataset == SAMPLE && t.dataset == "mnist" {
+        return Some(
+            "the model was trained on MNIST, and the embedded sample's images are 5,000 of \
+             MNIST's training images: the model has seen them, so this score flatters it (for \
+             a true test score, evaluate on MNIST's test set: seqnet data fetch mnist)"
+                .into(),
+        );
+    }
+    if set == EvalSet::Validation {
+        if t.dataset == dataset && official {
+            return Some(format!(
+                "the model was trained on the official split of {}, which trains on the \
+                 validation images too: the model has seen them",
+                from(dataset)
+            ));
+        }
+        if dataset == "mnist" && t.dataset == SAMPLE {
+            return Some(
+                "the model was trained on the embedded sample, whose images are MNIST training \
+                 images, some of them from the validation part"
+                    .into(),
+            );
+        }
+    }
+    if t.dataset == dataset && dataset.ends_with(".safetensors") {
+        return Some(format!(
+            "the model was trained on {dataset}, the very file evaluated: the model has seen \
+             every one of these images"
+        ));
+    }
+    None
+}
+
 /// A whole evaluation, as `seqnet eval --json` prints it.
 #[derive(Serialize, Clone, Debug)]
 pub struct Report {
@@ -444,6 +517,41 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluations_on_images_the_model_has_seen_are_told() {
+        use crate::io::model::TrainedOn;
+        let on = |d: &str, split: &str| TrainedOn {
+            dataset: d.into(),
+            split: Some(split.into()),
+            images: None,
+        };
+        let mnist = on("mnist", "official");
+        // The embedded sample is MNIST training images.
+        let w = overlap(Some(&mnist), "mnist-5k", EvalSet::Test).unwrap();
+        assert!(w.contains("has seen them"), "{w}");
+        assert!(overlap(None, "mnist-5k", EvalSet::Test).is_some());
+        assert_eq!(overlap(Some(&mnist), "mnist", EvalSet::Test), None);
+        assert_eq!(
+            overlap(Some(&on("mnist-5k", "official")), "mnist-5k", EvalSet::Test),
+            None
+        );
+        assert_eq!(
+            overlap(Some(&on("mnist-5k", "official")), "mnist", EvalSet::Test),
+            None
+        );
+        // The official split trains on the book's validation images.
+        assert!(overlap(Some(&mnist), "mnist", EvalSet::Validation).is_some());
+        assert_eq!(
+            overlap(Some(&on("mnist", "book")), "mnist", EvalSet::Validation),
+            None
+        );
+        // Asked for: no warning.
+        assert_eq!(overlap(Some(&mnist), "mnist", EvalSet::Train), None);
+        let file = on("b.safetensors", "official");
+        assert!(overlap(Some(&file), "b.safetensors", EvalSet::Test).is_some());
+        assert_eq!(overlap(Some(&file), "c.safetensors", EvalSet::Test), None);
+    }
 
     fn run_of(classes: Vec<usize>, probs: Vec<f32>) -> Predictions {
         Predictions {

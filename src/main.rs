@@ -19,7 +19,20 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     // Parsed in two steps so that `train --resume` can tell which options were typed.
-    let matches = cli::Cli::command().get_matches();
+    let matches = cli::Cli::command().try_get_matches().unwrap_or_else(|e| {
+        // An option seqnet has under another name: say which, after clap's message.
+        if e.kind() == clap::error::ErrorKind::UnknownArgument {
+            let arg = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(|v| v.to_string());
+            if let Some(tip) = arg.as_deref().and_then(cli::alias_tip) {
+                let _ = e.print();
+                eprintln!("{tip}");
+                std::process::exit(e.exit_code());
+            }
+        }
+        e.exit()
+    });
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args, &matches) {
         Ok(code) => code,

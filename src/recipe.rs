@@ -99,23 +99,13 @@ impl Recipe {
         normalize: None,
     };
 
-    /// For a network that is not a preset (given as text, or a saved model): momentum
-    /// SGD at a constant step, which trains most small CNNs without tuning.
-    pub const CUSTOM: Recipe = Recipe {
-        epochs: 10,
-        batch_size: 32,
-        optimizer: OptimizerChoice::Sgd,
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        l2: 0.0,
-        expand: false,
-        book_protocol: false,
-        lr_decay: 1.0,
-        init: Init::PyTorch,
-        shuffle: true,
-        normalize: None,
-    };
+    /// For a network that is not a preset (given as text, or a saved model): the same
+    /// recipe as the `seed` network's ([`Recipe::SEED`]), so that the seed network given
+    /// as `--spec` (or pasted from `print(model)`) trains exactly as `--net seed` does,
+    /// and adding a layer to it changes only the layer. (Until 0.1 this was lr 0.05 at a
+    /// constant step for 10 epochs: on the book's split, 3 epochs, the seed network gave
+    /// 98.45% that way against 98.84% with the seed recipe.)
+    pub const CUSTOM: Recipe = Recipe::SEED;
 
     /// Adam's learning rate when none is given: torch.optim.Adam's default.
     pub const ADAM_LR: f32 = 1e-3;
@@ -185,19 +175,80 @@ impl Recipe {
     /// ("book" or "pytorch"). A network is built with PyTorch's initialisation from its
     /// seed already, so only the book's is drawn again here, from the same seed.
     pub fn initialise(&self, net: &mut Sequential, seed: u64) -> &'static str {
-        match self.init {
-            Init::Book => {
-                net.init(Init::Book, seed);
-                "book"
-            }
-            Init::PyTorch => "pytorch",
+        if self.init == Init::Book {
+            net.init(Init::Book, seed);
         }
+        self.init_name()
     }
 
     /// The state of a run that has not started: a fresh optimiser, and the data order
     /// drawn from `seed`.
     pub fn new_state(&self, images: usize, seed: u64) -> TrainState {
         TrainState::new(self.optimizer(images), seed)
+    }
+
+    /// The initialisation's name as config.json records it: "book" or "pytorch".
+    pub fn init_name(&self) -> &'static str {
+        match self.init {
+            Init::Book => "book",
+            Init::PyTorch => "pytorch",
+        }
+    }
+
+    /// The recipe in one line, as `seqnet train` prints it when a run starts and
+    /// `seqnet summary --net` shows a preset's: optimiser, learning rate and its
+    /// schedule, mini-batch, epochs, weight decay and L2, initialisation (`init`: "book",
+    /// "pytorch" or "from model"), split, and the data options that are on.
+    ///
+    /// ```
+    /// let line = seqnet::recipe::Recipe::SEED.describe("pytorch");
+    /// assert_eq!(
+    ///     line,
+    ///     "SGD momentum 0.9, lr 0.03 ×0.6 per epoch, batch 32, 5 epochs, weight decay 0, \
+    ///      L2 λ 0, init pytorch, official split"
+    /// );
+    /// ```
+    pub fn describe(&self, init: &str) -> String {
+        let optimizer = match self.optimizer {
+            OptimizerChoice::Sgd if self.momentum == 0.0 => "SGD".to_string(),
+            OptimizerChoice::Sgd => format!("SGD momentum {}", self.momentum),
+            OptimizerChoice::Adam => "Adam".to_string(),
+        };
+        let schedule = if self.lr_decay == 1.0 {
+            "constant".to_string()
+        } else {
+            format!("×{} per epoch", self.lr_decay)
+        };
+        let split = if self.book_protocol {
+            "the book's split (test accuracy at the best validation epoch)"
+        } else {
+            "official split"
+        };
+        // 0.03 as it is, 1e6 rather than 1000000.
+        let lr = if (1e-4..1e5).contains(&self.lr) {
+            format!("{}", self.lr)
+        } else {
+            format!("{:e}", self.lr)
+        };
+        let mut line = format!(
+            "{optimizer}, lr {lr} {schedule}, batch {}, {} epoch{}, weight decay {}, L2 λ {}, \
+             init {init}, {split}",
+            self.batch_size,
+            self.epochs,
+            if self.epochs == 1 { "" } else { "s" },
+            self.weight_decay,
+            self.l2,
+        );
+        if self.expand {
+            line.push_str(", expanded data (×5)");
+        }
+        if !self.shuffle {
+            line.push_str(", no shuffling");
+        }
+        if let Some(n) = self.normalize {
+            line.push_str(&format!(", pixels (x − {})/{}", n.mean, n.std));
+        }
+        line
     }
 
     /// The training loop's settings.
@@ -213,7 +264,7 @@ impl Recipe {
 }
 
 impl Default for Recipe {
-    /// [`Recipe::CUSTOM`].
+    /// [`Recipe::CUSTOM`], which is [`Recipe::SEED`].
     fn default() -> Self {
         Recipe::CUSTOM
     }
@@ -248,5 +299,35 @@ mod tests {
         assert_eq!(r.steps_per_epoch(1001), 101);
         assert_eq!(r.train_config().epochs, 60);
         assert_eq!(Recipe::SEED.split(), Split::Official);
+    }
+
+    /// A network that is not a preset trains as the seed network does: one default.
+    #[test]
+    fn networks_given_as_text_get_the_seed_recipe() {
+        assert_eq!(Recipe::CUSTOM, Recipe::SEED);
+        assert_eq!(Recipe::default(), Recipe::SEED);
+    }
+
+    #[test]
+    fn the_recipe_line_names_every_choice() {
+        let book = Recipe::book(60, 0.03, 0.1, true).describe("book");
+        assert_eq!(
+            book,
+            "SGD, lr 0.03 constant, batch 10, 60 epochs, weight decay 0, L2 λ 0.1, init book, \
+             the book's split (test accuracy at the best validation epoch), expanded data (×5)"
+        );
+        let mut adam = Recipe::SEED;
+        adam.use_optimizer(OptimizerChoice::Adam);
+        adam.epochs = 1;
+        adam.shuffle = false;
+        adam.normalize = Some(Normalize {
+            mean: 0.5,
+            std: 0.25,
+        });
+        assert_eq!(
+            adam.describe("from model"),
+            "Adam, lr 0.001 ×0.6 per epoch, batch 32, 1 epoch, weight decay 0, L2 λ 0, \
+             init from model, official split, no shuffling, pixels (x − 0.5)/0.25"
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! | `final.safetensors` | the trained model |
 //! | `sample-D.png` | one test digit, to try `seqnet predict` on |
 //!
+//! Beside the folders, `latest` links to the newest run ([`RunDir::mark_latest`]).
+//!
 //! Two runs started with the same folder cannot both win: config.json is created with
 //! a first-come exclusive create, so the second stops before it writes anything.
 //!
@@ -69,6 +71,10 @@ pub struct RunConfig<A = serde_json::Value> {
     pub spec: String,
     pub input: Vec<usize>,
     pub data: String,
+    /// The data's name or path ([`Splits::dataset`]).
+    pub dataset: String,
+    /// "official" or "book".
+    pub split: String,
     pub train_images: usize,
     pub epochs: usize,
     pub batch_size: usize,
@@ -85,6 +91,8 @@ pub struct RunConfig<A = serde_json::Value> {
     pub seed: u64,
     pub threads: usize,
     pub normalize: Option<(f32, f32)>,
+    /// The recipe in the one line the run printed when it started ([`Recipe::describe`]).
+    pub recipe: String,
     pub seqnet_version: String,
 }
 
@@ -109,6 +117,8 @@ impl<A> RunConfig<A> {
             spec: net.spec(),
             input: net.input_shape().to_vec(),
             data: data.source.clone(),
+            dataset: data.dataset.clone(),
+            split: split_name(recipe.split()).to_string(),
             train_images: data.train.len(),
             epochs: recipe.epochs,
             batch_size: recipe.batch_size,
@@ -124,8 +134,17 @@ impl<A> RunConfig<A> {
             seed,
             threads,
             normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+            recipe: recipe.describe(init),
             seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+}
+
+/// "official" or "book", as config.json and model files record a split.
+pub fn split_name(split: crate::data::Split) -> &'static str {
+    match split {
+        crate::data::Split::Official => "official",
+        crate::data::Split::Book => "book",
     }
 }
 
@@ -261,6 +280,35 @@ impl RunDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Points `latest` beside the run folder (`runs/latest`) at it, so that commands
+    /// can name the newest run without its timestamp: `runs/latest/final.safetensors`.
+    /// A symbolic link, replaced atomically; where links cannot be made, a small file
+    /// `latest.txt` holding the folder's name instead. A `latest` that is not a link
+    /// (a user's own folder) is left alone. Returns the path written, if any.
+    pub fn mark_latest(&self) -> Option<PathBuf> {
+        let parent = self.dir.parent()?;
+        let name = self.dir.file_name()?;
+        let link = parent.join("latest");
+        if link.exists() && !link.is_symlink() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            let tmp = parent.join(format!(".latest-{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            if std::os::unix::fs::symlink(name, &tmp).is_ok() {
+                if std::fs::rename(&tmp, &link).is_ok() {
+                    return Some(link);
+                }
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        let file = parent.join("latest.txt");
+        let text = format!("{}\n", name.to_string_lossy());
+        write_bytes_atomic(&file, text.as_bytes()).ok()?;
+        Some(file)
     }
     /// The epoch of the best validation accuracy so far (restored by
     /// [`RunDir::resume`], updated by [`RunDir::train`]).
@@ -444,6 +492,72 @@ impl RunDir {
     }
 }
 
+/// A sign, after an epoch, that training is not working — most often a learning rate
+/// far too large (or, rarely, far too small). Training goes on (a finite loss may
+/// recover); a loss that is not a number stops the run in [`crate::train::train`]
+/// instead, keeping the last good checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trouble {
+    /// The epoch's mean loss is far above that of a network that guesses uniformly.
+    Exploding { loss: f64, guessing: f64 },
+    /// Validation (else test) accuracy is no better than guessing.
+    Chance {
+        set: &'static str,
+        accuracy: f64,
+        classes: usize,
+    },
+}
+
+impl Trouble {
+    /// Losses above this many times ln(classes) (a uniform guess's) count as exploding.
+    pub const EXPLODING: f64 = 10.0;
+    /// Accuracies below this many times 1/classes count as chance.
+    pub const CHANCE: f64 = 1.5;
+
+    /// What `r`, an epoch of a network scoring `classes` classes, shows, if anything.
+    pub fn of(r: &EpochReport, classes: usize) -> Option<Trouble> {
+        let guessing = (classes.max(2) as f64).ln();
+        if !r.train_loss.is_finite() || r.train_loss > Self::EXPLODING * guessing {
+            return Some(Trouble::Exploding {
+                loss: r.train_loss,
+                guessing,
+            });
+        }
+        let (set, accuracy) = match (r.val_accuracy, r.test_accuracy) {
+            (Some(v), _) => ("validation", v),
+            (None, Some(t)) => ("test", t),
+            (None, None) => return None,
+        };
+        (classes > 1 && accuracy < Self::CHANCE / classes as f64).then_some(Trouble::Chance {
+            set,
+            accuracy,
+            classes,
+        })
+    }
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trouble::Exploding { loss, guessing } => write!(
+                f,
+                "the training loss is {loss:.3e}, far above the {guessing:.2} of a network \
+                 that guesses"
+            ),
+            Trouble::Chance {
+                set,
+                accuracy,
+                classes,
+            } => write!(
+                f,
+                "{set} accuracy is {:.2}%, chance level for {classes} classes ({:.2}%)",
+                100.0 * accuracy,
+                100.0 / *classes as f64
+            ),
+        }
+    }
+}
+
 /// The time now, UTC, as `YYYYMMDD-HHMMSS`: a run folder's name after the network's
 /// (`runs/seed-20261203-090000`), so that folders sort by when they were made.
 pub fn timestamp() -> String {
@@ -564,6 +678,8 @@ mod tests {
             spec: String::new(),
             input: vec![1, 4, 4],
             data: "random".into(),
+            dataset: "random".into(),
+            split: "official".into(),
             train_images: 12,
             epochs: 2,
             batch_size: 4,
@@ -579,6 +695,7 @@ mod tests {
             seed: 1,
             threads: 1,
             normalize: None,
+            recipe: String::new(),
             seqnet_version: "test".into(),
         }
     }
@@ -595,6 +712,7 @@ mod tests {
             val: Some(ds),
             test: None,
             source: "random".into(),
+            dataset: "random".into(),
         };
         (net, data)
     }
@@ -613,11 +731,56 @@ mod tests {
     }
 
     #[test]
+    fn exploding_losses_and_chance_accuracy_are_trouble() {
+        let r = |loss: f64, val: Option<f64>, test: Option<f64>| EpochReport {
+            epoch: 1,
+            train_loss: loss,
+            val_accuracy: val,
+            test_accuracy: test,
+            seconds: 1.0,
+            images_per_second: 1.0,
+            lr: 0.1,
+        };
+        assert_eq!(Trouble::of(&r(0.3, Some(0.97), Some(0.1)), 10), None);
+        assert_eq!(Trouble::of(&r(2.3, None, None), 10), None);
+        let t = Trouble::of(&r(2e23, None, Some(0.5)), 10).unwrap();
+        assert!(matches!(t, Trouble::Exploding { .. }), "{t:?}");
+        assert!(t.to_string().contains("2.000e23"), "{t}");
+        let t = Trouble::of(&r(2.3, None, Some(0.089)), 10).unwrap();
+        assert_eq!(
+            t.to_string(),
+            "test accuracy is 8.90%, chance level for 10 classes (10.00%)"
+        );
+        let t = Trouble::of(&r(2.3, Some(0.1), Some(0.9)), 10).unwrap();
+        assert!(t.to_string().starts_with("validation accuracy"), "{t}");
+    }
+
+    #[test]
     fn timestamps_are_utc_civil_dates() {
         assert_eq!(stamp(0), "19700101-000000");
         // 2000-02-29 (a leap day) 12:34:56.
         assert_eq!(stamp(951_827_696), "20000229-123456");
         assert_eq!(timestamp().len(), "YYYYMMDD-HHMMSS".len());
+    }
+
+    #[test]
+    fn latest_points_at_the_newest_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = RunDir::new_in(tmp.path(), "seed-1").unwrap();
+        let b = RunDir::new_in(tmp.path(), "seed-2").unwrap();
+        assert_eq!(a.mark_latest(), Some(tmp.path().join("latest")));
+        std::fs::write(a.path().join("final.safetensors"), "a").unwrap();
+        let latest = tmp.path().join("latest/final.safetensors");
+        assert_eq!(std::fs::read_to_string(&latest).unwrap(), "a");
+        b.mark_latest().unwrap();
+        std::fs::write(b.path().join("final.safetensors"), "b").unwrap();
+        assert_eq!(std::fs::read_to_string(&latest).unwrap(), "b");
+        // A folder of the user's named latest is not replaced.
+        let own = tempfile::tempdir().unwrap();
+        std::fs::create_dir(own.path().join("latest")).unwrap();
+        let c = RunDir::new_in(own.path(), "seed-3").unwrap();
+        assert_eq!(c.mark_latest(), None);
+        assert!(own.path().join("latest").is_dir());
     }
 
     #[test]

@@ -71,7 +71,12 @@ impl Summary {
         }
     }
 
-    /// The table as text, columns aligned.
+    /// The width [`Summary::render`] fits the table in: long layer reprs and shape
+    /// arithmetic continue on further lines (the JSON keeps them whole).
+    pub const WIDTH: usize = 100;
+
+    /// The table as text, columns aligned, at most [`Summary::WIDTH`] columns wide
+    /// (unless one word is wider).
     pub fn render(&self) -> String {
         let mut rows = vec![[
             "#".to_string(),
@@ -99,35 +104,44 @@ impl Summary {
                 r.arithmetic.clone(),
             ]);
         }
-        let mut widths = [0usize; 6];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        let widths = column_widths(&rows, Self::WIDTH);
         let mut out = String::new();
         for (i, row) in rows.iter().enumerate() {
-            let mut line = String::new();
-            for (j, (cell, w)) in row.iter().zip(&widths).enumerate() {
-                let pad = w - cell.chars().count();
-                // Numbers right-aligned, text left-aligned.
-                if j == 3 || j == 4 {
-                    line += &" ".repeat(pad);
-                    line += cell;
-                } else {
-                    line += cell;
-                    if j < 5 {
+            // A long layer repr or arithmetic continues on lines of its own below.
+            let cells: Vec<Vec<String>> = row
+                .iter()
+                .enumerate()
+                .map(|(j, cell)| match j {
+                    1 => wrap_at(cell, widths[1], ", "),
+                    5 => wrap_at(cell, widths[5], " "),
+                    _ => vec![cell.clone()],
+                })
+                .collect();
+            let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+            for k in 0..height {
+                let mut line = String::new();
+                for (j, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                    let cell = cell.get(k).map_or("", String::as_str);
+                    let pad = w.saturating_sub(cell.chars().count());
+                    // Numbers right-aligned, text left-aligned.
+                    if j == 3 || j == 4 {
                         line += &" ".repeat(pad);
+                        line += cell;
+                    } else {
+                        line += cell;
+                        if j < 5 {
+                            line += &" ".repeat(pad);
+                        }
+                    }
+                    if j < 5 {
+                        line += "  ";
                     }
                 }
-                if j < 5 {
-                    line += "  ";
-                }
+                out += line.trim_end();
+                out += "\n";
             }
-            out += line.trim_end();
-            out += "\n";
             if i == 0 {
-                out += &"-".repeat(widths.iter().sum::<usize>() + 10);
+                out += &"-".repeat((widths.iter().sum::<usize>() + 10).min(Self::WIDTH));
                 out += "\n";
             }
         }
@@ -146,6 +160,66 @@ impl Summary {
     }
 }
 
+/// Widths of the six columns: the numbers' and shapes' as they are; the layer and
+/// the arithmetic share what is left of `total`, the arithmetic kept whole when the
+/// layer column can still have 20.
+fn column_widths(rows: &[[String; 6]], total: usize) -> [usize; 6] {
+    let mut widths = [0usize; 6];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let fixed = widths[0] + widths[2] + widths[3] + widths[4] + 10;
+    let avail = total.saturating_sub(fixed);
+    if widths[1] + widths[5] > avail {
+        let layer = if avail.saturating_sub(widths[5]) >= 20 {
+            avail - widths[5]
+        } else {
+            widths[1].min((avail / 2).max(20))
+        };
+        widths[1] = widths[1].min(layer);
+        widths[5] = avail.saturating_sub(widths[1]).max(16);
+    }
+    widths
+}
+
+/// `text` in lines of at most `width` characters, broken after each `sep` outside
+/// brackets (the separator's trailing spaces dropped); a piece wider than `width` gets
+/// a line of its own.
+pub fn wrap_at(text: &str, width: usize, sep: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in text.char_indices() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            _ => {}
+        }
+        if depth <= 1 && text[i..].starts_with(sep) && (sep == " " || depth == 1) {
+            pieces.push(&text[start..i + sep.trim_end().len()]);
+            start = i + sep.len();
+        }
+    }
+    pieces.push(&text[start..]);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for p in pieces.into_iter().filter(|p| !p.is_empty()) {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + p.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(p);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// 289630 as `289,630`.
 pub fn group(v: u64) -> String {
     let s = v.to_string();
@@ -162,6 +236,18 @@ pub fn group(v: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_cells_wrap_at_their_separators() {
+        let repr = "Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1))";
+        assert_eq!(
+            wrap_at(repr, 22, ", "),
+            ["Conv2d(1, 20,", "kernel_size=(5, 5),", "stride=(1, 1))"]
+        );
+        assert_eq!(wrap_at(repr, 60, ", "), [repr]);
+        assert_eq!(wrap_at("a bb ccc", 4, " "), ["a bb", "ccc"]);
+        assert_eq!(wrap_at("", 4, " "), [""]);
+    }
     use crate::{Conv2d, Flatten, LazyLinear, Linear, MaxPool2d, ReLU};
 
     #[test]
@@ -185,8 +271,17 @@ mod tests {
         assert_eq!(s.layers[0].macs, 20 * 24 * 24 * 25);
         let text = s.render();
         assert!(text.contains("289,630"), "{text}");
+        // The table wraps the long arithmetic to fit 100 columns; the row keeps it whole.
+        assert!(text.contains("in_features inferred: 2880"), "{text}");
         assert!(
-            text.contains("in_features inferred: 2880 = 20 × 12 × 12"),
+            s.layers[4]
+                .arithmetic
+                .starts_with("in_features inferred: 2880 = 20 × 12 × 12"),
+            "{:?}",
+            s.layers[4]
+        );
+        assert!(
+            text.lines().all(|l| l.chars().count() <= Summary::WIDTH),
             "{text}"
         );
         assert_eq!(group(1_000), "1,000");

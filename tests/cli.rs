@@ -8,7 +8,7 @@ mod support;
 
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
-use support::run::{fails, ok, seqnet};
+use support::run::{fails, ok, ok_out_err, seqnet};
 
 const SEED_SPEC: &str = "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(100) -> ReLU() -> Linear(100, 10)";
 
@@ -76,6 +76,10 @@ fn summary_explains_the_seed_network() {
     assert!(from_repr.contains("289,630"), "{from_repr}");
     let preset = ok(&seqnet(dir.path(), &["summary", "--net", "seed"]));
     assert!(preset.contains("289,630"));
+    // The table fits 100 columns; --json keeps every cell whole.
+    for text in [&out, &preset] {
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    }
 }
 
 #[test]
@@ -276,6 +280,10 @@ fn training_matches(fixture_name: &str, optimizer_args: &[&str]) {
         "--lr",
         &meta["lr"],
         "--no-shuffle",
+        // PyTorch's steps are at a constant learning rate; seqnet's default recipe
+        // (seed's) would multiply it by 0.6 after each epoch.
+        "--lr-decay",
+        "1",
         "--out",
         "run",
         "--quiet",
@@ -424,6 +432,259 @@ fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
         ],
     ));
     assert!(out.contains('%'), "{out}");
+}
+
+/// The seed network given as text trains exactly as `--net seed` does (one default
+/// recipe, not a hidden second one), and every run says its recipe in one line.
+#[test]
+fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "2",
+        "--limit",
+        "64",
+        "--threads",
+        "1",
+    ];
+    let mut weights = Vec::new();
+    for (out, net) in [("a", ["--net", "seed"]), ("b", ["--spec", SEED_SPEC])] {
+        let mut args = vec!["train", "--out", out];
+        args.extend_from_slice(&net);
+        args.extend_from_slice(&common);
+        let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("recipe ("))
+            .unwrap_or_else(|| panic!("no recipe line:\n{err}"));
+        assert!(
+            line.contains(
+                "SGD momentum 0.9, lr 0.03 ×0.6 per epoch, batch 32, 2 epochs, weight decay 0, \
+                 L2 λ 0, init pytorch, official split; data mnist-5k, 64 training images"
+            ),
+            "{line}"
+        );
+        let config = std::fs::read_to_string(dir.path().join(out).join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["lr_decay"], 0.6);
+        assert_eq!(config["dataset"], "mnist-5k");
+        assert_eq!(config["split"], "official");
+        let bytes = std::fs::read(dir.path().join(out).join("final.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        let all: Vec<Vec<f32>> = names.iter().map(|n| f32s(&st.tensor(n).unwrap())).collect();
+        weights.push(all);
+    }
+    assert!(
+        weights[0] == weights[1],
+        "--spec trained differently from --net seed"
+    );
+}
+
+/// runs/latest names the newest run, so `--model runs/latest/final.safetensors` works
+/// after a run with the default folder; the closing hint is a command that runs.
+#[test]
+fn runs_latest_links_the_newest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "32",
+    ];
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    // Under `cargo test` the binary sees cargo's CARGO_PKG_NAME, as under `cargo run`;
+    // `--release` when it is the release build (`cargo test --release`).
+    let release = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
+    assert!(
+        err.contains(&format!(
+            "try it:  cargo run{release} -- predict --model runs/"
+        )),
+        "{err}"
+    );
+    let out = ok(&seqnet(
+        dir.path(),
+        &["summary", "--model", "runs/latest/final.safetensors"],
+    ));
+    assert!(out.contains("289,630"), "{out}");
+}
+
+/// A learning rate far too large is named, whether the run ends at chance (a warning,
+/// exit 0) or the loss stops being a number (the run stops, its files kept).
+#[test]
+fn a_learning_rate_far_too_large_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--lr", "10", "--out", "ten"]);
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: after epoch 1"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(warning.contains("chance level"), "{warning}");
+    assert!(warning.contains("--lr 10;"), "{warning}");
+    assert!(dir.path().join("ten/final.safetensors").exists());
+
+    let mut args = base.to_vec();
+    args.extend(["--lr", "1e6", "--out", "huge"]);
+    let err = fails(&seqnet(dir.path(), &args));
+    assert!(err.contains("the loss is NaN"), "{err}");
+    assert!(err.contains("--lr 1e6;"), "{err}");
+    assert!(dir.path().join("huge/config.json").exists());
+}
+
+/// A model file records its training data; eval and viz say which data they score and
+/// warn when the model has seen those images (an MNIST model on the embedded sample,
+/// whose "test" images are MNIST training images).
+#[test]
+fn scores_on_images_the_model_trained_on_are_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--out",
+        "r",
+        "--quiet",
+    ];
+    ok(&seqnet(dir.path(), &args));
+    let bytes = std::fs::read(dir.path().join("r/final.safetensors")).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta: HashMap<String, String> = meta.metadata().clone().unwrap();
+    assert_eq!(meta["seqnet.dataset"], "mnist-5k");
+    assert_eq!(meta["seqnet.split"], "official");
+    assert_eq!(meta["seqnet.train_images"], "200");
+    // The sample's own test images were not trained on.
+    let (out, err) = ok_out_err(&seqnet(
+        dir.path(),
+        &[
+            "eval",
+            "--model",
+            "r/final.safetensors",
+            "--dataset",
+            "mnist-5k",
+        ],
+    ));
+    assert!(!err.contains("warning"), "{err}");
+    assert!(
+        out.contains("data: the embedded 5,000-image MNIST sample"),
+        "{out}"
+    );
+    // The same weights, recorded as trained on MNIST.
+    meta.insert("seqnet.dataset".into(), "mnist".into());
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    std::fs::write(
+        dir.path().join("m.safetensors"),
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+    // MNIST is not installed here, so eval falls back to the embedded sample.
+    let (out, err) = ok_out_err(&seqnet(dir.path(), &["eval", "--model", "m.safetensors"]));
+    assert!(out.contains("MNIST was not found"), "{out}");
+    assert!(
+        err.starts_with("warning: m.safetensors on the embedded") && err.contains("has seen them"),
+        "{err}"
+    );
+    let (_, err) = ok_out_err(&seqnet(
+        dir.path(),
+        &[
+            "viz",
+            "confusion",
+            "--model",
+            "m.safetensors",
+            "-o",
+            "c.png",
+        ],
+    ));
+    assert!(err.contains("data: the test set of the embedded"), "{err}");
+    assert!(
+        err.contains("warning: the model was trained on MNIST"),
+        "{err}"
+    );
+}
+
+/// Every `seqnet train` option that takes a value says its default and gives an
+/// example; an option from another tool is translated.
+#[test]
+fn train_options_say_their_default_and_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = ok(&seqnet(dir.path(), &["train", "--help"]));
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with("--") || line.trim_start().starts_with("-h,") {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    let mut checked = 0;
+    for b in &blocks {
+        let head = b.lines().next().unwrap().trim();
+        if !head.contains('<') || head.starts_with("--resume") {
+            continue;
+        }
+        checked += 1;
+        let flat = b.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("e.g."), "no example: {flat}");
+        assert!(
+            flat.to_lowercase().contains("default"),
+            "no default: {flat}"
+        );
+    }
+    assert!(checked >= 20, "{help}");
+
+    let err = fails(&seqnet(dir.path(), &["train", "--lr-schedule", "0.5"]));
+    assert!(
+        err.contains("tip: seqnet's option for --lr-schedule is --lr-decay"),
+        "{err}"
+    );
+}
+
+#[test]
+fn summary_of_a_preset_shows_its_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(dir.path(), &["summary", "--net", "book-relu"]));
+    assert!(
+        out.contains("recipe of `seqnet train --net book-relu`"),
+        "{out}"
+    );
+    assert!(out.contains("L2 λ 0.1"), "{out}");
+    let recipe = &out[out.find("recipe of").unwrap()..];
+    assert!(recipe.lines().all(|l| l.chars().count() <= 100), "{out}");
+    let json = ok(&seqnet(dir.path(), &["summary", "--net", "seed", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["recipe"]
+            .as_str()
+            .unwrap()
+            .contains("lr 0.03 ×0.6 per epoch"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -609,8 +870,12 @@ fn runs_are_never_overwritten_and_resume_keeps_its_options() {
     for _ in 0..3 {
         ok(&seqnet(dir.path(), &base));
     }
-    let runs = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
+    let runs = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "latest")
+        .count();
     assert_eq!(runs, 3, "three default runs, three folders");
+    assert!(dir.path().join("runs/latest/final.safetensors").exists());
 
     let err = fails(&seqnet(
         dir.path(),

@@ -122,15 +122,20 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
     }
     check_models(&args.models, &models)?;
 
-    let (test, source) = match &args.test_data {
+    let (test, source, dataset) = match &args.test_data {
         Some(path) => {
             let ds = data::load_safetensors_batch(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let desc = format!("{} ({} images)", path.display(), thousands(ds.len()));
-            (ds, desc)
+            (ds, desc, path.display().to_string())
         }
         None => load_set(&args)?,
     };
+    for (path, m) in args.models.iter().zip(&models) {
+        if let Some(w) = evaluate::overlap(m.info.trained_on.as_ref(), &dataset, args.on.into()) {
+            eprintln!("warning: {} on {source}: {w}.", path.display());
+        }
+    }
     if test.is_empty() {
         bail!("{source}: no images to evaluate");
     }
@@ -201,13 +206,18 @@ fn check_models(paths: &[PathBuf], models: &[Model]) -> Result<()> {
     Ok(())
 }
 
-/// The set `--on` and `--split` name, and where it came from: "MNIST from … (10,000
-/// test)", or "the validation set of MNIST from …" for another set than the test set.
-fn load_set(args: &Args) -> Result<(Dataset, String)> {
+/// The set `--on` and `--split` name, where it came from ("MNIST from … (10,000
+/// test)", or "the validation set of MNIST from …" for another set than the test set),
+/// and which data it is ([`data::Splits::dataset`]).
+fn load_set(args: &Args) -> Result<(Dataset, String, String)> {
     let (dataset, data_dir) = (args.dataset.as_deref(), args.data_dir.as_deref());
     let split = match (args.on, args.split) {
         // Both splits share the test set, so only its files are read.
-        (OnArg::Test, _) => return Ok(data::load_test_set(dataset, data_dir)?),
+        (OnArg::Test, _) => {
+            let s = data::load_test_splits(dataset, data_dir)?;
+            let test = s.test.context("internal error: the data has no test set")?;
+            return Ok((test, s.source, s.dataset));
+        }
         (OnArg::Validation, Some(SplitArg::Official)) => bail!(
             "--on validation needs a validation set, and the official split has none (it \
              trains on all the training images); use --split book, which validates on the \
@@ -234,7 +244,11 @@ fn load_set(args: &Args) -> Result<(Dataset, String)> {
             .context("internal error: the book's split gave no validation set")?,
         _ => splits.train,
     };
-    Ok((ds, format!("the {words} set of {}", splits.source)))
+    Ok((
+        ds,
+        format!("the {words} set of {}", splits.source),
+        splits.dataset,
+    ))
 }
 
 /// The model must take the data's images and score at least its classes (the

@@ -116,6 +116,128 @@ fn typed_options(m: &clap::ArgMatches, args: &[String]) -> Vec<(String, String)>
         .collect()
 }
 
+/// How to call this program again, for the commands seqnet suggests (`try it:`):
+/// `seqnet` when that name on the PATH is this program; `cargo run --release --` (or
+/// `cargo run --`) when cargo started it (`cargo run` sets CARGO_PKG_NAME for the
+/// program it runs); otherwise the path it was started by, e.g. `./target/release/seqnet`.
+pub fn invocation() -> String {
+    let exe = std::env::current_exe().ok();
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let me = exe.as_deref().and_then(canon);
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join("seqnet");
+            candidate.is_file() && me.is_some() && canon(&candidate) == me
+        })
+    });
+    invocation_from(
+        on_path,
+        std::env::var("CARGO_PKG_NAME").ok().as_deref(),
+        exe.as_deref(),
+        std::env::args_os().next().map(PathBuf::from).as_deref(),
+    )
+}
+
+/// [`invocation`] from what it looks at.
+fn invocation_from(
+    on_path: bool,
+    cargo_pkg: Option<&str>,
+    exe: Option<&std::path::Path>,
+    argv0: Option<&std::path::Path>,
+) -> String {
+    if on_path {
+        return "seqnet".into();
+    }
+    if cargo_pkg == Some(env!("CARGO_PKG_NAME")) {
+        let release = exe
+            .and_then(|e| e.parent())
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "release");
+        return if release {
+            "cargo run --release --".into()
+        } else {
+            "cargo run --".into()
+        };
+    }
+    match argv0 {
+        Some(a) if a.components().count() > 1 => a.display().to_string(),
+        _ => exe.map_or("seqnet".into(), |e| e.display().to_string()),
+    }
+}
+
+/// Options people bring from other tools, and seqnet's option for the same thing: a
+/// tip added to clap's error (clap's own suggestion goes by spelling only, and offers
+/// --lr for --lr-schedule).
+const ALIASES: [(&str, &str); 12] = [
+    (
+        "--lr-schedule",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--lr-scheduler",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--schedule",
+        "--lr-decay (multiply the learning rate by it after each epoch)",
+    ),
+    (
+        "--gamma",
+        "--lr-decay (as StepLR/ExponentialLR's gamma, once per epoch)",
+    ),
+    ("--learning-rate", "--lr"),
+    ("--batch", "--batch-size"),
+    ("--bs", "--batch-size"),
+    ("--wd", "--weight-decay"),
+    ("--lambda", "--l2 (the book's λ)"),
+    (
+        "--network",
+        "--net (a preset), --spec (layers as text) or --model (a file)",
+    ),
+    (
+        "--arch",
+        "--net (a preset), --spec (layers as text) or --model (a file)",
+    ),
+    ("--data", "--dataset (a name or folder) or --data-dir"),
+];
+
+/// The tip for an unknown option `arg` (`--lr-schedule=0.5` or `--lr-schedule`), if
+/// seqnet has the same thing under another name.
+pub fn alias_tip(arg: &str) -> Option<String> {
+    let name = arg.split('=').next().unwrap_or(arg);
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(a, ours)| {
+        format!("tip: seqnet's option for {a} is {ours}; see `seqnet train --help`")
+    })
+}
+
+/// A learning rate as typed: `0.03`, or `1e35` when plain digits would be long.
+pub fn fmt_lr(lr: f32) -> String {
+    fmt_num(lr, f64::from(lr.abs()))
+}
+
+fn fmt_num<T: std::fmt::Display + std::fmt::LowerExp>(v: T, abs: f64) -> String {
+    if abs == 0.0 || (1e-4..1e5).contains(&abs) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A tenth of `lr` (an f32, as the recipe holds it), written as a person would:
+/// 10 → `1`, 0.03 → `0.003`, 1e35 → `1e34` (not f32's 1.0000000409e34).
+pub fn tenth(lr: f32) -> String {
+    let text = format!("{lr:e}");
+    let value = match text.split_once('e') {
+        Some((m, e)) => e
+            .parse::<i32>()
+            .ok()
+            .and_then(|e| format!("{m}e{}", e - 1).parse::<f64>().ok()),
+        None => None,
+    };
+    let value = value.unwrap_or(f64::from(lr) / 10.0);
+    fmt_num(value, value.abs())
+}
+
 /// "s" after a count other than one: "1 epoch", "2 epochs".
 pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -166,6 +288,35 @@ pub struct NetSource {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    /// The suggested command works as the user ran seqnet.
+    #[test]
+    fn suggested_commands_call_seqnet_as_it_was_called() {
+        let exe = Path::new("/src/seqnet/target/release/seqnet");
+        let dev = Path::new("/src/seqnet/target/debug/seqnet");
+        let rel = Path::new("./target/release/seqnet");
+        let bare = Path::new("seqnet");
+        let f = super::invocation_from;
+        assert_eq!(f(true, Some("seqnet"), Some(exe), Some(bare)), "seqnet");
+        assert_eq!(
+            f(false, Some("seqnet"), Some(exe), Some(exe)),
+            "cargo run --release --"
+        );
+        assert_eq!(
+            f(false, Some("seqnet"), Some(dev), Some(dev)),
+            "cargo run --"
+        );
+        assert_eq!(
+            f(false, None, Some(exe), Some(rel)),
+            "./target/release/seqnet"
+        );
+        assert_eq!(
+            f(false, Some("other"), Some(exe), Some(bare)),
+            "/src/seqnet/target/release/seqnet"
+        );
+    }
+
     /// A file named by both the context and the library's error is said once.
     #[test]
     fn describe_says_a_file_once() {
@@ -179,5 +330,23 @@ mod tests {
         assert_eq!(super::describe(&spaced), "reading /tmp/my model: bad");
         let other = anyhow::anyhow!("/tmp/b: bad").context("reading /tmp/a");
         assert_eq!(super::describe(&other), "reading /tmp/a: /tmp/b: bad");
+    }
+
+    #[test]
+    fn learning_rates_are_written_as_typed() {
+        assert_eq!(super::tenth(10.0), "1");
+        assert_eq!(super::tenth(0.03), "0.003");
+        assert_eq!(super::tenth(1e35), "1e34");
+        assert_eq!(super::tenth(1e6), "1e5");
+        assert_eq!(super::tenth(1e5), "10000");
+        assert_eq!(super::fmt_lr(1e35), "1e35");
+        assert_eq!(super::fmt_lr(0.03), "0.03");
+    }
+
+    #[test]
+    fn options_from_other_tools_are_translated() {
+        let tip = super::alias_tip("--lr-schedule=0.5").unwrap();
+        assert!(tip.contains("--lr-decay"), "{tip}");
+        assert_eq!(super::alias_tip("--nonsense"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use seqnet::run_dir::{Best, Progress, RunDir};
+use seqnet::run_dir::{Best, Progress, RunDir, Trouble};
 use seqnet::train::{EpochReport, TrainState};
 
 /// Draws a run's progress on standard error (and `--json` lines on standard output).
@@ -19,6 +19,12 @@ pub(super) struct Show {
     pub plot: Option<RunDir>,
     pub epochs: usize,
     pub batch_size: usize,
+    /// The learning rate the run was given (`--lr` or the recipe's), for warnings.
+    pub lr: f32,
+    /// The classes the network scores, for the chance-level warning.
+    pub classes: usize,
+    /// Whether a warning about the learning rate has been printed (once is enough).
+    pub warned: bool,
 }
 
 impl Progress for Show {
@@ -60,19 +66,43 @@ impl Progress for Show {
                 r.seconds,
                 r.images_per_second
             );
-            match &self.bar {
-                Some(bar) => bar.println(msg),
-                None => eprintln!("{msg}"),
+            self.say(msg);
+            if let Some(trouble) = Trouble::of(r, self.classes).filter(|_| !self.warned) {
+                self.warned = true;
+                self.say(format!(
+                    "warning: after epoch {}, {trouble}: training is not working. The learning \
+                     rate is probably too large (or, rarely, too small): this run has --lr {}{}; \
+                     try --lr {} (a tenth).",
+                    r.epoch,
+                    super::fmt_lr(self.lr),
+                    if r.lr != self.lr {
+                        format!(" (now {} after decay)", super::fmt_lr(r.lr))
+                    } else {
+                        String::new()
+                    },
+                    super::tenth(self.lr)
+                ));
             }
         }
         Ok(())
     }
 }
 
+impl Show {
+    /// A line on standard error, above the progress bar if there is one.
+    fn say(&self, msg: String) {
+        match &self.bar {
+            Some(bar) => bar.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
 pub(super) fn new_bar(steps: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        // wide_bar takes what the terminal's width leaves, so the line never wraps.
+        ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -134,14 +164,15 @@ pub(super) fn print_summary(
         );
     }
     eprintln!("model saved to {}", final_path.display());
+    let me = super::invocation();
     match sample {
         Some(png) => eprintln!(
-            "try it:  seqnet predict --model {} {}",
+            "try it:  {me} predict --model {} {}",
             final_path.display(),
             png.display()
         ),
         None => eprintln!(
-            "try it:  seqnet predict --model {} digit.png",
+            "try it:  {me} predict --model {} digit.png",
             final_path.display()
         ),
     }

@@ -23,6 +23,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // A preset's recipe: how `seqnet train --net NAME` trains it.
+    let mut recipe = None;
     let net = match (&args.spec, &args.source.net, &args.source.model) {
         (Some(spec), None, None) => {
             let text = if spec == "-" {
@@ -39,6 +41,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         (None, Some(name), None) => {
             let preset = seqnet::presets::get(name)?;
+            recipe = Some((
+                preset.name,
+                preset.recipe.describe(preset.recipe.init_name()),
+            ));
             seqnet::spec::build(preset.spec, &preset.input, 0)?
         }
         (None, None, Some(path)) => {
@@ -56,9 +62,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let summary = Summary::of(&net);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let mut json = serde_json::to_value(&summary)?;
+        if let (Some((_, line)), Some(obj)) = (&recipe, json.as_object_mut()) {
+            obj.insert("recipe".into(), line.clone().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", summary.render());
+        if let Some((name, line)) = &recipe {
+            let text = format!(
+                "recipe of `seqnet train --net {name}`: {line}. Options such as --lr or \
+                 --epochs change it; networks given by --spec or --model train with seed's."
+            );
+            println!();
+            for l in seqnet::summary::wrap_at(&text, Summary::WIDTH, " ") {
+                println!("{l}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

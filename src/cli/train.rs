@@ -42,89 +42,115 @@ pub enum SplitArg {
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Args {
-    /// A preset network with its book recipe (see `seqnet summary --net NAME`).
+    /// A preset network with its recipe, e.g. book-relu (see `seqnet summary --net NAME`
+    /// for its layers and recipe). Default: seed, when neither --spec nor --model is given.
     #[arg(long, conflicts_with_all = ["spec", "model"])]
     pub(super) net: Option<String>,
     /// A network as text, e.g. 'Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten()
-    /// -> LazyLinear(10)'; the input shape is taken from the data.
+    /// -> LazyLinear(10)'; the input shape is taken from the data. It trains with the
+    /// default recipe (the seed network's). Default: --net seed.
     #[arg(long, conflicts_with = "model")]
     pub(super) spec: Option<String>,
-    /// Start from a saved model's network and weights.
+    /// Start from a saved model's network and weights, e.g.
+    /// runs/latest/final.safetensors; it trains with the default recipe. Default: none
+    /// (fresh weights).
     #[arg(long)]
     pub(super) model: Option<PathBuf>,
 
     /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// standard IDX files. Default: MNIST when installed, else the embedded sample.
+    /// standard IDX files, e.g. --dataset fashion-mnist. Default: MNIST when installed,
+    /// else the embedded sample.
     #[arg(long)]
     pub(super) dataset: Option<String>,
-    /// Where to look for named datasets first.
+    /// Where to look for named datasets first, e.g. ~/data (a folder holding mnist/ or
+    /// the four files). Default: $SEQNET_DATA, ./data, ~/.cache/seqnet.
     #[arg(long)]
     pub(super) data_dir: Option<PathBuf>,
-    /// A safetensors batch file (`images`, `labels`) to train on instead; no
-    /// validation or test split is made.
+    /// A safetensors batch file (`images`, `labels`) to train on instead, e.g.
+    /// batch.safetensors; no validation or test split is made. Default: none.
     #[arg(long, conflicts_with = "dataset")]
     pub(super) train_data: Option<PathBuf>,
-    /// official (60k/10k) or book (50k/10k validation/10k test). Default: book for the
-    /// book's presets, official otherwise.
+    /// official (60k/10k) or book (50k/10k validation/10k test), e.g. --split book.
+    /// Default: book for the book's presets, official otherwise.
     #[arg(long, value_enum)]
     pub(super) split: Option<SplitArg>,
-    /// Train on the book's expanded data (each image plus four one-pixel shifts).
+    /// Train on the book's expanded data (each image plus four one-pixel shifts). Default:
+    /// off (on for book-relu-expanded).
     #[arg(long)]
     pub(super) expand: bool,
-    /// Train on only the first N training images (quick experiments).
+    /// Train on only the first N training images, e.g. --limit 1000 for a quick
+    /// experiment. Default: all.
     #[arg(long, allow_negative_numbers = true)]
     pub(super) limit: Option<usize>,
 
+    /// Passes over the training images, e.g. --epochs 3. Default: the recipe's (5 for
+    /// seed and for --spec/--model networks, 60 for the book's presets).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) epochs: Option<usize>,
+    /// Images per mini-batch (one gradient step each), e.g. --batch-size 64. Default:
+    /// the recipe's (32, or the book's 10).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) batch_size: Option<usize>,
-    /// Learning rate (η).
+    /// Learning rate (η) of the first epoch, e.g. --lr 0.01. Default: the recipe's (0.03
+    /// for seed and --spec/--model networks; the book's η for its presets; 0.001 with
+    /// --optimizer adam).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr: Option<f32>,
+    /// The update rule, e.g. --optimizer adam (torch.optim.Adam's defaults).
     #[arg(long, value_enum, default_value = "sgd")]
     pub(super) optimizer: OptimizerArg,
-    /// SGD momentum, as torch.optim.SGD.
+    /// SGD momentum, as torch.optim.SGD, e.g. --momentum 0. Default: the recipe's (0.9,
+    /// or the book's 0).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f32>,
-    /// L2 penalty on every parameter, as torch.optim's weight_decay.
+    /// L2 penalty on every parameter, as torch.optim's weight_decay, e.g.
+    /// --weight-decay 5e-4.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) weight_decay: f32,
-    /// The book's λ: decay λ/(mini-batches per epoch) on weights only.
+    /// The book's λ: decay λ/(mini-batches per epoch) on weights only, e.g. --l2 0.1.
+    /// Default: the recipe's (0, or the book's λ).
     #[arg(long, allow_negative_numbers = true)]
     l2: Option<f32>,
-    /// Multiply the learning rate by this after each epoch.
+    /// The learning-rate schedule: multiply it by this after each epoch, e.g.
+    /// --lr-decay 1 for a constant rate. Default: the recipe's (0.6 for seed and --spec/
+    /// --model networks, 1 for the book's presets).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr_decay: Option<f32>,
-    /// Parameter initialisation. Default: the preset's (book for the book's presets),
-    /// else pytorch.
+    /// Parameter initialisation, e.g. --init book. Default: the preset's (book for the
+    /// book's presets), else pytorch.
     #[arg(long, value_enum)]
     pub(super) init: Option<InitArg>,
     /// Normalise pixels as (x − MEAN)/STD after /255, e.g. 0.1307,0.3081; stored in the
-    /// model and applied again by predict.
+    /// model and applied again by predict. Default: none.
     #[arg(long)]
     pub(super) normalize: Option<String>,
-    /// Keep the training set in file order.
+    /// Keep the training set in file order. Default: shuffled every epoch (from --seed).
     #[arg(long)]
     pub(super) no_shuffle: bool,
+    /// Seed of the initial weights and the shuffling; the same seed gives the same run,
+    /// bitwise, e.g. --seed 2.
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub(super) seed: u64,
-    /// Worker threads (default: all cores). Results are bitwise the same for any count.
+    /// Worker threads, e.g. --threads 2. Default: all cores. Results are bitwise the same
+    /// for any count.
     #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
 
-    /// The run folder (default runs/NAME-TIMESTAMP).
+    /// The run folder, e.g. --out runs/try1. Default: runs/NAME-TIMESTAMP, with
+    /// runs/latest pointing at it.
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint (from its start if it
-    /// has none yet), with the options it was started with.
+    /// has none yet), with the options it was started with, e.g. --resume runs/latest.
     #[arg(long, conflicts_with_all = ["net", "spec", "model", "dataset", "train_data", "out"])]
     #[serde(skip)]
     pub(super) resume: Option<PathBuf>,
-    /// Write a checkpoint every STEPS mini-batches (always at the end of each epoch).
+    /// Write a checkpoint every STEPS mini-batches, e.g. 500. Default: only at the end of
+    /// each epoch.
     #[arg(long, value_name = "STEPS")]
     pub(super) checkpoint_every: Option<usize>,
-    /// Also write the final model here.
+    /// Also write the final model here, e.g. --save model.safetensors. Default: only the
+    /// run folder's final.safetensors.
     #[arg(long)]
     pub(super) save: Option<PathBuf>,
     /// One JSON object per epoch on standard output, then a final one.

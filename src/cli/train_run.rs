@@ -46,6 +46,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                 val: None,
                 test: None,
                 source,
+                dataset: path.display().to_string(),
             }
         }
         None => data::load(
@@ -97,6 +98,18 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         Some(_) => "from model",
         None => recipe.initialise(&mut net, args.seed),
     };
+    if !quiet {
+        let whose = match &preset {
+            Some(p) => format!("{}'s", p.name),
+            None => "the default, as --net seed's".to_string(),
+        };
+        eprintln!(
+            "recipe ({whose}): {}; data {}, {} training images",
+            recipe.describe(init),
+            data.dataset,
+            data.train.len()
+        );
+    }
     if net.output_kind() == seqnet::layers::OutputKind::Probabilities && !quiet {
         eprintln!(
             "warning: the network ends in Softmax, but training applies cross-entropy to its \
@@ -143,11 +156,19 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     } else if !run.claim(&config).with_context(writing)? {
         refuse_to_overwrite(&out_dir)?;
         bail!("{} already holds a run", out_dir.display());
+    } else if args.out.is_none() {
+        // runs/latest: README commands name the newest run without its timestamp.
+        run.mark_latest();
     }
 
     let mut info = ModelInfo::for_net(&net);
     info.normalize = recipe.normalize;
     info.seed = Some(args.seed);
+    info.trained_on = Some(model::TrainedOn {
+        dataset: data.dataset.clone(),
+        split: Some(run_dir::split_name(recipe.split()).to_string()),
+        images: Some(data.train.len()),
+    });
     let mut state = recipe.new_state(data.train.len(), args.seed);
     let epochs = recipe.epochs;
     if args.resume.is_some() {
@@ -168,11 +189,12 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                     let final_path = run.final_path();
                     eprintln!(
                         "{} already finished its {epochs} epoch{}: the trained model is {}; \
-                         nothing to resume. To train further, start a new run from it: seqnet \
+                         nothing to resume. To train further, start a new run from it: {} \
                          train --model {} --out NEW_FOLDER",
                         out_dir.display(),
                         super::plural(epochs),
                         final_path.display(),
+                        super::invocation(),
                         final_path.display()
                     );
                 }
@@ -204,15 +226,40 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         plot: args.plot.then(|| run.clone()),
         epochs,
         batch_size: recipe.batch_size,
+        lr: recipe.lr,
+        classes: data.train.classes,
+        warned: false,
     };
     let result = run.train(&mut net, &mut state, &data, &opts, &mut show);
     if let Some(bar) = &show.bar {
         bar.finish_and_clear();
     }
     if let Err(Error::Interrupted(msg)) = &result {
-        let hint = format!("seqnet train --resume {}", out_dir.display());
+        let hint = format!(
+            "{} train --resume {}",
+            super::invocation(),
+            out_dir.display()
+        );
         eprintln!("{msg}. Continue with:\n  {hint}");
         return Err(super::Interrupted.into());
+    }
+    if let Err(Error::Diverged(msg)) = &result {
+        // Stopped: the weights are no longer numbers, and no further step can mend them.
+        let what = msg
+            .split_once("; try a smaller")
+            .map_or(msg.as_str(), |(w, _)| w);
+        let kept = if run.checkpoint_path().exists() {
+            "config.json, metrics.jsonl and the last good epoch's checkpoint.safetensors are"
+        } else {
+            "config.json is"
+        };
+        bail!(
+            "{what}. Try a smaller learning rate: this run has --lr {}; --lr {} is a tenth. \
+             The run's {kept} kept in {}",
+            super::fmt_lr(recipe.lr),
+            super::tenth(recipe.lr),
+            out_dir.display()
+        );
     }
     let best = result?;
 

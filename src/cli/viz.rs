@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use seqnet::data::{self, Dataset, Split};
+use seqnet::evaluate;
 use seqnet::io::model::{self, Model};
 use seqnet::viz::{self, FilterSlices, Mistake, Picture};
 
@@ -173,9 +174,16 @@ fn filters(a: FiltersArgs) -> Result<ExitCode> {
     save(&pic, &a.output)
 }
 
-/// The test images of the chosen dataset, checked against the network's input shape.
+/// The test images of the chosen dataset, checked against the network's input shape;
+/// says on standard error which data they are, and warns when the model may have been
+/// trained on them.
 fn test_set(d: &DataArgs, m: &Model) -> Result<Dataset> {
     let splits = data::load(d.dataset.as_deref(), d.data_dir.as_deref(), Split::Official)?;
+    eprintln!("data: the test set of {}", splits.source);
+    let trained = m.info.trained_on.as_ref();
+    if let Some(w) = evaluate::overlap(trained, &splits.dataset, evaluate::EvalSet::Test) {
+        eprintln!("warning: {w}.");
+    }
     let Some(test) = splits.test else {
         bail!("{} has no test images", splits.source);
     };

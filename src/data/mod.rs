@@ -367,6 +367,10 @@ pub struct Splits {
     /// Where the data came from, for people: e.g. "MNIST from /data/mnist (60,000 train
     /// / 10,000 test)".
     pub source: String,
+    /// Which data it is, for the record (a model file's `seqnet.dataset`): a name —
+    /// `mnist`, `fashion-mnist`, `kmnist`, or `mnist-5k` for the embedded sample — or the
+    /// folder or file it was read from.
+    pub dataset: String,
 }
 
 /// `60000` → `"60,000"`.
@@ -437,7 +441,7 @@ fn load_any_dir(dir: &Path, split: Split, parts: Parts) -> Result<Splits> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".to_string());
-    load_dir_as(dir, split, &label, &set, parts)
+    load_dir_as(dir, split, &label, &set, &dir.display().to_string(), parts)
 }
 
 /// Which files a caller needs: all of them, or only the test pair (`seqnet eval`, which
@@ -448,8 +452,16 @@ enum Parts {
     TestOnly,
 }
 
-/// [`load_dir`] with the words the `source` and the dataset names use.
-fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -> Result<Splits> {
+/// [`load_dir`] with the words the `source` and the dataset names use, and the
+/// [`Splits::dataset`] to record.
+fn load_dir_as(
+    dir: &Path,
+    split: Split,
+    label: &str,
+    set: &str,
+    dataset: &str,
+    parts: Parts,
+) -> Result<Splits> {
     let files = named::standard_files(dir).map_err(|missing| {
         let expected: Vec<String> = STANDARD_FILES.iter().map(|f| format!("{f}[.gz]")).collect();
         data_err(
@@ -483,6 +495,7 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -
             val: None,
             test: Some(test),
             source,
+            dataset: dataset.to_string(),
         });
     }
     let (train, test) = rayon::join(
@@ -544,6 +557,7 @@ fn load_dir_as(dir: &Path, split: Split, label: &str, set: &str, parts: Parts) -
         val,
         test: Some(test),
         source: String::new(),
+        dataset: dataset.to_string(),
     };
     splits.source = format!("{label} ({}{how})", splits.counts());
     Ok(splits)
@@ -576,15 +590,21 @@ pub fn load_test_set(
     name_or_dir: Option<&str>,
     data_dir: Option<&Path>,
 ) -> Result<(Dataset, String)> {
-    let splits = load_in(
+    let splits = load_test_splits(name_or_dir, data_dir)?;
+    let test = splits.test.expect("every dataset source has a test set");
+    Ok((test, splits.source))
+}
+
+/// [`load_test_set`] as [`Splits`] (with an empty training set), which also say which
+/// data it is ([`Splits::dataset`]).
+pub fn load_test_splits(name_or_dir: Option<&str>, data_dir: Option<&Path>) -> Result<Splits> {
+    load_in(
         name_or_dir,
         data_dir,
         Split::Official,
         &named::SearchEnv::process(),
         Parts::TestOnly,
-    )?;
-    let test = splits.test.expect("every dataset source has a test set");
-    Ok((test, splits.source))
+    )
 }
 
 fn load_in(
@@ -648,7 +668,7 @@ fn load_in(
 
 fn load_named_dir(dir: &Path, name: &str, split: Split, parts: Parts) -> Result<Splits> {
     let label = format!("{} from {}", named::title(name), dir.display());
-    load_dir_as(dir, split, &label, name, parts)
+    load_dir_as(dir, split, &label, name, name, parts)
 }
 
 /// The embedded sample, split as `split` asks.
@@ -668,6 +688,7 @@ fn embedded_splits(split: Split) -> Result<Splits> {
         val,
         test: Some(test),
         source: String::new(),
+        dataset: embedded::NAME.to_string(),
     };
     splits.source = format!(
         "the embedded 5,000-image MNIST sample ({}{how})",

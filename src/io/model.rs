@@ -8,6 +8,9 @@
 //! | `seqnet.normalize` | optional `mean,std` applied to pixels after /255 (train and predict) |
 //! | `seqnet.classes` | optional JSON list of class names |
 //! | `seqnet.seed` | optional seed the run started from |
+//! | `seqnet.dataset` | optional data it was trained on: `mnist`, `mnist-5k` (the embedded sample), `fashion-mnist`, `kmnist`, or a folder or file |
+//! | `seqnet.split` | optional split of that data it was trained on: `official` or `book` |
+//! | `seqnet.train_images` | optional number of training images |
 //!
 //! So `model.load_state_dict(safetensors.torch.load_file(path))` works in PyTorch, and a
 //! file PyTorch wrote with `save_file(model.state_dict(), path, metadata={...})` loads here.
@@ -46,8 +49,22 @@ pub struct ModelInfo {
     pub normalize: Option<Normalize>,
     pub classes: Option<Vec<String>>,
     pub seed: Option<u64>,
+    /// What it was trained on; `None` for files that do not say (older ones, PyTorch's).
+    pub trained_on: Option<TrainedOn>,
     /// Any other metadata, kept as it was.
     pub extra: BTreeMap<String, String>,
+}
+
+/// The data a model was trained on, as its file records it, so that an evaluation can
+/// tell when its images may be ones the model learned from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainedOn {
+    /// [`crate::data::Splits::dataset`]: `mnist`, `mnist-5k`, a folder, a file.
+    pub dataset: String,
+    /// `official` or `book`, if recorded.
+    pub split: Option<String>,
+    /// How many training images, if recorded.
+    pub images: Option<usize>,
 }
 
 /// A loaded model: the network with its weights, what the file said, and warnings
@@ -102,6 +119,15 @@ impl ModelInfo {
         if let Some(s) = self.seed {
             m.insert("seqnet.seed".into(), s.to_string());
         }
+        if let Some(t) = &self.trained_on {
+            m.insert("seqnet.dataset".into(), t.dataset.clone());
+            if let Some(split) = &t.split {
+                m.insert("seqnet.split".into(), split.clone());
+            }
+            if let Some(n) = t.images {
+                m.insert("seqnet.train_images".into(), n.to_string());
+            }
+        }
         m
     }
 
@@ -154,6 +180,13 @@ impl ModelInfo {
             })?),
         };
         let seed = m.remove("seqnet.seed").and_then(|s| s.parse().ok());
+        let split = m.remove("seqnet.split");
+        let images = m.remove("seqnet.train_images").and_then(|s| s.parse().ok());
+        let trained_on = m.remove("seqnet.dataset").map(|dataset| TrainedOn {
+            dataset,
+            split,
+            images,
+        });
         m.remove("format");
         m.remove("seqnet.version");
         Ok(ModelInfo {
@@ -162,6 +195,7 @@ impl ModelInfo {
             normalize,
             classes,
             seed,
+            trained_on,
             extra: m.into_iter().collect(),
         })
     }
@@ -366,4 +400,31 @@ pub fn load_state_dict(
         ));
     }
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a model was trained on goes into its file and back; a file without it (an
+    /// older one, or PyTorch's) still loads, with `trained_on` unknown.
+    #[test]
+    fn the_training_data_is_recorded_and_optional() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = crate::spec::build("Flatten() -> Linear(4, 2)", &[1, 2, 2], 1).unwrap();
+        let mut info = ModelInfo::for_net(&net);
+        let old = tmp.path().join("old.safetensors");
+        save(&old, &net, &info).unwrap();
+        assert_eq!(load(&old).unwrap().info.trained_on, None);
+        info.trained_on = Some(TrainedOn {
+            dataset: "mnist".into(),
+            split: Some("book".into()),
+            images: Some(50_000),
+        });
+        let new = tmp.path().join("new.safetensors");
+        save(&new, &net, &info).unwrap();
+        let back = load(&new).unwrap().info;
+        assert_eq!(back.trained_on, info.trained_on);
+        assert!(back.extra.is_empty(), "{:?}", back.extra);
+    }
 }
