@@ -44,9 +44,21 @@ enum Command {
     Bench(bench::Args),
     /// Export a model to ONNX.
     Export(export::Args),
+    /// List the layers a spec may use, with their arguments, PyTorch's defaults and what
+    /// each does.
+    Layers(LayersArgs),
     /// Pictures: filters, activations, training curves, confusion matrix, mistakes.
     #[cfg(feature = "viz")]
     Viz(viz::Args),
+}
+
+/// `seqnet layers`: generated from the layer registry, so it lists exactly what a spec
+/// accepts.
+#[derive(clap::Args, Debug)]
+pub struct LayersArgs {
+    /// Print JSON (name, signature, doc, example per layer) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the parsed command.
@@ -69,6 +81,30 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Data(a) => data::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        Command::Layers(a) => {
+            if a.json {
+                let rows: Vec<serde_json::Value> = seqnet::layers::registry::layers()
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "name": e.name,
+                            "signature": e.signature(),
+                            "doc": e.doc,
+                            "example": e.example,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", seqnet::layers::registry::render());
+                println!(
+                    "\nA spec joins layers with ->, e.g. 'Conv2d(1, 20, 5) -> ReLU() -> \
+                     MaxPool2d(2) -> Flatten() -> LazyLinear(10)'; PyTorch's print(model) and \
+                     nn.Sequential(...) code are read too."
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "viz")]
         Command::Viz(a) => viz::run(a),
     }
