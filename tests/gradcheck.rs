@@ -11,8 +11,8 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AvgPool2d, Conv2d, Dropout, Flatten, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
-    Mode, ReLU, Sequential, Sigmoid, Softmax, Tanh, Tensor,
+    AvgPool2d, Conv2d, Dropout, Flatten, GELU, LazyLinear, LeakyReLU, Linear, LogSoftmax,
+    MaxPool2d, Mode, ReLU, Sequential, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -203,6 +203,8 @@ fn elementwise_and_shape_gradients() {
     gradcheck("Sigmoid", one(&[2, 3, 5], Sigmoid::new()), 2, 12);
     gradcheck("Tanh", one(&[2, 3, 5], Tanh::new()), 2, 13);
     gradcheck("LeakyReLU", one(&[2, 3, 5], LeakyReLU::new(0.2)), 2, 16);
+    gradcheck("GELU", one(&[2, 3, 5], GELU::new()), 2, 17);
+    gradcheck("GELU tanh", one(&[2, 3, 5], GELU::tanh()), 2, 18);
     gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
     gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
 }

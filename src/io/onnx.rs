@@ -1,11 +1,13 @@
 //! ONNX export: the network as an ONNX model (IR version 8, opset 17) that onnxruntime,
-//! OpenCV's dnn module, TensorRT, … can run.
+//! OpenCV's dnn module, TensorRT, … can run. A network with GELU is written for opset 20
+//! (IR version 9), the first with a `Gelu` operator; every other network stays at 17.
 //!
 //! | seqnet | ONNX node |
 //! |---|---|
 //! | `Conv2d` | `Conv` (kernel_shape, strides, pads, dilations 1, group 1) |
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
 //! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
+//! | `GELU` | `Gelu` (approximate 'none' or 'tanh'; opset 20) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
 //! | `Flatten` | `Flatten` (axis 1) |
@@ -49,6 +51,10 @@ use crate::sequential::Sequential;
 pub const OPSET: i64 = 17;
 /// The ONNX IR version of the file (IR 8 came with opset 17, ONNX 1.12).
 pub const IR_VERSION: i64 = 8;
+/// The operator set of a network with GELU: `Gelu` arrived in opset 20 (ONNX 1.15).
+pub const OPSET_GELU: i64 = 20;
+/// The IR version that goes with [`OPSET_GELU`] (IR 9, ONNX 1.15).
+pub const IR_VERSION_GELU: i64 = 9;
 /// The graph's input name.
 pub const INPUT: &str = "input";
 /// The graph's output name.
@@ -114,6 +120,7 @@ enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
+    Str(&'static str),
 }
 
 /// One graph node, before encoding.
@@ -136,6 +143,10 @@ fn attribute(name: &str, a: &Attr) -> Pb {
         Attr::Int(i) => {
             p.int(3, *i);
             p.int(20, 2);
+        }
+        Attr::Str(s) => {
+            p.string(4, s);
+            p.int(20, 3);
         }
         Attr::Ints(v) => {
             // `repeated int64 ints = 8` is not declared packed (proto2): one entry each.
@@ -216,6 +227,8 @@ pub struct Onnx {
     pub ops: Vec<&'static str>,
     /// The layers left out (Dropout), as `index repr`.
     pub omitted: Vec<String>,
+    /// The operator set written: [`OPSET`], or [`OPSET_GELU`] for a network with GELU.
+    pub opset: i64,
 }
 
 fn unsupported(index: usize, repr: &str, why: &str) -> Error {
@@ -354,6 +367,10 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 attrs: vec![("alpha", Attr::Float(negative_slope))],
                 ..simple("LeakyRelu")
             }),
+            LayerDesc::GELU { tanh } => Some(Node {
+                attrs: vec![("approximate", Attr::Str(if tanh { "tanh" } else { "none" }))],
+                ..simple("Gelu")
+            }),
             LayerDesc::Sigmoid => Some(simple("Sigmoid")),
             LayerDesc::Tanh => Some(simple("Tanh")),
             LayerDesc::Flatten => Some(Node {
@@ -441,14 +458,20 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
     graph.message(11, value_info(INPUT, net.input_shape()));
     graph.message(12, value_info(OUTPUT, net.output_shape()));
 
+    // The oldest opset that has every node: 17, or 20 for Gelu.
+    let (opset_version, ir_version) = if ops.contains(&"Gelu") {
+        (OPSET_GELU, IR_VERSION_GELU)
+    } else {
+        (OPSET, IR_VERSION)
+    };
     let mut model = Pb::default();
-    model.int(1, IR_VERSION);
+    model.int(1, ir_version);
     model.string(2, "seqnet");
     model.string(3, env!("CARGO_PKG_VERSION"));
     model.string(6, &doc);
     model.message(7, graph);
     let mut opset = Pb::default();
-    opset.int(2, OPSET);
+    opset.int(2, opset_version);
     model.message(8, opset);
     let mut meta = vec![
         ("seqnet.spec".to_string(), net.spec()),
@@ -477,6 +500,7 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         bytes: model.buf,
         ops,
         omitted,
+        opset: opset_version,
     })
 }
 
@@ -695,6 +719,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be exported to ONNX"), "{e}");
+    }
+
+    /// Gelu needs opset 20 (and IR 9); a network without it stays at opset 17.
+    #[test]
+    fn gelu_raises_the_opset_to_20() {
+        let net = crate::spec::build(
+            "Flatten() -> Linear(4, 3) -> GELU(approximate='tanh') -> Linear(3, 2) -> GELU()",
+            &[1, 2, 2],
+            0,
+        )
+        .unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        assert_eq!(onnx.ops, ["Flatten", "Gemm", "Gelu", "Gemm", "Gelu"]);
+        assert_eq!(onnx.opset, 20);
+        let model = fields(&onnx.bytes);
+        assert_eq!(get(&model, 1)[0].3, 9, "IR version 9");
+        let opset = fields(&get(&model, 8)[0].2);
+        assert_eq!((opset[0].0, opset[0].3), (2, 20));
+        let graph = fields(&get(&model, 7)[0].2);
+        let gelu = fields(&get(&graph, 1)[2].2);
+        let attr = fields(&get(&gelu, 5)[0].2);
+        assert_eq!(text(get(&attr, 1)[0]), "approximate");
+        assert_eq!(text(get(&attr, 4)[0]), "tanh");
+        assert_eq!(get(&attr, 20)[0].3, 3, "type STRING");
+        let plain = crate::spec::build("Flatten() -> Linear(4, 3)", &[1, 2, 2], 0).unwrap();
+        assert_eq!(
+            export(&plain, &ModelInfo::for_net(&plain)).unwrap().opset,
+            17
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum LayerDesc {
     LeakyReLU {
         negative_slope: f32,
     },
+    /// `approximate='tanh'` when `tanh`, else the exact form (`'none'`).
+    GELU {
+        tanh: bool,
+    },
     Sigmoid,
     Tanh,
     Flatten,
@@ -74,6 +78,7 @@ impl LayerDesc {
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
+            LayerDesc::GELU { .. } => "GELU",
             LayerDesc::Sigmoid => "Sigmoid",
             LayerDesc::Tanh => "Tanh",
             LayerDesc::Flatten => "Flatten",
@@ -228,6 +233,10 @@ impl fmt::Display for LayerDesc {
             LayerDesc::ReLU => write!(f, "ReLU()"),
             LayerDesc::LeakyReLU { negative_slope } => {
                 write!(f, "LeakyReLU(negative_slope={negative_slope})")
+            }
+            LayerDesc::GELU { tanh } => {
+                let approximate = if *tanh { "tanh" } else { "none" };
+                write!(f, "GELU(approximate='{approximate}')")
             }
             LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),

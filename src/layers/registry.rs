@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
+    AvgPool2d, Conv2d, Dropout, Flatten, GELU, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
     LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
@@ -220,6 +220,18 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "GELU",
+        args: &[opt("approximate", "'none'")],
+        lazy_in: None,
+        doc: "x·Φ(x) (Φ the normal CDF), element-wise; approximate='tanh' for the tanh form",
+        example: "GELU(approximate='tanh')",
+        build: |b| {
+            let tanh = b.choice("approximate", &["none", "tanh"])? == Some("tanh");
+            Ok(Box::new(if tanh { GELU::tanh() } else { GELU::new() }))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Sigmoid",
         args: &[],
         lazy_in: None,
@@ -363,7 +375,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "Dropout2d",
     "ELU",
     "Embedding",
-    "GELU",
     "GRU",
     "Hardtanh",
     "Identity",

@@ -293,6 +293,30 @@ impl<'a> Bound<'a> {
         Ok(Some(v))
     }
 
+    /// A string argument that must be one of `choices` (quoted or not, as the spec
+    /// lexer reads both), e.g. GELU's approximate='tanh'.
+    pub(crate) fn choice(
+        &self,
+        name: &str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>> {
+        let Some(node) = self.get(name) else {
+            return Ok(None);
+        };
+        if let NodeKind::Str(s) = &node.kind {
+            if let Some(&c) = choices.iter().find(|&&c| c == s) {
+                return Ok(Some(c));
+            }
+        }
+        let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+        let what = match quoted.as_slice() {
+            [a, b] => format!("{a} or {b}"),
+            [rest @ .., last] => format!("one of {} or {last}", rest.join(", ")),
+            [] => "nothing".to_string(),
+        };
+        Err(self.expects(name, node, &what))
+    }
+
     pub(crate) fn int(&self, name: &str) -> Result<Option<i64>> {
         match self.get(name) {
             None => Ok(None),
