@@ -7,6 +7,7 @@
 //! | `Conv2d` | `Conv` (kernel_shape, strides, pads, dilations 1, group 1) |
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
 //! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
+//! | `SiLU` | `Sigmoid` then `Mul` (x·σ(x); opset 17 has no Swish) |
 //! | `GELU` | `Gelu` (approximate 'none' or 'tanh'; opset 20) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
@@ -130,6 +131,9 @@ struct Node {
     name: String,
     inputs: Vec<String>,
     attrs: Vec<(&'static str, Attr)>,
+    /// The layer's output is this node's output times the layer's input (a `Mul` node
+    /// follows): SiLU as x·Sigmoid(x).
+    times_input: bool,
 }
 
 fn attribute(name: &str, a: &Attr) -> Pb {
@@ -294,6 +298,7 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             name: name.clone(),
             inputs: Vec::new(),
             attrs: Vec::new(),
+            times_input: false,
         };
         let geometry = |kernel: Size2, stride: Size2, pad: Size2| -> Vec<(&'static str, Attr)> {
             let (k, s, p) = (ints(kernel), ints(stride), ints(pad));
@@ -372,6 +377,10 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 ..simple("Gelu")
             }),
             LayerDesc::Sigmoid => Some(simple("Sigmoid")),
+            LayerDesc::SiLU => Some(Node {
+                times_input: true,
+                ..simple("Sigmoid")
+            }),
             LayerDesc::Tanh => Some(simple("Tanh")),
             LayerDesc::Flatten => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
@@ -425,9 +434,23 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         } else {
             format!("{i}.{}.out", node.op)
         };
-        node.inputs.insert(0, current);
-        graph.message(1, node_proto(&node, &output));
-        ops.push(node.op);
+        node.inputs.insert(0, current.clone());
+        if node.times_input {
+            let inner = format!("{i}.{}.out", node.op);
+            graph.message(1, node_proto(&node, &inner));
+            let mul = Node {
+                op: "Mul",
+                name: format!("{}.Mul", node.name),
+                inputs: vec![current, inner],
+                attrs: Vec::new(),
+                times_input: false,
+            };
+            graph.message(1, node_proto(&mul, &output));
+            ops.extend([node.op, mul.op]);
+        } else {
+            graph.message(1, node_proto(&node, &output));
+            ops.push(node.op);
+        }
         current = output;
     }
     if last.is_none() {
@@ -437,6 +460,7 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
             name: "identity".into(),
             inputs: vec![INPUT.into()],
             attrs: Vec::new(),
+            times_input: false,
         };
         graph.message(1, node_proto(&node, OUTPUT));
         ops.push("Identity");
@@ -719,6 +743,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be exported to ONNX"), "{e}");
+    }
+
+    /// SiLU is x·Sigmoid(x): a Sigmoid node and a Mul of the layer's input with it.
+    #[test]
+    fn silu_is_sigmoid_times_input() {
+        let net = crate::spec::build("Flatten() -> Linear(4, 3) -> SiLU()", &[1, 2, 2], 0).unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        assert_eq!(onnx.ops, ["Flatten", "Gemm", "Sigmoid", "Mul"]);
+        let model = fields(&onnx.bytes);
+        let graph = fields(&get(&model, 7)[0].2);
+        let nodes = get(&graph, 1);
+        let mul = fields(&nodes[3].2);
+        let inputs: Vec<String> = get(&mul, 1).into_iter().map(text).collect();
+        assert_eq!(inputs, ["1.Gemm.out", "2.Sigmoid.out"]);
+        assert_eq!(text(get(&mul, 2)[0]), "logits");
     }
 
     /// Gelu needs opset 20 (and IR 9); a network without it stays at opset 17.

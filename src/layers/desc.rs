@@ -49,6 +49,7 @@ pub enum LayerDesc {
         tanh: bool,
     },
     Sigmoid,
+    SiLU,
     Tanh,
     Flatten,
     Dropout {
@@ -80,6 +81,7 @@ impl LayerDesc {
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
             LayerDesc::GELU { .. } => "GELU",
             LayerDesc::Sigmoid => "Sigmoid",
+            LayerDesc::SiLU => "SiLU",
             LayerDesc::Tanh => "Tanh",
             LayerDesc::Flatten => "Flatten",
             LayerDesc::Dropout { .. } => "Dropout",
@@ -239,6 +241,7 @@ impl fmt::Display for LayerDesc {
                 write!(f, "GELU(approximate='{approximate}')")
             }
             LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
+            LayerDesc::SiLU => write!(f, "SiLU()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),
             LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
             LayerDesc::Dropout { p } => write!(f, "Dropout(p={p}, inplace=False)"),

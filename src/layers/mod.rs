@@ -38,6 +38,7 @@ mod maxpool2d;
 pub mod registry;
 mod relu;
 mod sigmoid;
+mod silu;
 mod softmax;
 mod tanh;
 
@@ -55,6 +56,7 @@ pub use linear::{LazyLinear, Linear};
 pub use maxpool2d::MaxPool2d;
 pub use relu::ReLU;
 pub use sigmoid::{Sigmoid, SigmoidFn};
+pub use silu::{SiLU, SiLUFn};
 pub use softmax::{LogSoftmax, Softmax, SoftmaxOver};
 pub use tanh::{Tanh, TanhFn};
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use crate::error::Result;
 use crate::layers::{
     AvgPool2d, Conv2d, Dropout, Flatten, GELU, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
-    LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
+    LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -241,6 +241,18 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "SiLU",
+        args: &[opt("inplace", "False")],
+        lazy_in: None,
+        doc: "x·σ(x) (swish), element-wise",
+        example: "SiLU()",
+        build: |b| {
+            b.flag("inplace")?;
+            Ok(Box::new(SiLU::new()))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Tanh",
         args: &[],
         lazy_in: None,
@@ -385,7 +397,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "PReLU",
     "ReLU6",
     "RNN",
-    "SiLU",
     "Softmax2d",
     "Softplus",
     "Unflatten",
