@@ -8,6 +8,7 @@
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
 //! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
 //! | `SiLU` | `Sigmoid` then `Mul` (x·σ(x); opset 17 has no Swish) |
+//! | `ELU` | `Elu` (alpha) |
 //! | `GELU` | `Gelu` (approximate 'none' or 'tanh'; opset 20) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
@@ -371,6 +372,10 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             LayerDesc::LeakyReLU { negative_slope } => Some(Node {
                 attrs: vec![("alpha", Attr::Float(negative_slope))],
                 ..simple("LeakyRelu")
+            }),
+            LayerDesc::ELU { alpha } => Some(Node {
+                attrs: vec![("alpha", Attr::Float(alpha))],
+                ..simple("Elu")
             }),
             LayerDesc::GELU { tanh } => Some(Node {
                 attrs: vec![("approximate", Attr::Str(if tanh { "tanh" } else { "none" }))],

@@ -44,6 +44,9 @@ pub enum LayerDesc {
     LeakyReLU {
         negative_slope: f32,
     },
+    ELU {
+        alpha: f32,
+    },
     /// `approximate='tanh'` when `tanh`, else the exact form (`'none'`).
     GELU {
         tanh: bool,
@@ -79,6 +82,7 @@ impl LayerDesc {
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
+            LayerDesc::ELU { .. } => "ELU",
             LayerDesc::GELU { .. } => "GELU",
             LayerDesc::Sigmoid => "Sigmoid",
             LayerDesc::SiLU => "SiLU",
@@ -144,6 +148,17 @@ fn pair(s: Size2) -> String {
 /// PyTorch's pooling layers print an int when height and width agree: `kernel_size=2`.
 fn int_or_pair(s: Size2) -> String {
     if s.0 == s.1 { s.0.to_string() } else { pair(s) }
+}
+
+/// A float as Python prints it: `1.0`, not Rust's `1` (short forms otherwise agree for
+/// the values a spec gives, e.g. `0.5`).
+fn py_float(v: f32) -> String {
+    let s = v.to_string();
+    if v.is_finite() && !s.contains(['.', 'e']) {
+        format!("{s}.0")
+    } else {
+        s
+    }
 }
 
 fn py_bool(b: bool) -> &'static str {
@@ -236,6 +251,7 @@ impl fmt::Display for LayerDesc {
             LayerDesc::LeakyReLU { negative_slope } => {
                 write!(f, "LeakyReLU(negative_slope={negative_slope})")
             }
+            LayerDesc::ELU { alpha } => write!(f, "ELU(alpha={})", py_float(*alpha)),
             LayerDesc::GELU { tanh } => {
                 let approximate = if *tanh { "tanh" } else { "none" };
                 write!(f, "GELU(approximate='{approximate}')")

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Flatten, GELU, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear,
-    LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
+    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Layer, LazyConv2d, LazyLinear, LeakyReLU,
+    Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -220,6 +220,19 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "ELU",
+        args: &[opt("alpha", "1.0"), opt("inplace", "False")],
+        lazy_in: None,
+        doc: "x for x > 0, alpha·(e^x - 1) otherwise, element-wise",
+        example: "ELU(alpha=0.5)",
+        build: |b| {
+            let alpha = b.float("alpha", "a float, e.g. 1.0")?;
+            b.flag("inplace")?;
+            Ok(Box::new(ELU::new(alpha.unwrap_or(1.0))))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "GELU",
         args: &[opt("approximate", "'none'")],
         lazy_in: None,
@@ -385,7 +398,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "Conv3d",
     "ConvTranspose2d",
     "Dropout2d",
-    "ELU",
     "Embedding",
     "GRU",
     "Hardtanh",

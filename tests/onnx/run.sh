@@ -41,7 +41,7 @@ NETS=(
   "logsoftmax||Conv2d(1, 4, 3) -> ReLU() -> MaxPool2d(3, stride=2, padding=1) -> Flatten() -> Dropout(0.5) -> LazyLinear(10) -> LogSoftmax(dim=1)"
   "softmax|--lr 0.5|Flatten() -> Linear(784, 10) -> Softmax(dim=1)"
   "gelu||Conv2d(1, 6, 5) -> GELU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> GELU(approximate='tanh') -> Linear(32, 10)"
-  "silu_elu||Conv2d(1, 6, 5) -> SiLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> SiLU() -> Linear(32, 10)"
+  "silu_elu||Conv2d(1, 6, 5) -> SiLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> ELU(alpha=0.5) -> Linear(32, 10)"
   "leaky_relu||Conv2d(1, 6, 5) -> LeakyReLU(0.1) -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> LeakyReLU() -> Linear(32, 10)"
 )
 
