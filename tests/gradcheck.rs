@@ -11,8 +11,8 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, LazyLinear, LeakyReLU, Linear, LogSoftmax,
-    MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
+    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU, Linear,
+    LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -207,6 +207,7 @@ fn elementwise_and_shape_gradients() {
     gradcheck("GELU tanh", one(&[2, 3, 5], GELU::tanh()), 2, 18);
     gradcheck("SiLU", one(&[2, 3, 5], SiLU::new()), 2, 19);
     gradcheck("ELU", one(&[2, 3, 5], ELU::new(0.5)), 2, 20);
+    gradcheck("Identity", one(&[2, 3, 5], Identity::new()), 2, 21);
     gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
     gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
 }

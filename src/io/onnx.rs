@@ -13,6 +13,7 @@
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
 //! | `Flatten` | `Flatten` (axis 1) |
+//! | `Identity` | `Identity` |
 //! | `Linear` | `Gemm` (transB 1, so the weight stays `[out, in]` as in PyTorch) |
 //! | `Softmax`, `LogSoftmax` | `Softmax`, `LogSoftmax` (axis 1) |
 //! | `Dropout` | nothing: it is the identity at inference |
@@ -387,6 +388,7 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 ..simple("Sigmoid")
             }),
             LayerDesc::Tanh => Some(simple("Tanh")),
+            LayerDesc::Identity => Some(simple("Identity")),
             LayerDesc::Flatten => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("Flatten")

@@ -55,6 +55,7 @@ pub enum LayerDesc {
     SiLU,
     Tanh,
     Flatten,
+    Identity,
     Dropout {
         p: f32,
     },
@@ -88,6 +89,7 @@ impl LayerDesc {
             LayerDesc::SiLU => "SiLU",
             LayerDesc::Tanh => "Tanh",
             LayerDesc::Flatten => "Flatten",
+            LayerDesc::Identity => "Identity",
             LayerDesc::Dropout { .. } => "Dropout",
             LayerDesc::Softmax { .. } => "Softmax",
             LayerDesc::LogSoftmax { .. } => "LogSoftmax",
@@ -260,6 +262,7 @@ impl fmt::Display for LayerDesc {
             LayerDesc::SiLU => write!(f, "SiLU()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),
             LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
+            LayerDesc::Identity => write!(f, "Identity()"),
             LayerDesc::Dropout { p } => write!(f, "Dropout(p={p}, inplace=False)"),
             LayerDesc::Softmax { dim } => write!(f, "Softmax(dim={dim})"),
             LayerDesc::LogSoftmax { dim } => write!(f, "LogSoftmax(dim={dim})"),

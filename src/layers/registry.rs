@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Layer, LazyConv2d, LazyLinear, LeakyReLU,
-    Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
+    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Identity, Layer, LazyConv2d, LazyLinear,
+    LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -32,6 +32,16 @@ pub const fn req(name: &'static str) -> ArgSpec {
     ArgSpec {
         name,
         default: None,
+        keyword_only: false,
+    }
+}
+
+/// Python's `*args` (`name` = "*args") or `**kwargs` (`name` = "**kwargs"): any further
+/// positional or keyword arguments are accepted and ignored, as `nn.Identity` does.
+pub const fn rest(name: &'static str) -> ArgSpec {
+    ArgSpec {
+        name,
+        default: Some(""),
         keyword_only: false,
     }
 }
@@ -88,6 +98,7 @@ impl LayerEntry {
             .iter()
             .filter(|p| !p.keyword_only)
             .map(|p| match p.default {
+                _ if p.name.starts_with('*') => p.name.to_string(),
                 Some(d) => format!("{}={d}", p.name),
                 None => p.name.to_string(),
             })
@@ -284,6 +295,15 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "Identity",
+        args: &[rest("*args"), rest("**kwargs")],
+        lazy_in: None,
+        doc: "the input unchanged; any arguments are accepted and ignored, as in PyTorch",
+        example: "Identity()",
+        build: |_| Ok(Box::new(Identity::new())),
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Dropout",
         args: &[opt("p", "0.5"), opt("inplace", "False")],
         lazy_in: None,
@@ -401,7 +421,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "Embedding",
     "GRU",
     "Hardtanh",
-    "Identity",
     "LayerNorm",
     "LocalResponseNorm",
     "LSTM",

@@ -80,7 +80,12 @@ impl<'a> Bound<'a> {
             sig,
             slots: vec![None; sig.len()],
         };
-        let positional: Vec<usize> = (0..sig.len()).filter(|&i| !sig[i].keyword_only).collect();
+        // `*args` / `**kwargs` (nn.Identity's signature) take whatever is left over.
+        let var_positional = sig.iter().any(|p| p.name == "*args");
+        let var_keyword = sig.iter().any(|p| p.name == "**kwargs");
+        let positional: Vec<usize> = (0..sig.len())
+            .filter(|&i| !sig[i].keyword_only && !sig[i].name.starts_with('*'))
+            .collect();
         let given = call.args.iter().filter(|a| a.key.is_none()).count();
         let mut args = call.args.iter().peekable();
         if let (Some(name), Some(first)) = (lazy_in, args.peek()) {
@@ -97,6 +102,9 @@ impl<'a> Bound<'a> {
         for arg in args {
             let slot = match &arg.key {
                 None => {
+                    if var_positional && next >= positional.len() {
+                        continue;
+                    }
                     let Some(&slot) = positional.get(next) else {
                         let names: Vec<&str> = positional.iter().map(|&i| sig[i].name).collect();
                         let were = if given == 1 { "was" } else { "were" };
@@ -118,7 +126,13 @@ impl<'a> Bound<'a> {
                     slot
                 }
                 Some((key, span)) => {
-                    let Some(slot) = sig.iter().position(|p| p.name == key) else {
+                    let found = sig
+                        .iter()
+                        .position(|p| p.name == key && !key.starts_with('*'));
+                    if found.is_none() && var_keyword {
+                        continue;
+                    }
+                    let Some(slot) = found else {
                         let hint = match closest(key, sig.iter().map(|p| p.name)) {
                             Some(s) => format!("; did you mean '{s}'?"),
                             None => ";".to_string(),
