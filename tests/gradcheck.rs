@@ -11,8 +11,8 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU, Linear,
-    LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
+    AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU,
+    Linear, LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -210,6 +210,12 @@ fn elementwise_and_shape_gradients() {
     gradcheck("Identity", one(&[2, 3, 5], Identity::new()), 2, 21);
     gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
     gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
+    gradcheck(
+        "Dropout2d (Train)",
+        one(&[6, 3, 5], Dropout2d::new(0.4)),
+        2,
+        22,
+    );
 }
 
 #[test]

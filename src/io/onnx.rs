@@ -16,7 +16,7 @@
 //! | `Identity` | `Identity` |
 //! | `Linear` | `Gemm` (transB 1, so the weight stays `[out, in]` as in PyTorch) |
 //! | `Softmax`, `LogSoftmax` | `Softmax`, `LogSoftmax` (axis 1) |
-//! | `Dropout` | nothing: it is the identity at inference |
+//! | `Dropout`, `Dropout2d` | nothing: they are the identity at inference |
 //!
 //! The graph input is `input`, float `[N, C, H, W]` with a symbolic batch size `N`; the
 //! output is `logits`, `[N, classes]` (whatever the last layer gives, so after a final
@@ -411,7 +411,7 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("LogSoftmax")
             }),
-            LayerDesc::Dropout { .. } => None,
+            LayerDesc::Dropout { .. } | LayerDesc::Dropout2d { .. } => None,
             other => return Err(bad(&format!("no ONNX mapping for {}", other.kind()))),
         };
         out.push(node.map(|mut n| {

@@ -59,6 +59,9 @@ pub enum LayerDesc {
     Dropout {
         p: f32,
     },
+    Dropout2d {
+        p: f32,
+    },
     Softmax {
         dim: i64,
     },
@@ -91,6 +94,7 @@ impl LayerDesc {
             LayerDesc::Flatten => "Flatten",
             LayerDesc::Identity => "Identity",
             LayerDesc::Dropout { .. } => "Dropout",
+            LayerDesc::Dropout2d { .. } => "Dropout2d",
             LayerDesc::Softmax { .. } => "Softmax",
             LayerDesc::LogSoftmax { .. } => "LogSoftmax",
             LayerDesc::Custom { kind, .. } => kind,
@@ -264,6 +268,7 @@ impl fmt::Display for LayerDesc {
             LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
             LayerDesc::Identity => write!(f, "Identity()"),
             LayerDesc::Dropout { p } => write!(f, "Dropout(p={p}, inplace=False)"),
+            LayerDesc::Dropout2d { p } => write!(f, "Dropout2d(p={p}, inplace=False)"),
             LayerDesc::Softmax { dim } => write!(f, "Softmax(dim={dim})"),
             LayerDesc::LogSoftmax { dim } => write!(f, "LogSoftmax(dim={dim})"),
             LayerDesc::Custom { repr, .. } => write!(f, "{repr}"),

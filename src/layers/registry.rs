@@ -11,8 +11,9 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, ELU, Flatten, GELU, Identity, Layer, LazyConv2d, LazyLinear,
-    LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
+    AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Layer, LazyConv2d,
+    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax,
+    Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -313,6 +314,15 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "Dropout2d",
+        args: &[opt("p", "0.5"), opt("inplace", "False")],
+        lazy_in: None,
+        doc: "zeroes each whole channel with probability p in training, scaling the rest by 1/(1-p)",
+        example: "Dropout2d(0.5)",
+        build: |b| Ok(Box::new(Dropout2d::new(dropout_p(b)?))),
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Softmax",
         args: &[opt("dim", "None")],
         lazy_in: None,
@@ -417,7 +427,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "Conv1d",
     "Conv3d",
     "ConvTranspose2d",
-    "Dropout2d",
     "Embedding",
     "GRU",
     "Hardtanh",
@@ -624,6 +633,12 @@ fn flatten(b: &Bound) -> Result<Box<dyn Layer>> {
 }
 
 fn dropout(b: &Bound) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(Dropout::new(dropout_p(b)?)))
+}
+
+/// Dropout's and Dropout2d's p (finite; its range is checked when built), inplace
+/// accepted.
+fn dropout_p(b: &Bound) -> Result<f32> {
     let p = match b.get("p") {
         None => 0.5,
         Some(node) => {
@@ -644,7 +659,7 @@ fn dropout(b: &Bound) -> Result<Box<dyn Layer>> {
         }
     };
     b.flag("inplace")?;
-    Ok(Box::new(Dropout::new(p)))
+    Ok(p)
 }
 
 fn softmax(b: &Bound) -> Result<Box<dyn Layer>> {

@@ -341,6 +341,7 @@ fn malformed_specs_point_at_the_mistake() {
         ("Flatten(start_dim=2)", &["start_dim=2 is not implemented"], 1, 19),
         ("Flatten(1, 2)", &["end_dim=2 is not implemented"], 1, 12),
         ("Dropout(p=1e999)", &["finite"], 1, 11),
+        ("Dropout2d(p='a')", &["Dropout2d", "p expects a float", "'a'"], 1, 13),
         ("ELU(alpha='x')", &["ELU: alpha expects a float, e.g. 1.0, got 'x'"], 1, 11),
         ("GELU(approximate='fast')", &["GELU: approximate expects 'none' or 'tanh', got 'fast'"], 1, 18),
         ("GELU(approximate=True)", &["GELU: approximate expects 'none' or 'tanh', got True"], 1, 18),
