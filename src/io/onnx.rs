@@ -12,6 +12,7 @@
 //! | `GELU` | `Gelu` (approximate 'none' or 'tanh'; opset 20) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
+//! | `AdaptiveAvgPool2d` | `GlobalAveragePool` (output 1×1), else `AveragePool` when the windows are one size and evenly spaced (refused otherwise) |
 //! | `Flatten` | `Flatten` (axis 1) |
 //! | `Identity` | `Identity` |
 //! | `Linear` | `Gemm` (transB 1, so the weight stays `[out, in]` as in PyTorch) |
@@ -324,6 +325,32 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 )
             })
         };
+        // Adaptive pooling: global pooling for a 1×1 output, else a plain pool when the
+        // windows are one size and evenly spaced.
+        let adaptive = |size: crate::layers::AdaptiveSize, global: &'static str, plain| {
+            let &[_, h, w] = net.layer_input(i) else {
+                return Err(bad("its input is not C×H×W"));
+            };
+            let (oh, ow) = size.resolve(h, w);
+            if (oh, ow) == (1, 1) {
+                return Ok(simple(global));
+            }
+            let rows = crate::layers::uniform_windows(&crate::layers::adaptive_windows(h, oh));
+            let cols = crate::layers::uniform_windows(&crate::layers::adaptive_windows(w, ow));
+            let (Some((kh, sh)), Some((kw, sw))) = (rows, cols) else {
+                return Err(bad(&format!(
+                    "its windows for {h}×{w} → {oh}×{ow} differ in size or spacing, which no \
+                     ONNX pooling node expresses; choose an output_size whose windows are \
+                     even (e.g. one that divides the input size)"
+                )));
+            };
+            let mut attrs = geometry(Size2(kh, kw), Size2(sh, sw), Size2(0, 0));
+            attrs.push(("ceil_mode", Attr::Int(0)));
+            Ok(Node {
+                attrs,
+                ..simple(plain)
+            })
+        };
         let node = match desc {
             LayerDesc::Conv2d {
                 kernel_size,
@@ -368,6 +395,9 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                     attrs,
                     ..simple("AveragePool")
                 })
+            }
+            LayerDesc::AdaptiveAvgPool2d { output_size } => {
+                Some(adaptive(output_size, "GlobalAveragePool", "AveragePool")?)
             }
             LayerDesc::ReLU => Some(simple("Relu")),
             LayerDesc::LeakyReLU { negative_slope } => Some(Node {

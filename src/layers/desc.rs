@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::Size2;
+use super::{AdaptiveSize, Size2};
 
 /// A layer's PyTorch class and arguments. `Lazy*` layers have `None` for the size they
 /// infer until they are built.
@@ -39,6 +39,9 @@ pub enum LayerDesc {
         padding: Size2,
         ceil_mode: bool,
         count_include_pad: bool,
+    },
+    AdaptiveAvgPool2d {
+        output_size: AdaptiveSize,
     },
     ReLU,
     LeakyReLU {
@@ -84,6 +87,7 @@ impl LayerDesc {
             LayerDesc::Linear { .. } => "Linear",
             LayerDesc::MaxPool2d { .. } => "MaxPool2d",
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
+            LayerDesc::AdaptiveAvgPool2d { .. } => "AdaptiveAvgPool2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
             LayerDesc::ELU { .. } => "ELU",
@@ -252,6 +256,9 @@ impl fmt::Display for LayerDesc {
                     write!(f, ", count_include_pad=False")?;
                 }
                 write!(f, ")")
+            }
+            LayerDesc::AdaptiveAvgPool2d { output_size } => {
+                write!(f, "AdaptiveAvgPool2d(output_size={output_size})")
             }
             LayerDesc::ReLU => write!(f, "ReLU()"),
             LayerDesc::LeakyReLU { negative_slope } => {

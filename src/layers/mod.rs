@@ -25,6 +25,7 @@
 //!    its repr parses back.
 
 mod activation;
+mod adaptive_avgpool2d;
 mod avgpool2d;
 mod conv2d;
 mod desc;
@@ -46,6 +47,7 @@ mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise, Keeps};
+pub use adaptive_avgpool2d::{AdaptiveAvgPool2d, AdaptiveSize, adaptive_windows, uniform_windows};
 pub use avgpool2d::AvgPool2d;
 pub use conv2d::{Conv2d, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Layer, LazyConv2d,
-    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax,
-    Tanh,
+    AdaptiveAvgPool2d, AdaptiveSize, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU,
+    Identity, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU,
+    Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -203,6 +203,15 @@ pub const LAYERS: &[LayerEntry] = &[
         doc: "2-D average pooling; stride defaults to the kernel size",
         example: "AvgPool2d(2)",
         build: avgpool2d,
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "AdaptiveAvgPool2d",
+        args: &[req("output_size")],
+        lazy_in: None,
+        doc: "average over output_size windows tiling the image (1: global average pooling)",
+        example: "AdaptiveAvgPool2d((2, 3))",
+        build: |b| Ok(Box::new(AdaptiveAvgPool2d::new(adaptive_size(b)?))),
         planned_params: no_params,
     },
     LayerEntry {
@@ -419,7 +428,6 @@ fn weight_and_bias(out: u128, fan_in: u128, bias: bool) -> Option<u128> {
 
 /// PyTorch layers seqnet does not implement: named as such rather than as typos.
 pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
-    "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
     "AvgPool1d",
     "BatchNorm1d",
@@ -613,6 +621,36 @@ fn avgpool2d(b: &Bound) -> Result<Box<dyn Layer>> {
         pool = pool.stride(s);
     }
     Ok(Box::new(pool))
+}
+
+/// An adaptive pool's output_size: an int of at least 1, or a pair of them in which
+/// None keeps the input's size.
+fn adaptive_size(b: &Bound) -> Result<AdaptiveSize> {
+    let node = b.required(b.get("output_size"), "output_size")?;
+    let what = "an int or an (OH, OW) tuple of ints (None keeps that side of the input)";
+    match &node.kind {
+        NodeKind::Tuple(items) => match items.as_slice() {
+            [h, w] => {
+                let side = |n: &crate::spec::Node| match n.kind {
+                    NodeKind::None => Ok(None),
+                    _ => b.count_of("output_size", n, 1).map(Some),
+                };
+                Ok(AdaptiveSize::Pair(side(h)?, side(w)?))
+            }
+            _ => Err(b.bad(
+                node.span.clone(),
+                format!(
+                    "output_size expects {what}; {} has {} values, not 2",
+                    b.src(node),
+                    items.len()
+                ),
+            )),
+        },
+        NodeKind::Int(_) | NodeKind::BigInt => {
+            Ok(AdaptiveSize::Int(b.count_of("output_size", node, 1)?))
+        }
+        _ => Err(b.expects("output_size", node, what)),
+    }
 }
 
 fn flatten(b: &Bound) -> Result<Box<dyn Layer>> {
