@@ -11,9 +11,9 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity,
-    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid,
-    Softmax, Tanh, Tensor,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten,
+    GELU, Identity, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, ReLU, Sequential,
+    SiLU, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -178,6 +178,12 @@ fn pooling_gradients() {
         7,
     );
     gradcheck("AvgPool2d 2", one(&[2, 5, 7], AvgPool2d::new(2)), 2, 8);
+    gradcheck(
+        "AdaptiveMaxPool2d 7x9 -> 3x4",
+        one(&[2, 7, 9], AdaptiveMaxPool2d::new((3, 4))),
+        2,
+        26,
+    );
     gradcheck(
         "AdaptiveAvgPool2d 7x9 -> 3x4",
         one(&[2, 7, 9], AdaptiveAvgPool2d::new((3, 4))),

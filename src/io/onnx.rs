@@ -13,6 +13,7 @@
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
 //! | `AdaptiveAvgPool2d` | `GlobalAveragePool` (output 1×1), else `AveragePool` when the windows are one size and evenly spaced (refused otherwise) |
+//! | `AdaptiveMaxPool2d` | `GlobalMaxPool` (output 1×1), else `MaxPool` when the windows are one size and evenly spaced (refused otherwise) |
 //! | `Flatten` | `Flatten` (axis 1) |
 //! | `Identity` | `Identity` |
 //! | `Linear` | `Gemm` (transB 1, so the weight stays `[out, in]` as in PyTorch) |
@@ -398,6 +399,9 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             }
             LayerDesc::AdaptiveAvgPool2d { output_size } => {
                 Some(adaptive(output_size, "GlobalAveragePool", "AveragePool")?)
+            }
+            LayerDesc::AdaptiveMaxPool2d { output_size } => {
+                Some(adaptive(output_size, "GlobalMaxPool", "MaxPool")?)
             }
             LayerDesc::ReLU => Some(simple("Relu")),
             LayerDesc::LeakyReLU { negative_slope } => Some(Node {

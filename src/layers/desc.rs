@@ -43,6 +43,9 @@ pub enum LayerDesc {
     AdaptiveAvgPool2d {
         output_size: AdaptiveSize,
     },
+    AdaptiveMaxPool2d {
+        output_size: AdaptiveSize,
+    },
     ReLU,
     LeakyReLU {
         negative_slope: f32,
@@ -88,6 +91,7 @@ impl LayerDesc {
             LayerDesc::MaxPool2d { .. } => "MaxPool2d",
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
             LayerDesc::AdaptiveAvgPool2d { .. } => "AdaptiveAvgPool2d",
+            LayerDesc::AdaptiveMaxPool2d { .. } => "AdaptiveMaxPool2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
             LayerDesc::ELU { .. } => "ELU",
@@ -259,6 +263,9 @@ impl fmt::Display for LayerDesc {
             }
             LayerDesc::AdaptiveAvgPool2d { output_size } => {
                 write!(f, "AdaptiveAvgPool2d(output_size={output_size})")
+            }
+            LayerDesc::AdaptiveMaxPool2d { output_size } => {
+                write!(f, "AdaptiveMaxPool2d(output_size={output_size})")
             }
             LayerDesc::ReLU => write!(f, "ReLU()"),
             LayerDesc::LeakyReLU { negative_slope } => {

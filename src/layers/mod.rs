@@ -26,6 +26,7 @@
 
 mod activation;
 mod adaptive_avgpool2d;
+mod adaptive_maxpool2d;
 mod avgpool2d;
 mod conv2d;
 mod desc;
@@ -48,6 +49,7 @@ mod tanh;
 
 pub use activation::{Activation, Elementwise, Keeps};
 pub use adaptive_avgpool2d::{AdaptiveAvgPool2d, AdaptiveSize, adaptive_windows, uniform_windows};
+pub use adaptive_maxpool2d::AdaptiveMaxPool2d;
 pub use avgpool2d::AvgPool2d;
 pub use conv2d::{Conv2d, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AdaptiveAvgPool2d, AdaptiveSize, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU,
-    Identity, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU,
-    Sigmoid, Size2, Softmax, Tanh,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AdaptiveSize, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU,
+    Flatten, GELU, Identity, Layer, LazyConv2d, LazyLinear, LeakyReLU, Linear, LogSoftmax,
+    MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -212,6 +212,19 @@ pub const LAYERS: &[LayerEntry] = &[
         doc: "average over output_size windows tiling the image (1: global average pooling)",
         example: "AdaptiveAvgPool2d((2, 3))",
         build: |b| Ok(Box::new(AdaptiveAvgPool2d::new(adaptive_size(b)?))),
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "AdaptiveMaxPool2d",
+        args: &[req("output_size"), opt("return_indices", "False")],
+        lazy_in: None,
+        doc: "max over output_size windows tiling the image (1: global max pooling)",
+        example: "AdaptiveMaxPool2d((2, 3))",
+        build: |b| {
+            let size = adaptive_size(b)?;
+            b.only("return_indices", b.flag("return_indices")?, false)?;
+            Ok(Box::new(AdaptiveMaxPool2d::new(size)))
+        },
         planned_params: no_params,
     },
     LayerEntry {
@@ -428,7 +441,6 @@ fn weight_and_bias(out: u128, fan_in: u128, bias: bool) -> Option<u128> {
 
 /// PyTorch layers seqnet does not implement: named as such rather than as typos.
 pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
-    "AdaptiveMaxPool2d",
     "AvgPool1d",
     "BatchNorm1d",
     "BatchNorm2d",

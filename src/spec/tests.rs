@@ -345,6 +345,7 @@ fn malformed_specs_point_at_the_mistake() {
         ("AdaptiveAvgPool2d(0)", &["AdaptiveAvgPool2d: output_size must be at least 1, got 0"], 1, 19),
         ("AdaptiveAvgPool2d((2, 'a'))", &["AdaptiveAvgPool2d: output_size expects an int", "'a'"], 1, 23),
         ("AdaptiveAvgPool2d((1, 2, 3))", &["output_size", "3 values, not 2"], 1, 19),
+        ("AdaptiveMaxPool2d(2, return_indices=True)", &["return_indices=True is not implemented"], 1, 37),
         ("ELU(alpha='x')", &["ELU: alpha expects a float, e.g. 1.0, got 'x'"], 1, 11),
         ("GELU(approximate='fast')", &["GELU: approximate expects 'none' or 'tanh', got 'fast'"], 1, 18),
         ("GELU(approximate=True)", &["GELU: approximate expects 'none' or 'tanh', got True"], 1, 18),

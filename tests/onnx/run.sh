@@ -45,6 +45,7 @@ NETS=(
   "identity||Conv2d(1, 4, 3) -> Identity(7, unused=1) -> ReLU() -> Flatten() -> Identity() -> LazyLinear(10)"
   "dropout2d||Conv2d(1, 8, 5) -> ReLU() -> Dropout2d(0.3) -> MaxPool2d(2) -> Flatten() -> LazyLinear(10)"
   "adaptive_avg||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveAvgPool2d((8, 6)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveAvgPool2d(1) -> Flatten() -> Linear(6, 10)"
+  "adaptive_max||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveMaxPool2d((12, 8)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveMaxPool2d(1) -> Flatten() -> Linear(6, 10)"
   "leaky_relu||Conv2d(1, 6, 5) -> LeakyReLU(0.1) -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> LeakyReLU() -> Linear(32, 10)"
 )
 
