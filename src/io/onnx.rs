@@ -477,7 +477,8 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         };
         node.inputs.insert(0, current.clone());
         if node.times_input {
-            let inner = format!("{i}.{}.out", node.op);
+            // Not `{i}.{op}.out`: that is the layer's own output name (the Mul's).
+            let inner = format!("{i}.{}.gate", node.op);
             graph.message(1, node_proto(&node, &inner));
             let mul = Node {
                 op: "Mul",
@@ -797,8 +798,21 @@ mod tests {
         let nodes = get(&graph, 1);
         let mul = fields(&nodes[3].2);
         let inputs: Vec<String> = get(&mul, 1).into_iter().map(text).collect();
-        assert_eq!(inputs, ["1.Gemm.out", "2.Sigmoid.out"]);
+        assert_eq!(inputs, ["1.Gemm.out", "2.Sigmoid.gate"]);
         assert_eq!(text(get(&mul, 2)[0]), "logits");
+        // Not the last layer: the Sigmoid's and the Mul's outputs still differ (SSA).
+        let net = crate::spec::build("Flatten() -> SiLU() -> Linear(4, 2)", &[1, 2, 2], 0).unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        let model = fields(&onnx.bytes);
+        let graph = fields(&get(&model, 7)[0].2);
+        let outs: Vec<String> = get(&graph, 1)
+            .iter()
+            .map(|n| text(get(&fields(&n.2), 2)[0]))
+            .collect();
+        assert_eq!(
+            outs,
+            ["0.Flatten.out", "1.Sigmoid.gate", "1.Sigmoid.out", "logits"]
+        );
     }
 
     /// Gelu needs opset 20 (and IR 9); a network without it stays at opset 17.
