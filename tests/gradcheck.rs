@@ -11,8 +11,9 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LazyLinear, LeakyReLU, Linear,
-    LogSoftmax, MaxPool2d, Mode, ReLU, Sequential, Sigmoid, Softmax, Tanh, Tensor,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout,
+    Dropout2d, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
+    Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -178,6 +179,18 @@ fn pooling_gradients() {
     );
     gradcheck("AvgPool2d 2", one(&[2, 5, 7], AvgPool2d::new(2)), 2, 8);
     gradcheck(
+        "AdaptiveMaxPool2d 7x9 -> 3x4",
+        one(&[2, 7, 9], AdaptiveMaxPool2d::new((3, 4))),
+        2,
+        26,
+    );
+    gradcheck(
+        "AdaptiveAvgPool2d 7x9 -> 3x4",
+        one(&[2, 7, 9], AdaptiveAvgPool2d::new((3, 4))),
+        2,
+        25,
+    );
+    gradcheck(
         "AvgPool2d padding 1 count_include_pad",
         one(&[1, 5, 4], AvgPool2d::new(3).stride(2).padding(1)),
         2,
@@ -203,8 +216,19 @@ fn elementwise_and_shape_gradients() {
     gradcheck("Sigmoid", one(&[2, 3, 5], Sigmoid::new()), 2, 12);
     gradcheck("Tanh", one(&[2, 3, 5], Tanh::new()), 2, 13);
     gradcheck("LeakyReLU", one(&[2, 3, 5], LeakyReLU::new(0.2)), 2, 16);
+    gradcheck("GELU", one(&[2, 3, 5], GELU::new()), 2, 17);
+    gradcheck("GELU tanh", one(&[2, 3, 5], GELU::tanh()), 2, 18);
+    gradcheck("SiLU", one(&[2, 3, 5], SiLU::new()), 2, 19);
+    gradcheck("ELU", one(&[2, 3, 5], ELU::new(0.5)), 2, 20);
+    gradcheck("Identity", one(&[2, 3, 5], Identity::new()), 2, 21);
     gradcheck("Flatten", one(&[2, 3, 5], Flatten::new()), 2, 14);
     gradcheck("Dropout (Train)", one(&[2, 3, 5], Dropout::new(0.3)), 2, 15);
+    gradcheck(
+        "Dropout2d (Train)",
+        one(&[6, 3, 5], Dropout2d::new(0.4)),
+        2,
+        22,
+    );
 }
 
 /// In training BatchNorm's output depends on every image of the batch (through μ and σ²):

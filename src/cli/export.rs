@@ -12,7 +12,7 @@ pub struct Args {
     /// The trained model (.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Write an ONNX model (opset 17) here: input `input` [N, C, H, W], output `logits`.
+    /// Write an ONNX model (opset 17; 20 for a network with GELU) here: input `input` [N, C, H, W], output `logits`.
     #[arg(long)]
     onnx: PathBuf,
 }
@@ -28,7 +28,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     eprintln!(
         "wrote {}: ONNX opset {}, {} nodes ({}), input N×{} → logits N×{}",
         args.onnx.display(),
-        onnx::OPSET,
+        out.opset,
         out.ops.len(),
         out.ops.join(", "),
         fmt_shape(m.net.input_shape()),

@@ -1,5 +1,6 @@
 //! ONNX export: the network as an ONNX model (IR version 8, opset 17) that onnxruntime,
-//! OpenCV's dnn module, TensorRT, … can run.
+//! OpenCV's dnn module, TensorRT, … can run. A network with GELU is written for opset 20
+//! (IR version 9), the first with a `Gelu` operator; every other network stays at 17.
 //!
 //! | seqnet | ONNX node |
 //! |---|---|
@@ -7,12 +8,18 @@
 //! | `ReLU`, `Sigmoid`, `Tanh` | `Relu`, `Sigmoid`, `Tanh` |
 //! | `LeakyReLU` | `LeakyRelu` (alpha = negative_slope) |
 //! | `BatchNorm1d`, `BatchNorm2d` | `BatchNormalization` (epsilon; running statistics) |
+//! | `SiLU` | `Sigmoid` then `Mul` (x·σ(x); opset 17 has no Swish) |
+//! | `ELU` | `Elu` (alpha) |
+//! | `GELU` | `Gelu` (approximate 'none' or 'tanh'; opset 20) |
 //! | `MaxPool2d` | `MaxPool` (kernel_shape, strides, pads, ceil_mode) |
 //! | `AvgPool2d` | `AveragePool` (kernel_shape, strides, pads, ceil_mode, count_include_pad) |
+//! | `AdaptiveAvgPool2d` | `GlobalAveragePool` (output 1×1), else `AveragePool` when the windows are one size and evenly spaced (refused otherwise) |
+//! | `AdaptiveMaxPool2d` | `GlobalMaxPool` (output 1×1), else `MaxPool` when the windows are one size and evenly spaced (refused otherwise) |
 //! | `Flatten` | `Flatten` (axis 1) |
+//! | `Identity` | `Identity` |
 //! | `Linear` | `Gemm` (transB 1, so the weight stays `[out, in]` as in PyTorch) |
 //! | `Softmax`, `LogSoftmax` | `Softmax`, `LogSoftmax` (axis 1) |
-//! | `Dropout` | nothing: it is the identity at inference |
+//! | `Dropout`, `Dropout2d` | nothing: they are the identity at inference |
 //!
 //! The graph input is `input`, float `[N, C, H, W]` with a symbolic batch size `N`; the
 //! output is `logits`, `[N, classes]` (whatever the last layer gives, so after a final
@@ -50,6 +57,10 @@ use crate::sequential::Sequential;
 pub const OPSET: i64 = 17;
 /// The ONNX IR version of the file (IR 8 came with opset 17, ONNX 1.12).
 pub const IR_VERSION: i64 = 8;
+/// The operator set of a network with GELU: `Gelu` arrived in opset 20 (ONNX 1.15).
+pub const OPSET_GELU: i64 = 20;
+/// The IR version that goes with [`OPSET_GELU`] (IR 9, ONNX 1.15).
+pub const IR_VERSION_GELU: i64 = 9;
 /// The graph's input name.
 pub const INPUT: &str = "input";
 /// The graph's output name.
@@ -115,6 +126,7 @@ enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
+    Str(&'static str),
 }
 
 /// One graph node, before encoding.
@@ -124,6 +136,9 @@ struct Node {
     name: String,
     inputs: Vec<String>,
     attrs: Vec<(&'static str, Attr)>,
+    /// The layer's output is this node's output times the layer's input (a `Mul` node
+    /// follows): SiLU as x·Sigmoid(x).
+    times_input: bool,
 }
 
 fn attribute(name: &str, a: &Attr) -> Pb {
@@ -137,6 +152,10 @@ fn attribute(name: &str, a: &Attr) -> Pb {
         Attr::Int(i) => {
             p.int(3, *i);
             p.int(20, 2);
+        }
+        Attr::Str(s) => {
+            p.string(4, s);
+            p.int(20, 3);
         }
         Attr::Ints(v) => {
             // `repeated int64 ints = 8` is not declared packed (proto2): one entry each.
@@ -217,6 +236,8 @@ pub struct Onnx {
     pub ops: Vec<&'static str>,
     /// The layers left out (Dropout), as `index repr`.
     pub omitted: Vec<String>,
+    /// The operator set written: [`OPSET`], or [`OPSET_GELU`] for a network with GELU.
+    pub opset: i64,
 }
 
 fn unsupported(index: usize, repr: &str, why: &str) -> Error {
@@ -282,6 +303,7 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
             name: name.clone(),
             inputs: Vec::new(),
             attrs: Vec::new(),
+            times_input: false,
         };
         let geometry = |kernel: Size2, stride: Size2, pad: Size2| -> Vec<(&'static str, Attr)> {
             let (k, s, p) = (ints(kernel), ints(stride), ints(pad));
@@ -303,6 +325,32 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                      (it would start in the padding) but not in the other, which no ONNX \
                      ceil_mode reproduces; use ceil_mode=False or padding that divides evenly",
                 )
+            })
+        };
+        // Adaptive pooling: global pooling for a 1×1 output, else a plain pool when the
+        // windows are one size and evenly spaced.
+        let adaptive = |size: crate::layers::AdaptiveSize, global: &'static str, plain| {
+            let &[_, h, w] = net.layer_input(i) else {
+                return Err(bad("its input is not C×H×W"));
+            };
+            let (oh, ow) = size.resolve(h, w);
+            if (oh, ow) == (1, 1) {
+                return Ok(simple(global));
+            }
+            let rows = crate::layers::uniform_windows(&crate::layers::adaptive_windows(h, oh));
+            let cols = crate::layers::uniform_windows(&crate::layers::adaptive_windows(w, ow));
+            let (Some((kh, sh)), Some((kw, sw))) = (rows, cols) else {
+                return Err(bad(&format!(
+                    "its windows for {h}×{w} → {oh}×{ow} differ in size or spacing, which no \
+                     ONNX pooling node expresses; choose an output_size whose windows are \
+                     even (e.g. one that divides the input size)"
+                )));
+            };
+            let mut attrs = geometry(Size2(kh, kw), Size2(sh, sw), Size2(0, 0));
+            attrs.push(("ceil_mode", Attr::Int(0)));
+            Ok(Node {
+                attrs,
+                ..simple(plain)
             })
         };
         let node = match desc {
@@ -373,13 +421,32 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                     .extend(["running_mean", "running_var"].map(|b| format!("{i}.{b}")));
                 Some(node)
             }
+            LayerDesc::AdaptiveAvgPool2d { output_size } => {
+                Some(adaptive(output_size, "GlobalAveragePool", "AveragePool")?)
+            }
+            LayerDesc::AdaptiveMaxPool2d { output_size } => {
+                Some(adaptive(output_size, "GlobalMaxPool", "MaxPool")?)
+            }
             LayerDesc::ReLU => Some(simple("Relu")),
             LayerDesc::LeakyReLU { negative_slope } => Some(Node {
                 attrs: vec![("alpha", Attr::Float(negative_slope))],
                 ..simple("LeakyRelu")
             }),
+            LayerDesc::ELU { alpha } => Some(Node {
+                attrs: vec![("alpha", Attr::Float(alpha))],
+                ..simple("Elu")
+            }),
+            LayerDesc::GELU { tanh } => Some(Node {
+                attrs: vec![("approximate", Attr::Str(if tanh { "tanh" } else { "none" }))],
+                ..simple("Gelu")
+            }),
             LayerDesc::Sigmoid => Some(simple("Sigmoid")),
+            LayerDesc::SiLU => Some(Node {
+                times_input: true,
+                ..simple("Sigmoid")
+            }),
             LayerDesc::Tanh => Some(simple("Tanh")),
+            LayerDesc::Identity => Some(simple("Identity")),
             LayerDesc::Flatten => Some(Node {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("Flatten")
@@ -402,7 +469,7 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 attrs: vec![("axis", Attr::Int(1))],
                 ..simple("LogSoftmax")
             }),
-            LayerDesc::Dropout { .. } => None,
+            LayerDesc::Dropout { .. } | LayerDesc::Dropout2d { .. } => None,
             other => return Err(bad(&format!("no ONNX mapping for {}", other.kind()))),
         };
         out.push(node.map(|mut n| {
@@ -435,9 +502,24 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         } else {
             format!("{i}.{}.out", node.op)
         };
-        node.inputs.insert(0, current);
-        graph.message(1, node_proto(&node, &output));
-        ops.push(node.op);
+        node.inputs.insert(0, current.clone());
+        if node.times_input {
+            // Not `{i}.{op}.out`: that is the layer's own output name (the Mul's).
+            let inner = format!("{i}.{}.gate", node.op);
+            graph.message(1, node_proto(&node, &inner));
+            let mul = Node {
+                op: "Mul",
+                name: format!("{}.Mul", node.name),
+                inputs: vec![current, inner],
+                attrs: Vec::new(),
+                times_input: false,
+            };
+            graph.message(1, node_proto(&mul, &output));
+            ops.extend([node.op, mul.op]);
+        } else {
+            graph.message(1, node_proto(&node, &output));
+            ops.push(node.op);
+        }
         current = output;
     }
     if last.is_none() {
@@ -447,6 +529,7 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
             name: "identity".into(),
             inputs: vec![INPUT.into()],
             attrs: Vec::new(),
+            times_input: false,
         };
         graph.message(1, node_proto(&node, OUTPUT));
         ops.push("Identity");
@@ -474,14 +557,20 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
     graph.message(11, value_info(INPUT, net.input_shape()));
     graph.message(12, value_info(OUTPUT, net.output_shape()));
 
+    // The oldest opset that has every node: 17, or 20 for Gelu.
+    let (opset_version, ir_version) = if ops.contains(&"Gelu") {
+        (OPSET_GELU, IR_VERSION_GELU)
+    } else {
+        (OPSET, IR_VERSION)
+    };
     let mut model = Pb::default();
-    model.int(1, IR_VERSION);
+    model.int(1, ir_version);
     model.string(2, "seqnet");
     model.string(3, env!("CARGO_PKG_VERSION"));
     model.string(6, &doc);
     model.message(7, graph);
     let mut opset = Pb::default();
-    opset.int(2, OPSET);
+    opset.int(2, opset_version);
     model.message(8, opset);
     let mut meta = vec![
         ("seqnet.spec".to_string(), net.spec()),
@@ -510,6 +599,7 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         bytes: model.buf,
         ops,
         omitted,
+        opset: opset_version,
     })
 }
 
@@ -728,6 +818,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be exported to ONNX"), "{e}");
+    }
+
+    /// SiLU is x·Sigmoid(x): a Sigmoid node and a Mul of the layer's input with it.
+    #[test]
+    fn silu_is_sigmoid_times_input() {
+        let net = crate::spec::build("Flatten() -> Linear(4, 3) -> SiLU()", &[1, 2, 2], 0).unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        assert_eq!(onnx.ops, ["Flatten", "Gemm", "Sigmoid", "Mul"]);
+        let model = fields(&onnx.bytes);
+        let graph = fields(&get(&model, 7)[0].2);
+        let nodes = get(&graph, 1);
+        let mul = fields(&nodes[3].2);
+        let inputs: Vec<String> = get(&mul, 1).into_iter().map(text).collect();
+        assert_eq!(inputs, ["1.Gemm.out", "2.Sigmoid.gate"]);
+        assert_eq!(text(get(&mul, 2)[0]), "logits");
+        // Not the last layer: the Sigmoid's and the Mul's outputs still differ (SSA).
+        let net = crate::spec::build("Flatten() -> SiLU() -> Linear(4, 2)", &[1, 2, 2], 0).unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        let model = fields(&onnx.bytes);
+        let graph = fields(&get(&model, 7)[0].2);
+        let outs: Vec<String> = get(&graph, 1)
+            .iter()
+            .map(|n| text(get(&fields(&n.2), 2)[0]))
+            .collect();
+        assert_eq!(
+            outs,
+            ["0.Flatten.out", "1.Sigmoid.gate", "1.Sigmoid.out", "logits"]
+        );
+    }
+
+    /// Gelu needs opset 20 (and IR 9); a network without it stays at opset 17.
+    #[test]
+    fn gelu_raises_the_opset_to_20() {
+        let net = crate::spec::build(
+            "Flatten() -> Linear(4, 3) -> GELU(approximate='tanh') -> Linear(3, 2) -> GELU()",
+            &[1, 2, 2],
+            0,
+        )
+        .unwrap();
+        let onnx = export(&net, &ModelInfo::for_net(&net)).unwrap();
+        assert_eq!(onnx.ops, ["Flatten", "Gemm", "Gelu", "Gemm", "Gelu"]);
+        assert_eq!(onnx.opset, 20);
+        let model = fields(&onnx.bytes);
+        assert_eq!(get(&model, 1)[0].3, 9, "IR version 9");
+        let opset = fields(&get(&model, 8)[0].2);
+        assert_eq!((opset[0].0, opset[0].3), (2, 20));
+        let graph = fields(&get(&model, 7)[0].2);
+        let gelu = fields(&get(&graph, 1)[2].2);
+        let attr = fields(&get(&gelu, 5)[0].2);
+        assert_eq!(text(get(&attr, 1)[0]), "approximate");
+        assert_eq!(text(get(&attr, 4)[0]), "tanh");
+        assert_eq!(get(&attr, 20)[0].3, 3, "type STRING");
+        let plain = crate::spec::build("Flatten() -> Linear(4, 3)", &[1, 2, 2], 0).unwrap();
+        assert_eq!(
+            export(&plain, &ModelInfo::for_net(&plain)).unwrap().opset,
+            17
+        );
     }
 
     #[test]

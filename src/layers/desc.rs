@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::Size2;
+use super::{AdaptiveSize, Size2};
 
 /// A layer's PyTorch class and arguments. `Lazy*` layers have `None` for the size they
 /// infer until they are built.
@@ -50,14 +50,32 @@ pub enum LayerDesc {
         bias: bool,
         track_running_stats: bool,
     },
+    AdaptiveAvgPool2d {
+        output_size: AdaptiveSize,
+    },
+    AdaptiveMaxPool2d {
+        output_size: AdaptiveSize,
+    },
     ReLU,
     LeakyReLU {
         negative_slope: f32,
     },
+    ELU {
+        alpha: f32,
+    },
+    /// `approximate='tanh'` when `tanh`, else the exact form (`'none'`).
+    GELU {
+        tanh: bool,
+    },
     Sigmoid,
+    SiLU,
     Tanh,
     Flatten,
+    Identity,
     Dropout {
+        p: f32,
+    },
+    Dropout2d {
         p: f32,
     },
     Softmax {
@@ -84,12 +102,19 @@ impl LayerDesc {
             LayerDesc::AvgPool2d { .. } => "AvgPool2d",
             LayerDesc::BatchNorm { dims: 1, .. } => "BatchNorm1d",
             LayerDesc::BatchNorm { .. } => "BatchNorm2d",
+            LayerDesc::AdaptiveAvgPool2d { .. } => "AdaptiveAvgPool2d",
+            LayerDesc::AdaptiveMaxPool2d { .. } => "AdaptiveMaxPool2d",
             LayerDesc::ReLU => "ReLU",
             LayerDesc::LeakyReLU { .. } => "LeakyReLU",
+            LayerDesc::ELU { .. } => "ELU",
+            LayerDesc::GELU { .. } => "GELU",
             LayerDesc::Sigmoid => "Sigmoid",
+            LayerDesc::SiLU => "SiLU",
             LayerDesc::Tanh => "Tanh",
             LayerDesc::Flatten => "Flatten",
+            LayerDesc::Identity => "Identity",
             LayerDesc::Dropout { .. } => "Dropout",
+            LayerDesc::Dropout2d { .. } => "Dropout2d",
             LayerDesc::Softmax { .. } => "Softmax",
             LayerDesc::LogSoftmax { .. } => "LogSoftmax",
             LayerDesc::Custom { kind, .. } => kind,
@@ -284,14 +309,28 @@ impl fmt::Display for LayerDesc {
                 py_bool(*bias),
                 py_bool(*track_running_stats)
             ),
+            LayerDesc::AdaptiveAvgPool2d { output_size } => {
+                write!(f, "AdaptiveAvgPool2d(output_size={output_size})")
+            }
+            LayerDesc::AdaptiveMaxPool2d { output_size } => {
+                write!(f, "AdaptiveMaxPool2d(output_size={output_size})")
+            }
             LayerDesc::ReLU => write!(f, "ReLU()"),
             LayerDesc::LeakyReLU { negative_slope } => {
                 write!(f, "LeakyReLU(negative_slope={})", py_float(*negative_slope))
             }
+            LayerDesc::ELU { alpha } => write!(f, "ELU(alpha={})", py_float(*alpha)),
+            LayerDesc::GELU { tanh } => {
+                let approximate = if *tanh { "tanh" } else { "none" };
+                write!(f, "GELU(approximate='{approximate}')")
+            }
             LayerDesc::Sigmoid => write!(f, "Sigmoid()"),
+            LayerDesc::SiLU => write!(f, "SiLU()"),
             LayerDesc::Tanh => write!(f, "Tanh()"),
             LayerDesc::Flatten => write!(f, "Flatten(start_dim=1, end_dim=-1)"),
+            LayerDesc::Identity => write!(f, "Identity()"),
             LayerDesc::Dropout { p } => write!(f, "Dropout(p={p}, inplace=False)"),
+            LayerDesc::Dropout2d { p } => write!(f, "Dropout2d(p={p}, inplace=False)"),
             LayerDesc::Softmax { dim } => write!(f, "Softmax(dim={dim})"),
             LayerDesc::LogSoftmax { dim } => write!(f, "LogSoftmax(dim={dim})"),
             LayerDesc::Custom { repr, .. } => write!(f, "{repr}"),

@@ -25,12 +25,18 @@
 //!    its repr parses back.
 
 mod activation;
+mod adaptive_avgpool2d;
+mod adaptive_maxpool2d;
 mod avgpool2d;
 mod batchnorm;
 mod conv2d;
 mod desc;
 mod dropout;
+mod dropout2d;
+mod elu;
 mod flatten;
+mod gelu;
+mod identity;
 mod image_wise;
 mod leaky_relu;
 mod linear;
@@ -38,16 +44,23 @@ mod maxpool2d;
 pub mod registry;
 mod relu;
 mod sigmoid;
+mod silu;
 mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise, Keeps};
+pub use adaptive_avgpool2d::{AdaptiveAvgPool2d, AdaptiveSize, adaptive_windows, uniform_windows};
+pub use adaptive_maxpool2d::AdaptiveMaxPool2d;
 pub use avgpool2d::AvgPool2d;
 pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use conv2d::{Conv2d, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};
 pub use dropout::Dropout;
+pub use dropout2d::Dropout2d;
+pub use elu::{ELU, ELUFn};
 pub use flatten::Flatten;
+pub use gelu::{GELU, GELUFn};
+pub use identity::Identity;
 pub use image_wise::PerImage;
 pub(crate) use image_wise::{ImageStep, ImageWise, Slots};
 pub use leaky_relu::{LeakyReLU, LeakyReLUFn};
@@ -55,6 +68,7 @@ pub use linear::{LazyLinear, Linear};
 pub use maxpool2d::MaxPool2d;
 pub use relu::ReLU;
 pub use sigmoid::{Sigmoid, SigmoidFn};
+pub use silu::{SiLU, SiLUFn};
 pub use softmax::{LogSoftmax, Softmax, SoftmaxOver};
 pub use tanh::{Tanh, TanhFn};
 

@@ -11,8 +11,10 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LazyConv2d,
-    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Sigmoid, Size2, Softmax, Tanh,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AdaptiveSize, AvgPool2d, BatchNorm, BatchNorm1d,
+    BatchNorm2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Layer, LazyConv2d,
+    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax,
+    Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -32,6 +34,16 @@ pub const fn req(name: &'static str) -> ArgSpec {
     ArgSpec {
         name,
         default: None,
+        keyword_only: false,
+    }
+}
+
+/// Python's `*args` (`name` = "*args") or `**kwargs` (`name` = "**kwargs"): any further
+/// positional or keyword arguments are accepted and ignored, as `nn.Identity` does.
+pub const fn rest(name: &'static str) -> ArgSpec {
+    ArgSpec {
+        name,
+        default: Some(""),
         keyword_only: false,
     }
 }
@@ -88,6 +100,7 @@ impl LayerEntry {
             .iter()
             .filter(|p| !p.keyword_only)
             .map(|p| match p.default {
+                _ if p.name.starts_with('*') => p.name.to_string(),
                 Some(d) => format!("{}={d}", p.name),
                 None => p.name.to_string(),
             })
@@ -212,6 +225,28 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: batchnorm_params,
     },
     LayerEntry {
+        name: "AdaptiveAvgPool2d",
+        args: &[req("output_size")],
+        lazy_in: None,
+        doc: "average over output_size windows tiling the image (1: global average pooling)",
+        example: "AdaptiveAvgPool2d((2, 3))",
+        build: |b| Ok(Box::new(AdaptiveAvgPool2d::new(adaptive_size(b)?))),
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "AdaptiveMaxPool2d",
+        args: &[req("output_size"), opt("return_indices", "False")],
+        lazy_in: None,
+        doc: "max over output_size windows tiling the image (1: global max pooling)",
+        example: "AdaptiveMaxPool2d((2, 3))",
+        build: |b| {
+            let size = adaptive_size(b)?;
+            b.only("return_indices", b.flag("return_indices")?, false)?;
+            Ok(Box::new(AdaptiveMaxPool2d::new(size)))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "ReLU",
         args: &[opt("inplace", "False")],
         lazy_in: None,
@@ -238,12 +273,49 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "ELU",
+        args: &[opt("alpha", "1.0"), opt("inplace", "False")],
+        lazy_in: None,
+        doc: "x for x > 0, alpha·(e^x - 1) otherwise, element-wise",
+        example: "ELU(alpha=0.5)",
+        build: |b| {
+            let alpha = b.float("alpha", "a float, e.g. 1.0")?;
+            b.flag("inplace")?;
+            Ok(Box::new(ELU::new(alpha.unwrap_or(1.0))))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "GELU",
+        args: &[opt("approximate", "'none'")],
+        lazy_in: None,
+        doc: "x·Φ(x) (Φ the normal CDF), element-wise; approximate='tanh' for the tanh form",
+        example: "GELU(approximate='tanh')",
+        build: |b| {
+            let tanh = b.choice("approximate", &["none", "tanh"])? == Some("tanh");
+            Ok(Box::new(if tanh { GELU::tanh() } else { GELU::new() }))
+        },
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Sigmoid",
         args: &[],
         lazy_in: None,
         doc: "1 / (1 + e^-x), element-wise",
         example: "Sigmoid()",
         build: |_| Ok(Box::new(Sigmoid::new())),
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "SiLU",
+        args: &[opt("inplace", "False")],
+        lazy_in: None,
+        doc: "x·σ(x) (swish), element-wise",
+        example: "SiLU()",
+        build: |b| {
+            b.flag("inplace")?;
+            Ok(Box::new(SiLU::new()))
+        },
         planned_params: no_params,
     },
     LayerEntry {
@@ -265,12 +337,30 @@ pub const LAYERS: &[LayerEntry] = &[
         planned_params: no_params,
     },
     LayerEntry {
+        name: "Identity",
+        args: &[rest("*args"), rest("**kwargs")],
+        lazy_in: None,
+        doc: "the input unchanged; any arguments are accepted and ignored, as in PyTorch",
+        example: "Identity()",
+        build: |_| Ok(Box::new(Identity::new())),
+        planned_params: no_params,
+    },
+    LayerEntry {
         name: "Dropout",
         args: &[opt("p", "0.5"), opt("inplace", "False")],
         lazy_in: None,
         doc: "zeroes each value with probability p in training, scaling the rest by 1/(1-p)",
         example: "Dropout(0.5)",
         build: dropout,
+        planned_params: no_params,
+    },
+    LayerEntry {
+        name: "Dropout2d",
+        args: &[opt("p", "0.5"), opt("inplace", "False")],
+        lazy_in: None,
+        doc: "zeroes each whole channel with probability p in training, scaling the rest by 1/(1-p)",
+        example: "Dropout2d(0.5)",
+        build: |b| Ok(Box::new(Dropout2d::new(dropout_p(b)?))),
         planned_params: no_params,
     },
     LayerEntry {
@@ -428,19 +518,13 @@ fn batchnorm_params(b: &Bound, _input: &[usize]) -> Option<u128> {
 
 /// PyTorch layers seqnet does not implement: named as such rather than as typos.
 pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
-    "AdaptiveAvgPool2d",
-    "AdaptiveMaxPool2d",
     "AvgPool1d",
     "Conv1d",
     "Conv3d",
     "ConvTranspose2d",
-    "Dropout2d",
-    "ELU",
     "Embedding",
-    "GELU",
     "GRU",
     "Hardtanh",
-    "Identity",
     "LayerNorm",
     "LocalResponseNorm",
     "LSTM",
@@ -448,7 +532,6 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "PReLU",
     "ReLU6",
     "RNN",
-    "SiLU",
     "Softmax2d",
     "Softplus",
     "Unflatten",
@@ -627,6 +710,36 @@ fn avgpool2d(b: &Bound) -> Result<Box<dyn Layer>> {
     Ok(Box::new(pool))
 }
 
+/// An adaptive pool's output_size: an int of at least 1, or a pair of them in which
+/// None keeps the input's size.
+fn adaptive_size(b: &Bound) -> Result<AdaptiveSize> {
+    let node = b.required(b.get("output_size"), "output_size")?;
+    let what = "an int or an (OH, OW) tuple of ints (None keeps that side of the input)";
+    match &node.kind {
+        NodeKind::Tuple(items) => match items.as_slice() {
+            [h, w] => {
+                let side = |n: &crate::spec::Node| match n.kind {
+                    NodeKind::None => Ok(None),
+                    _ => b.count_of("output_size", n, 1).map(Some),
+                };
+                Ok(AdaptiveSize::Pair(side(h)?, side(w)?))
+            }
+            _ => Err(b.bad(
+                node.span.clone(),
+                format!(
+                    "output_size expects {what}; {} has {} values, not 2",
+                    b.src(node),
+                    items.len()
+                ),
+            )),
+        },
+        NodeKind::Int(_) | NodeKind::BigInt => {
+            Ok(AdaptiveSize::Int(b.count_of("output_size", node, 1)?))
+        }
+        _ => Err(b.expects("output_size", node, what)),
+    }
+}
+
 fn flatten(b: &Bound) -> Result<Box<dyn Layer>> {
     for (name, supported) in [("start_dim", 1), ("end_dim", -1)] {
         if let (Some(v), Some(node)) = (b.int(name)?, b.get(name)) {
@@ -645,6 +758,12 @@ fn flatten(b: &Bound) -> Result<Box<dyn Layer>> {
 }
 
 fn dropout(b: &Bound) -> Result<Box<dyn Layer>> {
+    Ok(Box::new(Dropout::new(dropout_p(b)?)))
+}
+
+/// Dropout's and Dropout2d's p (finite; its range is checked when built), inplace
+/// accepted.
+fn dropout_p(b: &Bound) -> Result<f32> {
     let p = match b.get("p") {
         None => 0.5,
         Some(node) => {
@@ -665,7 +784,7 @@ fn dropout(b: &Bound) -> Result<Box<dyn Layer>> {
         }
     };
     b.flag("inplace")?;
-    Ok(Box::new(Dropout::new(p)))
+    Ok(p)
 }
 
 fn softmax(b: &Bound) -> Result<Box<dyn Layer>> {

@@ -80,7 +80,12 @@ impl<'a> Bound<'a> {
             sig,
             slots: vec![None; sig.len()],
         };
-        let positional: Vec<usize> = (0..sig.len()).filter(|&i| !sig[i].keyword_only).collect();
+        // `*args` / `**kwargs` (nn.Identity's signature) take whatever is left over.
+        let var_positional = sig.iter().any(|p| p.name == "*args");
+        let var_keyword = sig.iter().any(|p| p.name == "**kwargs");
+        let positional: Vec<usize> = (0..sig.len())
+            .filter(|&i| !sig[i].keyword_only && !sig[i].name.starts_with('*'))
+            .collect();
         let given = call.args.iter().filter(|a| a.key.is_none()).count();
         let mut args = call.args.iter().peekable();
         if let (Some(name), Some(first)) = (lazy_in, args.peek()) {
@@ -97,6 +102,9 @@ impl<'a> Bound<'a> {
         for arg in args {
             let slot = match &arg.key {
                 None => {
+                    if var_positional && next >= positional.len() {
+                        continue;
+                    }
                     let Some(&slot) = positional.get(next) else {
                         let names: Vec<&str> = positional.iter().map(|&i| sig[i].name).collect();
                         let were = if given == 1 { "was" } else { "were" };
@@ -118,7 +126,13 @@ impl<'a> Bound<'a> {
                     slot
                 }
                 Some((key, span)) => {
-                    let Some(slot) = sig.iter().position(|p| p.name == key) else {
+                    let found = sig
+                        .iter()
+                        .position(|p| p.name == key && !key.starts_with('*'));
+                    if found.is_none() && var_keyword {
+                        continue;
+                    }
+                    let Some(slot) = found else {
                         let hint = match closest(key, sig.iter().map(|p| p.name)) {
                             Some(s) => format!("; did you mean '{s}'?"),
                             None => ";".to_string(),
@@ -291,6 +305,30 @@ impl<'a> Bound<'a> {
             ));
         }
         Ok(Some(v))
+    }
+
+    /// A string argument that must be one of `choices` (quoted or not, as the spec
+    /// lexer reads both), e.g. GELU's approximate='tanh'.
+    pub(crate) fn choice(
+        &self,
+        name: &str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>> {
+        let Some(node) = self.get(name) else {
+            return Ok(None);
+        };
+        if let NodeKind::Str(s) = &node.kind {
+            if let Some(&c) = choices.iter().find(|&&c| c == s) {
+                return Ok(Some(c));
+            }
+        }
+        let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+        let what = match quoted.as_slice() {
+            [a, b] => format!("{a} or {b}"),
+            [rest @ .., last] => format!("one of {} or {last}", rest.join(", ")),
+            [] => "nothing".to_string(),
+        };
+        Err(self.expects(name, node, &what))
     }
 
     pub(crate) fn int(&self, name: &str) -> Result<Option<i64>> {

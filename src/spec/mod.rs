@@ -65,7 +65,7 @@ use std::ops::Range;
 pub(crate) use binder::Bound;
 pub(crate) use binder::closest;
 use binder::{make_layer, planned_params};
-pub(crate) use parser::NodeKind;
+pub(crate) use parser::{Node, NodeKind};
 use parser::{parse_calls, public_value};
 pub(crate) use printer::show2;
 

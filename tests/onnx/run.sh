@@ -41,6 +41,12 @@ NETS=(
   "logsoftmax||Conv2d(1, 4, 3) -> ReLU() -> MaxPool2d(3, stride=2, padding=1) -> Flatten() -> Dropout(0.5) -> LazyLinear(10) -> LogSoftmax(dim=1)"
   "softmax|--lr 0.5|Flatten() -> Linear(784, 10) -> Softmax(dim=1)"
   "batchnorm||Conv2d(1, 6, 3, bias=False) -> BatchNorm2d(6) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32, bias=False) -> BatchNorm1d(32, momentum=None) -> ReLU() -> Linear(32, 10)"
+  "gelu||Conv2d(1, 6, 5) -> GELU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> GELU(approximate='tanh') -> Linear(32, 10)"
+  "silu_elu||Conv2d(1, 6, 5) -> SiLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> ELU(alpha=0.5) -> Linear(32, 10)"
+  "identity||Conv2d(1, 4, 3) -> Identity(7, unused=1) -> ReLU() -> Flatten() -> Identity() -> LazyLinear(10)"
+  "dropout2d||Conv2d(1, 8, 5) -> ReLU() -> Dropout2d(0.3) -> MaxPool2d(2) -> Flatten() -> LazyLinear(10)"
+  "adaptive_avg||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveAvgPool2d((8, 6)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveAvgPool2d(1) -> Flatten() -> Linear(6, 10)"
+  "adaptive_max||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveMaxPool2d((12, 8)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveMaxPool2d(1) -> Flatten() -> Linear(6, 10)"
   "leaky_relu||Conv2d(1, 6, 5) -> LeakyReLU(0.1) -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> LeakyReLU() -> Linear(32, 10)"
 )
 
