@@ -87,8 +87,9 @@ pub mod viz;
 
 pub use error::{Error, Result};
 pub use layers::{
-    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Layer, LazyConv2d,
-    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, Pass, ReLU, Sigmoid, Softmax, Tanh,
+    AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvPadding, Dropout, Flatten, Init, Layer,
+    LazyConv2d, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, Pass, ReLU, Sigmoid,
+    Softmax, Tanh,
 };
 pub use sequential::Sequential;
 pub use tensor::Tensor;

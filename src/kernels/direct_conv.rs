@@ -20,7 +20,8 @@
 
 use super::im2col::ConvGeom;
 
-/// Whether [`forward`] and [`weight_grad`] handle this geometry on this CPU.
+/// Whether [`forward`] and [`weight_grad`] handle this geometry on this CPU: one input
+/// channel (so groups = 1), stride 1, no padding on any side, dilation 1.
 pub fn applies(g: &ConvGeom) -> bool {
     g.c == 1 && g.is_simple() && (1..=MAX_KW).contains(&g.kw) && g.kh >= 1 && has_avx2_fma()
 }
@@ -368,6 +369,10 @@ mod tests {
             sw: 1,
             ph: 0,
             pw: 0,
+            pb: 0,
+            pr: 0,
+            dh: 1,
+            dw: 1,
             oh: h - kh + 1,
             ow: w - kw + 1,
         }

@@ -44,7 +44,7 @@ mod tanh;
 pub use activation::{Activation, Elementwise, Keeps};
 pub use avgpool2d::AvgPool2d;
 pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d};
-pub use conv2d::{Conv2d, LazyConv2d};
+pub use conv2d::{Conv2d, ConvPadding, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
