@@ -567,10 +567,15 @@ pub(crate) fn groups_refusal(
     } else {
         return None;
     };
+    // The depthwise hint only where it would fit.
+    let hint = if out_channels % in_channels == 0 {
+        format!(" (groups={in_channels} is a depthwise convolution)")
+    } else {
+        String::new()
+    };
     Some(format!(
         "groups={groups} does not divide {which}; groups must divide both in_channels \
-         ({in_channels}) and out_channels ({out_channels}) (groups={in_channels} is a \
-         depthwise convolution)"
+         ({in_channels}) and out_channels ({out_channels}){hint}"
     ))
 }
 
@@ -898,6 +903,33 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The summary writes dilation into the formula and says how 'same' splits its
+    /// padding.
+    #[test]
+    fn the_summary_explains_dilation_and_same() {
+        for (conv, input, text) in [
+            (
+                Conv2d::new(1, 2, 4).padding(ConvPadding::Same),
+                [1, 28, 28],
+                "(28 + 1 + 2 − 4)/1 + 1 = 28; padding='same': d·(k−1) = 1·(4−1) = 3 = \
+                 1 before + 2 after",
+            ),
+            (
+                Conv2d::new(1, 2, 3).stride(2).dilation(2),
+                [1, 11, 11],
+                "⌊(11 + 2·0 − 2·(3−1) − 1)/2⌋ + 1 = 4",
+            ),
+            (
+                Conv2d::new(1, 2, 5),
+                [1, 28, 28],
+                "(28 + 2·0 − 5)/1 + 1 = 24",
+            ),
+        ] {
+            let net = Sequential::new(input).add(conv).unwrap();
+            assert_eq!(net.steps()[0].arithmetic, text);
         }
     }
 

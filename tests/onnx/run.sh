@@ -42,6 +42,7 @@ NETS=(
   "softmax|--lr 0.5|Flatten() -> Linear(784, 10) -> Softmax(dim=1)"
   "batchnorm||Conv2d(1, 6, 3, bias=False) -> BatchNorm2d(6) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(32, bias=False) -> BatchNorm1d(32, momentum=None) -> ReLU() -> Linear(32, 10)"
   "leaky_relu||Conv2d(1, 6, 5) -> LeakyReLU(0.1) -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> LeakyReLU() -> Linear(32, 10)"
+  "conv_options||Conv2d(1, 6, 4, padding='same') -> ReLU() -> Conv2d(6, 6, 3, padding='same', dilation=2, groups=6) -> ReLU() -> Conv2d(6, 8, (2, 3), padding='same', dilation=(3, 1), groups=2, bias=False) -> ReLU() -> MaxPool2d(2) -> Conv2d(8, 8, 3, stride=2, dilation=2, groups=4, padding='valid') -> ReLU() -> Flatten() -> LazyLinear(10)"
 )
 
 triples=()
