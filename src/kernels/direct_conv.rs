@@ -449,5 +449,13 @@ mod tests {
         g.sw = 2;
         assert!(!applies(&g));
         assert!(!applies(&geom(28, 28, 3, 8)));
+        // Dilation, and padding on one side only (padding='same' with an even kernel
+        // pads only below and right when d·(k−1) = 1).
+        let mut g = geom(28, 28, 5, 5);
+        g.dw = 2;
+        assert!(!applies(&g));
+        let mut g = geom(28, 28, 2, 2);
+        (g.pb, g.pr, g.oh, g.ow) = (1, 1, 28, 28);
+        assert!(!applies(&g));
     }
 }
