@@ -113,6 +113,10 @@ fn direct_conv(c: &mut Criterion) {
         sw: 1,
         ph: 0,
         pw: 0,
+        pb: 0,
+        pr: 0,
+        dh: 1,
+        dw: 1,
         oh: 24,
         ow: 24,
     };

@@ -88,9 +88,9 @@ pub mod viz;
 
 pub use error::{Error, Result};
 pub use layers::{
-    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout,
-    Dropout2d, ELU, Flatten, GELU, Identity, Init, Layer, LazyConv2d, LazyLinear, LeakyReLU,
-    Linear, LogSoftmax, MaxPool2d, Mode, Pass, ReLU, SiLU, Sigmoid, Softmax, Tanh,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvPadding,
+    Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Init, Layer, LazyConv2d, LazyLinear,
+    LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, Pass, ReLU, SiLU, Sigmoid, Softmax, Tanh,
 };
 pub use sequential::Sequential;
 pub use tensor::Tensor;

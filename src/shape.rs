@@ -1,9 +1,11 @@
 //! The size arithmetic of convolution and pooling, and the sentences that explain it.
 //!
-//! Every formula here is PyTorch's (dilation 1):
-//! `out = ⌊(in + 2·padding − kernel) / stride⌋ + 1`, with `⌈…⌉` instead of `⌊…⌋` under
-//! `ceil_mode`, in which case a last window that would start in the right padding is
-//! dropped.
+//! Every formula here is PyTorch's:
+//! `out = ⌊(in + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1`, written
+//! `⌊(in + 2·padding − kernel) / stride⌋ + 1` for dilation 1, with `⌈…⌉` instead of
+//! `⌊…⌋` under `ceil_mode`, in which case a last window that would start in the right
+//! padding is dropped. Conv2d's padding='same' may pad one more after than before:
+//! `in + before + after` then stands for `in + 2·padding`.
 
 use crate::error::{Error, Result};
 
@@ -92,10 +94,39 @@ pub fn window_out(
     ceil_mode: bool,
     show_padding: bool,
 ) -> Option<WindowSize> {
-    let padded = len.checked_add(padding.checked_mul(2)?)?;
-    if padded < kernel || stride == 0 {
+    window_out_dilated(
+        len,
+        kernel,
+        stride,
+        (padding, padding),
+        1,
+        ceil_mode,
+        show_padding,
+    )
+}
+
+/// [`window_out`] with `padding` (before, after) and `dilation`, e.g.
+/// `(28 + 2·2 − 2·(3−1) − 1)/1 + 1 = 28`; `None` when the padded input is shorter than
+/// the dilated kernel, d·(k−1) + 1.
+pub fn window_out_dilated(
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    (before, after): (usize, usize),
+    dilation: usize,
+    ceil_mode: bool,
+    show_padding: bool,
+) -> Option<WindowSize> {
+    let padded = len.checked_add(before)?.checked_add(after)?;
+    // The span of one window: d·(k−1) + 1 input values.
+    let reach = match kernel {
+        0 => 0,
+        k => dilation.checked_mul(k - 1)?.checked_add(1)?,
+    };
+    if padded < reach || stride == 0 {
         return None;
     }
+    let (padding, taps, kernel) = (before, kernel, reach);
     let span = padded - kernel;
     // Rounding can only matter with a stride above 1; that is when the brackets show.
     let rounds = stride > 1;
@@ -113,10 +144,17 @@ pub fn window_out(
     {
         out -= 1;
     }
-    let inner = if show_padding || padding > 0 {
-        format!("{len} + 2·{padding} − {kernel}")
+    let pads = if before != after {
+        format!("{len} + {before} + {after}")
+    } else if show_padding || padding > 0 {
+        format!("{len} + 2·{padding}")
     } else {
-        format!("{len} − {kernel}")
+        len.to_string()
+    };
+    let inner = if dilation == 1 {
+        format!("{pads} − {kernel}")
+    } else {
+        format!("{pads} − {dilation}·({taps}−1) − 1")
     };
     let arithmetic = if !rounds {
         format!("({inner})/{stride} + 1 = {out}")
@@ -130,7 +168,7 @@ pub fn window_out(
     let reached = (out - 1).saturating_mul(stride).saturating_add(kernel);
     let uncovered = padded
         .saturating_sub(reached)
-        .saturating_sub(padding)
+        .saturating_sub(after)
         .min(len);
     Some(WindowSize {
         out,
@@ -228,6 +266,27 @@ mod tests {
         assert_eq!(window_out(4, 2, 2, 1, true, false).unwrap().out, 3);
         // the last window would start in the right padding: dropped (4 -> 3).
         assert_eq!(window_out(5, 2, 2, 1, true, false).unwrap().out, 3);
+    }
+
+    /// Dilation d spreads the kernel over d·(k−1) + 1 values; the d = 1 texts stay.
+    #[test]
+    fn dilation_and_uneven_padding_are_written_out() {
+        let d = window_out_dilated(28, 3, 1, (2, 2), 2, false, true).unwrap();
+        assert_eq!(d.out, 28);
+        assert_eq!(d.arithmetic, "(28 + 2·2 − 2·(3−1) − 1)/1 + 1 = 28");
+        // torch: Conv2d(1, 1, 3, stride=2, dilation=3) on 11 -> 3
+        let s = window_out_dilated(11, 3, 2, (0, 0), 3, false, true).unwrap();
+        assert_eq!((s.out, s.uncovered), (3, 0));
+        assert_eq!(s.arithmetic, "⌊(11 + 2·0 − 3·(3−1) − 1)/2⌋ + 1 = 3");
+        // padding='same' with kernel 4: 3 in all, 1 before and 2 after.
+        let same = window_out_dilated(7, 4, 1, (1, 2), 1, false, true).unwrap();
+        assert_eq!(same.out, 7);
+        assert_eq!(same.arithmetic, "(7 + 1 + 2 − 4)/1 + 1 = 7");
+        assert!(window_out_dilated(4, 3, 1, (0, 0), 2, false, true).is_none());
+        assert_eq!(
+            window_out_dilated(28, 5, 1, (0, 0), 1, false, true),
+            window_out(28, 5, 1, 0, false, true)
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 use seqnet::layers::Layer;
 use seqnet::rng::Rng;
 use seqnet::{
-    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout,
-    Dropout2d, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
-    Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvPadding,
+    Dropout, Dropout2d, ELU, Flatten, GELU, Identity, LazyLinear, LeakyReLU, Linear, LogSoftmax,
+    MaxPool2d, Mode, ReLU, Sequential, SiLU, Sigmoid, Softmax, Tanh, Tensor,
 };
 
 const EPS: f32 = 1e-2;
@@ -151,6 +151,46 @@ fn conv2d_gradients() {
         ),
         3,
         3,
+    );
+    gradcheck(
+        "Conv2d padding='same', even kernel (extra row and column after)",
+        one(
+            &[2, 6, 5],
+            Conv2d::new(2, 3, (4, 2)).padding(ConvPadding::Same),
+        ),
+        2,
+        7,
+    );
+    gradcheck(
+        "Conv2d dilation, stride, padding",
+        one(
+            &[2, 9, 8],
+            Conv2d::new(2, 3, 3).stride(2).padding(1).dilation((2, 3)),
+        ),
+        2,
+        8,
+    );
+    gradcheck(
+        "Conv2d groups, 'same' with dilation, no bias",
+        one(
+            &[4, 6, 7],
+            Conv2d::new(4, 6, (3, 2))
+                .padding(ConvPadding::Same)
+                .dilation(2)
+                .groups(2)
+                .bias(false),
+        ),
+        2,
+        9,
+    );
+    gradcheck(
+        "Conv2d depthwise, 'valid'",
+        one(
+            &[3, 6, 5],
+            Conv2d::new(3, 6, 3).padding(ConvPadding::Valid).groups(3),
+        ),
+        2,
+        10,
     );
 }
 

@@ -300,9 +300,10 @@ pub fn images_per_forward(path: &Path, net: &Sequential) -> Result<usize> {
         // The output, and as much again kept for backward (masks, indices, inputs).
         floats += 2 * numel(&step.out);
         macs += u128::from(step.macs);
-        if let LayerDesc::Conv2d { .. } = layer.describe() {
-            // im2col: C·kh·kw rows × OH·OW columns = MACs / out_channels.
-            floats += u128::from(step.macs) / step.out.first().map_or(1, |&c| c.max(1) as u128);
+        if let LayerDesc::Conv2d { groups, .. } = layer.describe() {
+            // im2col: C·kh·kw rows × OH·OW columns = MACs · groups / out_channels.
+            floats += u128::from(step.macs) * groups as u128
+                / step.out.first().map_or(1, |&c| c.max(1) as u128);
         }
     }
     if floats > MAX_FORWARD_FLOATS_PER_IMAGE || macs > MAX_MACS_PER_IMAGE {

@@ -358,11 +358,20 @@ fn nodes(net: &Sequential) -> Result<Vec<Option<Node>>> {
                 kernel_size,
                 stride,
                 padding,
+                dilation,
+                groups,
                 ..
             } => {
-                let mut attrs = geometry(kernel_size, stride, padding);
-                attrs.push(("dilations", Attr::Ints(vec![1, 1])));
-                attrs.push(("group", Attr::Int(1)));
+                // 'same' and 'valid' as numbers: [top, left, bottom, right], the odd one
+                // of an even 'same' at the bottom and right, as PyTorch pads.
+                let pads = padding
+                    .sides(kernel_size, dilation)
+                    .ok_or_else(|| bad("its padding overflows"))?;
+                let mut attrs = geometry(kernel_size, stride, Size2(0, 0));
+                attrs[2] = ("pads", Attr::Ints(pads.iter().map(|&p| p as i64).collect()));
+                let d = ints(dilation);
+                attrs.push(("dilations", Attr::Ints(vec![d.0, d.1])));
+                attrs.push(("group", Attr::Int(groups as i64)));
                 Some(Node {
                     attrs,
                     ..simple("Conv")

@@ -20,7 +20,8 @@
 
 use super::im2col::ConvGeom;
 
-/// Whether [`forward`] and [`weight_grad`] handle this geometry on this CPU.
+/// Whether [`forward`] and [`weight_grad`] handle this geometry on this CPU: one input
+/// channel (so groups = 1), stride 1, no padding on any side, dilation 1.
 pub fn applies(g: &ConvGeom) -> bool {
     g.c == 1 && g.is_simple() && (1..=MAX_KW).contains(&g.kw) && g.kh >= 1 && has_avx2_fma()
 }
@@ -375,6 +376,10 @@ mod tests {
             sw: 1,
             ph: 0,
             pw: 0,
+            pb: 0,
+            pr: 0,
+            dh: 1,
+            dw: 1,
             oh: h - kh + 1,
             ow: w - kw + 1,
         }
@@ -451,5 +456,13 @@ mod tests {
         g.sw = 2;
         assert!(!applies(&g));
         assert!(!applies(&geom(28, 28, 3, 8)));
+        // Dilation, and padding on one side only (padding='same' with an even kernel
+        // pads only below and right when d·(k−1) = 1).
+        let mut g = geom(28, 28, 5, 5);
+        g.dw = 2;
+        assert!(!applies(&g));
+        let mut g = geom(28, 28, 2, 2);
+        (g.pb, g.pr, g.oh, g.ow) = (1, 1, 28, 28);
+        assert!(!applies(&g));
     }
 }

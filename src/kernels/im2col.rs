@@ -2,7 +2,9 @@
 //!
 //! inp (c, h, w) -> col (c·kh·kw, oh·ow): row `(ci, ky, kx)` holds, for every output
 //! position `(oy, ox)`, the input pixel that kernel tap `(ky, kx)` of channel ci sees
-//! there (zero in the padding). Then out (oc, oh·ow) = weight (oc, c·kh·kw) · col.
+//! there, `(oy·sh + ky·dh − ph, ox·sw + kx·dw − pw)` (zero in the padding). Then
+//! out (oc, oh·ow) = weight (oc, c·kh·kw) · col. With groups, the rows of group g are
+//! the channels of group g, so each group multiplies its own block of rows.
 //!
 //! Why im2col here: with 20 input channels and 5×5 kernels (the book's second layer) the
 //! GEMM's inner dimension c·kh·kw = 500 gives it work. A first layer with one input
@@ -18,8 +20,16 @@ pub struct ConvGeom {
     pub kw: usize,
     pub sh: usize,
     pub sw: usize,
+    /// Zero padding above (ph) and left of (pw) the image.
     pub ph: usize,
     pub pw: usize,
+    /// Zero padding below and right of the image: ph and pw, except for PyTorch's
+    /// padding='same' with an odd total d·(k−1), which puts the extra one here.
+    pub pb: usize,
+    pub pr: usize,
+    /// Dilation: kernel taps dh rows and dw columns apart.
+    pub dh: usize,
+    pub dw: usize,
     pub oh: usize,
     pub ow: usize,
 }
@@ -45,9 +55,16 @@ impl ConvGeom {
             .try_fold(self.c, |v, &d| v.checked_mul(d))
             .expect("convolution geometry: c·kh·kw·oh·ow overflows")
     }
-    /// Stride 1 and no padding: the case with a fast path.
+    /// Stride 1, no padding on any side and dilation 1: the case with a fast path.
     pub fn is_simple(&self) -> bool {
-        self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+        self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.pb == 0
+            && self.pr == 0
+            && self.dh == 1
+            && self.dw == 1
     }
 }
 
@@ -118,7 +135,7 @@ unsafe fn copy_run_raw(src: *const f32, dst: *mut f32, len: usize) {
     }
 }
 
-/// The reference for [`im2col`], for any stride and padding.
+/// The reference for [`im2col`], for any stride, padding and dilation.
 pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
     debug_assert_eq!(inp.len(), g.image_len());
     debug_assert_eq!(col.len(), g.col_len());
@@ -130,7 +147,7 @@ pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
                 let row = (ci * g.kh + ky) * g.kw + kx;
                 let dst = &mut col[row * ncols..(row + 1) * ncols];
                 for oy in 0..g.oh {
-                    let y = (oy * g.sh + ky) as isize - g.ph as isize;
+                    let y = (oy * g.sh + ky * g.dh) as isize - g.ph as isize;
                     let out_row = &mut dst[oy * g.ow..(oy + 1) * g.ow];
                     if y < 0 || y >= g.h as isize {
                         out_row.fill(0.0);
@@ -138,7 +155,7 @@ pub fn im2col_naive(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
                     }
                     let src = &plane[y as usize * g.w..(y as usize + 1) * g.w];
                     for (ox, o) in out_row.iter_mut().enumerate() {
-                        let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                        let x = (ox * g.sw + kx * g.dw) as isize - g.pw as isize;
                         *o = if x < 0 || x >= g.w as isize {
                             0.0
                         } else {
@@ -191,7 +208,7 @@ unsafe fn add_run_raw(src: *const f32, dst: *mut f32, len: usize) {
     }
 }
 
-/// The reference for [`col2im`], for any stride and padding.
+/// The reference for [`col2im`], for any stride, padding and dilation.
 pub fn col2im_naive(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
     debug_assert_eq!(dinp.len(), g.image_len());
     let ncols = g.col_cols();
@@ -202,13 +219,13 @@ pub fn col2im_naive(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
                 let row = (ci * g.kh + ky) * g.kw + kx;
                 let src = &col[row * ncols..(row + 1) * ncols];
                 for oy in 0..g.oh {
-                    let y = (oy * g.sh + ky) as isize - g.ph as isize;
+                    let y = (oy * g.sh + ky * g.dh) as isize - g.ph as isize;
                     if y < 0 || y >= g.h as isize {
                         continue;
                     }
                     let dst = &mut plane[y as usize * g.w..(y as usize + 1) * g.w];
                     for ox in 0..g.ow {
-                        let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                        let x = (ox * g.sw + kx * g.dw) as isize - g.pw as isize;
                         if x >= 0 && x < g.w as isize {
                             dst[x as usize] += src[oy * g.ow + ox];
                         }
@@ -219,30 +236,35 @@ pub fn col2im_naive(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
     }
 }
 
-/// The reference convolution of one image, straight from the definition:
-/// out[o, oy, ox] = bias[o] + Σ_{ci,ky,kx} weight[o, ci, ky, kx] · inp[ci, oy·sh+ky−ph, ox·sw+kx−pw].
+/// The reference convolution of one image, straight from the definition, with the
+/// input channels split into `groups` (output channel o sees the C/groups channels of
+/// group o / (oc/groups)): out[o, oy, ox] = bias[o] + Σ_{ci,ky,kx} weight[o, ci, ky, kx] ·
+/// inp[g·C/groups + ci, oy·sh + ky·dh − ph, ox·sw + kx·dw − pw].
 pub fn conv2d_naive(
     g: &ConvGeom,
     inp: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
     oc: usize,
+    groups: usize,
 ) -> Vec<f32> {
+    let (cg, ocg) = (g.c / groups, oc / groups);
     let mut out = vec![0.0f32; oc * g.oh * g.ow];
     for o in 0..oc {
+        let first = (o / ocg) * cg;
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let mut acc = bias.map_or(0.0, |b| b[o] as f64);
-                for ci in 0..g.c {
+                for ci in 0..cg {
                     for ky in 0..g.kh {
                         for kx in 0..g.kw {
-                            let y = (oy * g.sh + ky) as isize - g.ph as isize;
-                            let x = (ox * g.sw + kx) as isize - g.pw as isize;
+                            let y = (oy * g.sh + ky * g.dh) as isize - g.ph as isize;
+                            let x = (ox * g.sw + kx * g.dw) as isize - g.pw as isize;
                             if y < 0 || x < 0 || y >= g.h as isize || x >= g.w as isize {
                                 continue;
                             }
-                            let wv = weight[((o * g.c + ci) * g.kh + ky) * g.kw + kx];
-                            let iv = inp[(ci * g.h + y as usize) * g.w + x as usize];
+                            let wv = weight[((o * cg + ci) * g.kh + ky) * g.kw + kx];
+                            let iv = inp[((first + ci) * g.h + y as usize) * g.w + x as usize];
                             acc += wv as f64 * iv as f64;
                         }
                     }
@@ -268,6 +290,19 @@ mod tests {
         s: (usize, usize),
         p: (usize, usize),
     ) -> ConvGeom {
+        geom_full(c, h, w, k, s, (p.0, p.1, p.0, p.1), (1, 1))
+    }
+
+    /// Padding (top, left, bottom, right) and dilation (dh, dw).
+    fn geom_full(
+        c: usize,
+        h: usize,
+        w: usize,
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize, usize, usize),
+        d: (usize, usize),
+    ) -> ConvGeom {
         ConvGeom {
             c,
             h,
@@ -278,8 +313,12 @@ mod tests {
             sw: s.1,
             ph: p.0,
             pw: p.1,
-            oh: (h + 2 * p.0 - k.0) / s.0 + 1,
-            ow: (w + 2 * p.1 - k.1) / s.1 + 1,
+            pb: p.2,
+            pr: p.3,
+            dh: d.0,
+            dw: d.1,
+            oh: (h + p.0 + p.2 - d.0 * (k.0 - 1) - 1) / s.0 + 1,
+            ow: (w + p.1 + p.3 - d.1 * (k.1 - 1) - 1) / s.1 + 1,
         }
     }
 
@@ -301,6 +340,10 @@ mod tests {
             geom(3, 7, 9, (3, 2), (2, 1), (1, 1)),
             geom(2, 5, 4, (1, 1), (1, 2), (0, 1)),
             geom(1, 17, 3, (3, 3), (3, 3), (1, 1)),
+            // padding='same' with even kernels (extra on the bottom/right) and dilation
+            geom_full(2, 6, 7, (2, 4), (1, 1), (0, 1, 1, 2), (1, 1)),
+            geom_full(3, 9, 8, (3, 2), (1, 1), (2, 1, 2, 2), (2, 3)),
+            geom_full(2, 11, 10, (3, 3), (2, 3), (0, 1, 0, 1), (3, 2)),
         ];
         for g in cases {
             let oc = 3;
@@ -316,7 +359,7 @@ mod tests {
                 0.0,
                 &mut out,
             );
-            let want = conv2d_naive(&g, &inp, &weight, None, oc);
+            let want = conv2d_naive(&g, &inp, &weight, None, oc, 1);
             for (i, (a, b)) in out.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() < 1e-4, "{g:?} index {i}: {a} vs {b}");
             }
@@ -374,7 +417,16 @@ mod tests {
     fn col2im_is_the_adjoint_of_im2col() {
         // <im2col(x), y> == <x, col2im(y)> for random x, y: the defining property.
         let mut rng = Rng::new(9);
-        let g = geom(2, 6, 5, (3, 3), (2, 1), (1, 1));
+        for g in [
+            geom(2, 6, 5, (3, 3), (2, 1), (1, 1)),
+            geom_full(2, 9, 8, (2, 3), (1, 2), (0, 2, 1, 2), (3, 2)),
+        ] {
+            adjoint(&g, &mut rng);
+        }
+    }
+
+    fn adjoint(g: &ConvGeom, rng: &mut Rng) {
+        let g = *g;
         let x: Vec<f32> = (0..g.image_len()).map(|_| rng.symmetric(1.0)).collect();
         let y: Vec<f32> = (0..g.col_len()).map(|_| rng.symmetric(1.0)).collect();
         let mut col = vec![0.0; y.len()];

@@ -1,14 +1,19 @@
 //! Conv2d: a bank of learned filters slid over the image. PyTorch: `nn.Conv2d(in, out, k,
-//! stride=1, padding=0, bias=True)`; `LazyConv2d(out, k, ...)` infers `in` when built.
+//! stride=1, padding=0, dilation=1, groups=1, bias=True)`; `LazyConv2d(out, k, ...)`
+//! infers `in` when built.
 //!
-//! input (N, C, H, W) -> output (N, OC, OH, OW), OH = ⌊(H + 2·ph − kh)/sh⌋ + 1 (same for W).
-//! weight (OC, C, kh, kw), bias (OC).
+//! input (N, C, H, W) -> output (N, OC, OH, OW),
+//! OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1 (same for W).
+//! weight (OC, C/groups, kh, kw), bias (OC). padding='same' pads dh·(kh − 1) rows in
+//! all, the odd one at the bottom (PyTorch's split), and the same for columns.
 //!
 //! Forward lowers each image to a matrix (im2col) and multiplies:
 //! out_n (OC × OH·OW) = weight (OC × C·kh·kw) · col_n (C·kh·kw × OH·OW) + bias;
-//! with one input channel, stride 1 and no padding (a first layer) it convolves directly
-//! instead (kernels/direct_conv.rs). Images are independent: the layer works image by
-//! image ([`ImageWise`]), and Sequential shares the images between threads.
+//! with groups, one product per group: output channels g·OC/groups.. of the weight
+//! times rows g·(C/groups)·kh·kw.. of the columns. With one input channel, stride 1, no
+//! padding and dilation 1 (a first layer) it convolves directly instead
+//! (kernels/direct_conv.rs). Images are independent: the layer works image by image
+//! ([`ImageWise`]), and Sequential shares the images between threads.
 
 use rayon::prelude::*;
 
@@ -20,7 +25,7 @@ use super::{
 use crate::kernels::direct_conv;
 use crate::kernels::gemm::{MatRef, PackedA, gemm_ldc, gemm_packed_a};
 use crate::kernels::im2col::{ConvGeom, col2im, im2col};
-use crate::shape::{explain_hw, window_out};
+use crate::shape::{explain_hw, window_out_dilated};
 use crate::tensor::Tensor;
 
 /// 2-D convolution. PyTorch: `nn.Conv2d`.
@@ -31,7 +36,9 @@ pub struct Conv2d {
     out_channels: usize,
     kernel_size: Size2,
     stride: Size2,
-    padding: Size2,
+    padding: ConvPadding,
+    dilation: Size2,
+    groups: usize,
     has_bias: bool,
     weight: Option<Param>,
     bias: Option<Param>,
@@ -41,9 +48,10 @@ pub struct Conv2d {
     cols: Vec<f32>,
     /// Images in the last forward.
     batch: usize,
-    /// The weight packed for the forward products, and its transpose for backward's.
-    packed_w: PackedA,
-    packed_wt: PackedA,
+    /// Per group, the weight packed for the forward products, and its transpose for
+    /// backward's.
+    packed_w: Vec<PackedA>,
+    packed_wt: Vec<PackedA>,
     /// The last forward's input when the columns were not kept (an Eval forward, columns
     /// too large, or a direct convolution): backward works from it. Empty after
     /// an Infer pass, which keeps nothing.
@@ -51,6 +59,53 @@ pub struct Conv2d {
     /// Per image: its term of dL/dweight (n × OC × C·kh·kw) and of dL/dbias (n × OC).
     dw_parts: Vec<f32>,
     db_parts: Vec<f32>,
+}
+
+/// PyTorch's `padding=` of a convolution: numbers, or the strings 'valid' and 'same'
+/// (kept as such: PyTorch prints `padding=same`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPadding {
+    /// Zeros on both sides: (height, width).
+    Zeros(Size2),
+    /// 'valid': no padding.
+    Valid,
+    /// 'same': the output keeps the input size (stride 1 only). d·(k − 1) in all, half
+    /// before, and the odd one after: PyTorch's split.
+    Same,
+}
+
+impl From<usize> for ConvPadding {
+    fn from(v: usize) -> Self {
+        ConvPadding::Zeros(Size2(v, v))
+    }
+}
+
+impl From<(usize, usize)> for ConvPadding {
+    fn from(v: (usize, usize)) -> Self {
+        ConvPadding::Zeros(v.into())
+    }
+}
+
+impl From<Size2> for ConvPadding {
+    fn from(v: Size2) -> Self {
+        ConvPadding::Zeros(v)
+    }
+}
+
+impl ConvPadding {
+    /// (top, left, bottom, right) for this kernel and dilation; None if d·(k − 1)
+    /// overflows.
+    pub fn sides(self, kernel: Size2, dilation: Size2) -> Option<[usize; 4]> {
+        match self {
+            ConvPadding::Zeros(Size2(ph, pw)) => Some([ph, pw, ph, pw]),
+            ConvPadding::Valid => Some([0; 4]),
+            ConvPadding::Same => {
+                let total = |k: usize, d: usize| d.checked_mul(k.saturating_sub(1));
+                let (th, tw) = (total(kernel.0, dilation.0)?, total(kernel.1, dilation.1)?);
+                Some([th / 2, tw / 2, th - th / 2, tw - tw / 2])
+            }
+        }
+    }
 }
 
 /// `LazyConv2d(out_channels, kernel_size)`: a [`Conv2d`] whose `in_channels` is read off
@@ -76,15 +131,17 @@ impl Conv2d {
             out_channels,
             kernel_size,
             stride: Size2(1, 1),
-            padding: Size2(0, 0),
+            padding: ConvPadding::Zeros(Size2(0, 0)),
+            dilation: Size2(1, 1),
+            groups: 1,
             has_bias: true,
             weight: None,
             bias: None,
             geom: None,
             cols: Vec::new(),
             batch: 0,
-            packed_w: PackedA::new(),
-            packed_wt: PackedA::new(),
+            packed_w: Vec::new(),
+            packed_wt: Vec::new(),
             saved_inp: Vec::new(),
             dw_parts: Vec::new(),
             db_parts: Vec::new(),
@@ -97,9 +154,23 @@ impl Conv2d {
         self
     }
 
-    /// PyTorch's `padding=` (zeros).
-    pub fn padding(mut self, padding: impl Into<Size2>) -> Self {
+    /// PyTorch's `padding=` (zeros): an int, a (height, width) pair, or
+    /// [`ConvPadding::Same`] / [`ConvPadding::Valid`].
+    pub fn padding(mut self, padding: impl Into<ConvPadding>) -> Self {
         self.padding = padding.into();
+        self
+    }
+
+    /// PyTorch's `dilation=`.
+    pub fn dilation(mut self, dilation: impl Into<Size2>) -> Self {
+        self.dilation = dilation.into();
+        self
+    }
+
+    /// PyTorch's `groups=`: the input and output channels are split into this many
+    /// groups, each convolved on its own (groups = in_channels: depthwise).
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
         self
     }
 
@@ -115,13 +186,26 @@ impl Conv2d {
             .expect("Conv2d used before Sequential built it")
     }
 
+    /// Whether the convolution is direct (kernels/direct_conv.rs): one input channel
+    /// (hence one group), stride 1, no padding, dilation 1.
+    fn direct(&self) -> bool {
+        self.groups == 1 && direct_conv::applies(self.geom())
+    }
+
+    /// Values in one row of the weight: (C/groups)·kh·kw.
+    fn weight_row(&self) -> usize {
+        self.geom().col_rows() / self.groups
+    }
+
     /// Whether backward computes each image's weight-gradient term as its transpose
     /// (C·kh·kw × OC), which fits the micro-kernel's tile better for a first layer's
-    /// small weight.
+    /// small weight. One group only.
     fn transposed_dw(&self) -> bool {
-        let g = self.geom();
-        let (ckk, oc) = (g.col_rows(), self.out_channels);
-        !direct_conv::applies(g) && oc * ckk <= 4096 && tile_fit(ckk, oc) > tile_fit(oc, ckk)
+        let (ckk, oc) = (self.geom().col_rows(), self.out_channels);
+        self.groups == 1
+            && !self.direct()
+            && oc * ckk <= 4096
+            && tile_fit(ckk, oc) > tile_fit(oc, ckk)
     }
 }
 
@@ -136,14 +220,19 @@ impl ImageWise for Conv2d {
         let (col_len, in_len) = (g.col_len(), g.image_len());
         let weight = self.weight.as_ref().expect("built");
         // A single input channel is convolved directly (kernels/direct_conv.rs says why);
-        // otherwise the weight is packed once and shared by every image's product.
-        let direct = direct_conv::applies(&g);
+        // otherwise each group's weight is packed once and shared by every image's product.
+        let direct = self.direct();
         if !direct {
-            self.packed_w.pack(MatRef::new(
-                weight.value.data(),
-                self.out_channels,
-                g.col_rows(),
-            ));
+            let (ocg, wk) = (self.out_channels / self.groups, self.weight_row());
+            self.packed_w.resize_with(self.groups, PackedA::new);
+            for (rows, packed) in weight
+                .value
+                .data()
+                .chunks_exact(ocg * wk)
+                .zip(&mut self.packed_w)
+            {
+                packed.pack(MatRef::new(rows, ocg, wk));
+            }
         }
         // Training keeps the columns for backward while they fit in about a core's L2
         // cache; past that, backward recomputes them image by image from the input
@@ -160,6 +249,7 @@ impl ImageWise for Conv2d {
             g,
             direct_weight: direct.then(|| weight.value.data()),
             packed_w: &self.packed_w,
+            groups: self.groups,
             bias: self.bias.as_ref().map(|b| b.value.data()),
             cols: keep_cols.then(|| Slots::new(&mut self.cols, col_len)),
             saved_inp: keep_inp.then(|| Slots::new(&mut self.saved_inp, in_len)),
@@ -173,7 +263,7 @@ impl ImageWise for Conv2d {
             "Conv2d::backward: dL/d(output) has {n} images, the last forward had {}",
             self.batch
         );
-        let (oc, ckk) = (self.out_channels, g.col_rows());
+        let (oc, wk) = (self.out_channels, self.weight_row());
         let (col_len, in_len) = (g.col_len(), g.image_len());
         // After a Train forward the columns are kept; after an Eval one, the input.
         let have_cols = self.cols.len() == n * col_len;
@@ -182,31 +272,41 @@ impl ImageWise for Conv2d {
             "Conv2d::backward needs a forward first"
         );
         let transposed_dw = self.transposed_dw();
-        self.dw_parts.resize(n * oc * ckk, 0.0);
+        self.dw_parts.resize(n * oc * wk, 0.0);
         self.db_parts.resize(n * oc, 0.0);
-        // dcol_n = weightᵀ (C·kh·kw × OC) · dout_n (OC × P): weightᵀ packed once.
+        // dcol_n = weightᵀ (C·kh·kw × OC) · dout_n (OC × P), per group: each group's
+        // weightᵀ packed once.
         if need_input_grad {
             let weight = self.weight.as_ref().expect("built");
-            self.packed_wt
-                .pack(MatRef::new(weight.value.data(), oc, ckk).t());
+            let ocg = oc / self.groups;
+            self.packed_wt.resize_with(self.groups, PackedA::new);
+            for (rows, packed) in weight
+                .value
+                .data()
+                .chunks_exact(ocg * wk)
+                .zip(&mut self.packed_wt)
+            {
+                packed.pack(MatRef::new(rows, ocg, wk).t());
+            }
         }
         Box::new(ConvBackward {
             g,
             oc,
-            direct: direct_conv::applies(&g),
+            groups: self.groups,
+            direct: self.direct(),
             transposed_dw,
             has_bias: self.bias.is_some(),
             packed_wt: &self.packed_wt,
             cols: have_cols.then(|| Slots::new(&mut self.cols, col_len)),
             saved_inp: &self.saved_inp,
-            dw_parts: Slots::new(&mut self.dw_parts, oc * ckk),
+            dw_parts: Slots::new(&mut self.dw_parts, oc * wk),
             db_parts: Slots::new(&mut self.db_parts, oc),
         })
     }
 
     /// grad[e] += Σ_n part_n[e], n in order: parallel over e, never over n.
     fn finish_backward(&mut self) {
-        let (n, oc, ckk) = (self.batch, self.out_channels, self.geom().col_rows());
+        let (n, oc, ckk) = (self.batch, self.out_channels, self.weight_row());
         let wlen = oc * ckk;
         let transposed_dw = self.transposed_dw();
         let weight = self.weight.as_mut().expect("built");
@@ -235,7 +335,9 @@ struct ConvForward<'a> {
     g: ConvGeom,
     /// The weight, when the convolution is direct (one input channel).
     direct_weight: Option<&'a [f32]>,
-    packed_w: &'a PackedA,
+    /// One packed weight per group.
+    packed_w: &'a [PackedA],
+    groups: usize,
     bias: Option<&'a [f32]>,
     /// Where each image's columns are kept for backward (Train, when they fit) …
     cols: Option<Slots<'a, f32>>,
@@ -263,7 +365,13 @@ impl ImageStep for ConvForward<'_> {
                 }
             }
             let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
-            gemm_packed_a(1.0, self.packed_w, MatRef::new(col, ckk, p), beta, out, p);
+            // Group g: its output channels from its weight rows and its column rows.
+            let (gk, go) = (ckk / self.groups, out.len() / (self.groups * p));
+            for (gi, packed) in self.packed_w.iter().enumerate() {
+                let col_g = &col[gi * gk * p..(gi + 1) * gk * p];
+                let out_g = &mut out[gi * go * p..(gi + 1) * go * p];
+                gemm_packed_a(1.0, packed, MatRef::new(col_g, gk, p), beta, out_g, p);
+            }
         };
         match &self.cols {
             // SAFETY: as above.
@@ -278,11 +386,13 @@ impl ImageStep for ConvForward<'_> {
 struct ConvBackward<'a> {
     g: ConvGeom,
     oc: usize,
+    groups: usize,
     /// One input channel: the weight gradient comes straight from the saved input.
     direct: bool,
     transposed_dw: bool,
     has_bias: bool,
-    packed_wt: &'a PackedA,
+    /// One packed weightᵀ per group.
+    packed_wt: &'a [PackedA],
     cols: Option<Slots<'a, f32>>,
     saved_inp: &'a [f32],
     dw_parts: Slots<'a, f32>,
@@ -306,17 +416,21 @@ impl ImageStep for ConvBackward<'_> {
             }
             if let Some(dinp) = dinp {
                 with_scratch(g.col_len(), |dcol| {
-                    gemm_packed_a(1.0, self.packed_wt, MatRef::new(dout, oc, p), 0.0, dcol, p);
+                    let packed = &self.packed_wt[0];
+                    gemm_packed_a(1.0, packed, MatRef::new(dout, oc, p), 0.0, dcol, p);
                     dinp.fill(0.0);
                     col2im(g, dcol, dinp);
                 });
             }
             return;
         }
+        // Per group: gk rows of the columns and the weight, go output channels.
+        let (gk, go) = (ckk / self.groups, oc / self.groups);
         let work = |col: &mut [f32]| {
             // forward: out[o, p] = bias[o] + Σ_k weight[o, k] · col[k, p], so
-            // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), computed as its
-            // transpose when that shape fits the micro-kernel's tile better.
+            // dweight_n = dout_n (OC × P) · col_nᵀ (P × C·kh·kw), group by group, or
+            // (one group) computed as its transpose when that shape fits the
+            // micro-kernel's tile better.
             if self.transposed_dw {
                 gemm_ldc(
                     1.0,
@@ -327,14 +441,16 @@ impl ImageStep for ConvBackward<'_> {
                     oc,
                 );
             } else {
-                gemm_ldc(
-                    1.0,
-                    MatRef::new(dout, oc, p),
-                    MatRef::new(col, ckk, p).t(),
-                    0.0,
-                    dw,
-                    ckk,
-                );
+                for gi in 0..self.groups {
+                    gemm_ldc(
+                        1.0,
+                        MatRef::new(&dout[gi * go * p..(gi + 1) * go * p], go, p),
+                        MatRef::new(&col[gi * gk * p..(gi + 1) * gk * p], gk, p).t(),
+                        0.0,
+                        &mut dw[gi * go * gk..(gi + 1) * go * gk],
+                        gk,
+                    );
+                }
             }
             if self.has_bias {
                 for (d, row) in db.iter_mut().zip(dout.chunks_exact(p)) {
@@ -343,7 +459,11 @@ impl ImageStep for ConvBackward<'_> {
             }
             if let Some(dinp) = dinp {
                 // The columns are no longer needed, so they hold dcol.
-                gemm_packed_a(1.0, self.packed_wt, MatRef::new(dout, oc, p), 0.0, col, p);
+                for (gi, packed) in self.packed_wt.iter().enumerate() {
+                    let dout_g = MatRef::new(&dout[gi * go * p..(gi + 1) * go * p], go, p);
+                    let dcol_g = &mut col[gi * gk * p..(gi + 1) * gk * p];
+                    gemm_packed_a(1.0, packed, dout_g, 0.0, dcol_g, p);
+                }
                 dinp.fill(0.0);
                 col2im(g, col, dinp);
             }
@@ -425,6 +545,61 @@ pub(crate) fn add_parts_in_order(acc: &mut [f32], parts: &[f32], n: usize) {
     }
 }
 
+/// PyTorch's refusal of padding='same' with a stride, said with the stride.
+pub(crate) fn same_needs_stride_1(stride: Size2) -> String {
+    format!(
+        "padding='same' needs stride 1 (PyTorch refuses it for strided convolutions), \
+         but stride is ({}, {}); give the padding as numbers",
+        stride.0, stride.1
+    )
+}
+
+/// Why `groups` does not fit the channels, or None when it divides both (PyTorch's rule).
+pub(crate) fn groups_refusal(
+    in_channels: usize,
+    out_channels: usize,
+    groups: usize,
+) -> Option<String> {
+    let which = if in_channels % groups != 0 {
+        format!("in_channels {in_channels}")
+    } else if out_channels % groups != 0 {
+        format!("out_channels {out_channels}")
+    } else {
+        return None;
+    };
+    // The depthwise hint only where it would fit.
+    let hint = if out_channels % in_channels == 0 {
+        format!(" (groups={in_channels} is a depthwise convolution)")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "groups={groups} does not divide {which}; groups must divide both in_channels \
+         ({in_channels}) and out_channels ({out_channels}){hint}"
+    ))
+}
+
+/// The summary's note on padding='same': how d·(k − 1) is split, e.g.
+/// `; padding='same': d·(k−1) = 1·(4−1) = 3 = 1 before + 2 after`.
+fn explain_same([ph, pw, pb, pr]: [usize; 4], d: Size2, square: bool) -> String {
+    let part = |before: usize, after: usize, d: usize| {
+        let k = (before + after) / d + 1;
+        format!(
+            "{d}·({k}−1) = {} = {before} before + {after} after",
+            before + after
+        )
+    };
+    if square {
+        format!("; padding='same': d·(k−1) = {}", part(ph, pb, d.0))
+    } else {
+        format!(
+            "; padding='same': H: d·(k−1) = {}; W: d·(k−1) = {}",
+            part(ph, pb, d.0),
+            part(pw, pr, d.1)
+        )
+    }
+}
+
 /// Largest im2col buffer a Train forward keeps for backward (bytes).
 const KEEP_COLS_BYTES: usize = 2 << 20;
 
@@ -442,6 +617,8 @@ impl Layer for Conv2d {
             kernel_size: self.kernel_size,
             stride: self.stride,
             padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
             bias: self.has_bias,
         }
     }
@@ -449,12 +626,22 @@ impl Layer for Conv2d {
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
         let (kh, kw) = self.kernel_size.tuple();
         let (sh, sw) = self.stride.tuple();
-        let (ph, pw) = self.padding.tuple();
+        let (dh, dw) = self.dilation.tuple();
+        let groups = self.groups;
         if self.out_channels == 0 || kh == 0 || kw == 0 {
             return Err("out_channels and kernel_size must be at least 1".into());
         }
         if sh == 0 || sw == 0 {
             return Err("stride must be at least 1".into());
+        }
+        if dh == 0 || dw == 0 {
+            return Err("dilation must be at least 1".into());
+        }
+        if groups == 0 {
+            return Err("groups must be at least 1".into());
+        }
+        if self.padding == ConvPadding::Same && self.stride != Size2(1, 1) {
+            return Err(same_needs_stride_1(self.stride));
         }
         let &[c, h, w] = ctx.input else {
             return Err(ctx.needs_images("Conv2d"));
@@ -472,16 +659,36 @@ impl Layer for Conv2d {
             }
             _ => self.in_channels = Some(c),
         }
-        let too_small = |dim: &str, len: usize, k: usize, p: usize| {
+        if let Some(msg) = groups_refusal(c, self.out_channels, groups) {
+            return Err(msg);
+        }
+        let [ph, pw, pb, pr] = self
+            .padding
+            .sides(self.kernel_size, self.dilation)
+            .ok_or("dilation·(kernel_size − 1) overflows")?;
+        let too_small = |dim: &str, len: usize, k: usize, d: usize, (p0, p1): (usize, usize)| {
+            let pad = if p0 == p1 {
+                format!("2·{p0}")
+            } else {
+                format!("{p0} + {p1}")
+            };
+            let kernel = if d == 1 {
+                format!("kernel {dim} {k}")
+            } else {
+                format!(
+                    "kernel {dim} {k} at dilation {d} (spanning {d}·({k}−1) + 1 = {})",
+                    d.saturating_mul(k - 1).saturating_add(1)
+                )
+            };
             format!(
-                "kernel {dim} {k} is larger than the input {dim} {len} plus padding 2·{p}; \
+                "{kernel} is larger than the input {dim} {len} plus padding {pad}; \
                  use a smaller kernel, add padding, or remove a pooling layer before it"
             )
         };
-        let oh =
-            window_out(h, kh, sh, ph, false, true).ok_or_else(|| too_small("height", h, kh, ph))?;
-        let ow =
-            window_out(w, kw, sw, pw, false, true).ok_or_else(|| too_small("width", w, kw, pw))?;
+        let oh = window_out_dilated(h, kh, sh, (ph, pb), dh, false, true)
+            .ok_or_else(|| too_small("height", h, kh, dh, (ph, pb)))?;
+        let ow = window_out_dilated(w, kw, sw, (pw, pr), dw, false, true)
+            .ok_or_else(|| too_small("width", w, kw, dw, (pw, pr)))?;
         let out = vec![self.out_channels, oh.out, ow.out];
         if crate::shape::checked_numel(&out).is_none() {
             return Err(format!(
@@ -489,7 +696,8 @@ impl Layer for Conv2d {
                 crate::shape::fmt_shape(&out)
             ));
         }
-        checked_param_count("Conv2d", &[self.out_channels, c, kh, kw])?;
+        let cg = c / groups;
+        checked_param_count("Conv2d", &[self.out_channels, cg, kh, kw])?;
         let geom = ConvGeom {
             c,
             h,
@@ -500,6 +708,10 @@ impl Layer for Conv2d {
             sw,
             ph,
             pw,
+            pb,
+            pr,
+            dh,
+            dw,
             oh: oh.out,
             ow: ow.out,
         };
@@ -510,21 +722,27 @@ impl Layer for Conv2d {
             next_pool: 1,
             is_output: false,
         });
-        let macs = (self.out_channels * oh.out * ow.out) as u64 * (c * kh * kw) as u64;
+        let macs = (self.out_channels * oh.out * ow.out) as u64 * (cg * kh * kw) as u64;
+        let square = h == w && kh == kw && sh == sw && (ph, pb) == (pw, pr) && dh == dw;
+        let mut arithmetic = explain_hw(&oh, &ow, square);
+        if self.padding == ConvPadding::Same {
+            arithmetic.push_str(&explain_same([ph, pw, pb, pr], self.dilation, square));
+        }
         Ok(ShapeStep {
             out,
-            arithmetic: explain_hw(&oh, &ow, h == w && kh == kw && sh == sw && ph == pw),
+            arithmetic,
             macs,
         })
     }
 
     fn init_params(&mut self, ctx: &mut InitContext) {
         let g = *self.geom();
-        let wdims = [self.out_channels, g.c, g.kh, g.kw];
+        let cg = g.c / self.groups;
+        let wdims = [self.out_channels, cg, g.kh, g.kw];
         let (wvals, bvals) = ctx.draw(
             wdims.iter().product(),
             self.out_channels,
-            g.c * g.kh * g.kw,
+            cg * g.kh * g.kw,
             self.out_channels * g.kh * g.kw,
         );
         self.weight = Some(Param::new(
@@ -592,6 +810,153 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("784 flat values are not an image"), "{err}");
+    }
+
+    /// Same padding (even kernels), dilation, groups and depthwise against the
+    /// definition (kernels/im2col.rs's conv2d_naive), per image.
+    #[test]
+    fn options_match_the_definition() {
+        let mut rng = Rng::new(8);
+        let same = ConvPadding::Same;
+        // (C, H, W), OC, kernel, stride, padding, dilation, groups, bias
+        type Case = (
+            [usize; 3],
+            usize,
+            Size2,
+            usize,
+            ConvPadding,
+            Size2,
+            usize,
+            bool,
+        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            ([4, 7, 6], 6, Size2(4, 2), 1, same, Size2(1, 1), 1, true),
+            ([4, 9, 8], 6, Size2(3, 3), 1, same, Size2(2, 3), 2, false),
+            ([3, 8, 7], 6, Size2(2, 2), 2, 0.into(), Size2(2, 2), 3, true),
+            ([5, 6, 6], 5, Size2(3, 3), 1, 1.into(), Size2(1, 1), 5, true),
+            (
+                [2, 5, 6],
+                3,
+                Size2(2, 2),
+                1,
+                ConvPadding::Valid,
+                Size2(1, 1),
+                1,
+                true,
+            ),
+        ];
+        for &([c, h, w], oc, k, s, pad, d, groups, bias) in cases {
+            let conv = Conv2d::new(c, oc, k)
+                .stride(s)
+                .padding(pad)
+                .dilation(d)
+                .groups(groups)
+                .bias(bias);
+            let repr = conv.describe().to_string();
+            let mut net = Sequential::new([c, h, w]).add(conv).unwrap();
+            let [ph, pw, pb, pr] = pad.sides(k, d).unwrap();
+            let size =
+                |len: usize, p: usize, k: usize, d: usize| (len + p - d * (k - 1) - 1) / s + 1;
+            let g = ConvGeom {
+                c,
+                h,
+                w,
+                kh: k.0,
+                kw: k.1,
+                sh: s,
+                sw: s,
+                ph,
+                pw,
+                pb,
+                pr,
+                dh: d.0,
+                dw: d.1,
+                oh: size(h, ph + pb, k.0, d.0),
+                ow: size(w, pw + pr, k.1, d.1),
+            };
+            if pad == same {
+                assert_eq!((g.oh, g.ow), (h, w), "{repr}");
+            }
+            assert_eq!(net.output_shape(), &[oc, g.oh, g.ow], "{repr}");
+            let x = random(&[2, c, h, w], &mut rng);
+            let out = net.forward(&x, Pass::Eval).unwrap();
+            let params = net.layers()[0].params();
+            assert_eq!(params[0].1.value.shape(), &[oc, c / groups, k.0, k.1]);
+            let weight = params[0].1.value.data();
+            let bias = params.get(1).map(|(_, b)| b.value.data());
+            let (per, per_out) = (x.len() / 2, out.len() / 2);
+            for i in 0..2 {
+                let want = crate::kernels::im2col::conv2d_naive(
+                    &g,
+                    &x.data()[i * per..(i + 1) * per],
+                    weight,
+                    bias,
+                    oc,
+                    groups,
+                );
+                let got = &out.data()[i * per_out..(i + 1) * per_out];
+                for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "{repr} image {i} value {j}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The summary writes dilation into the formula and says how 'same' splits its
+    /// padding.
+    #[test]
+    fn the_summary_explains_dilation_and_same() {
+        for (conv, input, text) in [
+            (
+                Conv2d::new(1, 2, 4).padding(ConvPadding::Same),
+                [1, 28, 28],
+                "(28 + 1 + 2 − 4)/1 + 1 = 28; padding='same': d·(k−1) = 1·(4−1) = 3 = \
+                 1 before + 2 after",
+            ),
+            (
+                Conv2d::new(1, 2, 3).stride(2).dilation(2),
+                [1, 11, 11],
+                "⌊(11 + 2·0 − 2·(3−1) − 1)/2⌋ + 1 = 4",
+            ),
+            (
+                Conv2d::new(1, 2, 5),
+                [1, 28, 28],
+                "(28 + 2·0 − 5)/1 + 1 = 24",
+            ),
+        ] {
+            let net = Sequential::new(input).add(conv).unwrap();
+            assert_eq!(net.steps()[0].arithmetic, text);
+        }
+    }
+
+    /// Refusals the library API gives (a spec points at the argument before this).
+    #[test]
+    fn bad_options_are_refused_when_built() {
+        for (conv, input, words) in [
+            (
+                LazyConv2d::new(2, 3).groups(2),
+                [3, 6, 6],
+                "groups=2 does not divide in_channels 3",
+            ),
+            (
+                Conv2d::new(3, 2, 3).stride(2).padding(ConvPadding::Same),
+                [3, 6, 6],
+                "padding='same' needs stride 1",
+            ),
+            (
+                Conv2d::new(1, 2, 3).dilation(3),
+                [1, 6, 6],
+                "kernel height 3 at dilation 3 (spanning 3·(3−1) + 1 = 7) is larger than \
+                 the input height 6",
+            ),
+        ] {
+            let err = Sequential::new(input).add(conv).unwrap_err().to_string();
+            assert!(err.contains(words), "{err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::{AdaptiveSize, Size2};
+use super::{AdaptiveSize, ConvPadding, Size2};
 
 /// A layer's PyTorch class and arguments. `Lazy*` layers have `None` for the size they
 /// infer until they are built.
@@ -19,7 +19,9 @@ pub enum LayerDesc {
         out_channels: usize,
         kernel_size: Size2,
         stride: Size2,
-        padding: Size2,
+        padding: ConvPadding,
+        dilation: Size2,
+        groups: usize,
         bias: bool,
     },
     Linear {
@@ -221,6 +223,8 @@ impl fmt::Display for LayerDesc {
                 kernel_size,
                 stride,
                 padding,
+                dilation,
+                groups,
                 bias,
             } => {
                 let (name, cin) = match in_channels {
@@ -233,8 +237,18 @@ impl fmt::Display for LayerDesc {
                     pair(*kernel_size),
                     pair(*stride)
                 )?;
-                if *padding != Size2(0, 0) {
-                    write!(f, ", padding={}", pair(*padding))?;
+                // PyTorch prints what differs from the defaults, 'same' and 'valid' unquoted.
+                match padding {
+                    ConvPadding::Zeros(Size2(0, 0)) => {}
+                    ConvPadding::Zeros(p) => write!(f, ", padding={}", pair(*p))?,
+                    ConvPadding::Same => write!(f, ", padding=same")?,
+                    ConvPadding::Valid => write!(f, ", padding=valid")?,
+                }
+                if *dilation != Size2(1, 1) {
+                    write!(f, ", dilation={}", pair(*dilation))?;
+                }
+                if *groups != 1 {
+                    write!(f, ", groups={groups}")?;
                 }
                 if !bias {
                     write!(f, ", bias=False")?;

@@ -53,7 +53,7 @@ pub use adaptive_avgpool2d::{AdaptiveAvgPool2d, AdaptiveSize, adaptive_windows, 
 pub use adaptive_maxpool2d::AdaptiveMaxPool2d;
 pub use avgpool2d::AvgPool2d;
 pub use batchnorm::{BatchNorm, BatchNorm1d, BatchNorm2d};
-pub use conv2d::{Conv2d, LazyConv2d};
+pub use conv2d::{Conv2d, ConvPadding, LazyConv2d};
 pub use desc::{LayerDesc, OutputKind};
 pub use dropout::Dropout;
 pub use dropout2d::Dropout2d;

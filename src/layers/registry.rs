@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use crate::error::Result;
 use crate::layers::{
     AdaptiveAvgPool2d, AdaptiveMaxPool2d, AdaptiveSize, AvgPool2d, BatchNorm, BatchNorm1d,
-    BatchNorm2d, Conv2d, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Layer, LazyConv2d,
-    LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2, Softmax,
-    Tanh,
+    BatchNorm2d, Conv2d, ConvPadding, Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Layer,
+    LazyConv2d, LazyLinear, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, SiLU, Sigmoid, Size2,
+    Softmax, Tanh,
 };
 use crate::spec::{Bound, NodeKind, show2};
 
@@ -434,8 +434,12 @@ fn conv_params(b: &Bound, input: &[usize], lazy: bool) -> Option<u128> {
     }
     let out = b.size("out_channels", 1).ok()??;
     let k = b.size2("kernel_size", 1).ok()??;
+    let groups = b.size("groups", 1).ok()?.unwrap_or(1);
+    if c % groups != 0 || out % groups != 0 {
+        return None;
+    }
     // Two sizes below 2^64 multiply within u128; the third may not (checked below).
-    let fan_in = (k.0 as u128 * k.1 as u128).checked_mul(c as u128)?;
+    let fan_in = (k.0 as u128 * k.1 as u128).checked_mul((c / groups) as u128)?;
     weight_and_bias(out as u128, fan_in, bias)
 }
 
@@ -561,10 +565,16 @@ fn conv2d(b: &Bound, lazy: bool) -> Result<Box<dyn Layer>> {
     let out_channels = b.required(b.size("out_channels", 1)?, "out_channels")?;
     let kernel = b.required(b.size2("kernel_size", 1)?, "kernel_size")?;
     let stride = b.size2("stride", 1)?.unwrap_or(Size2(1, 1));
-    let padding = conv_padding(b, kernel, stride)?;
-    let dilation = b.size2("dilation", 1)?.map(show2);
-    b.only("dilation", dilation, "1".to_string())?;
-    b.only("groups", b.size("groups", 1)?, 1)?;
+    let padding = conv_padding(b, stride)?;
+    let dilation = b.size2("dilation", 1)?.unwrap_or(Size2(1, 1));
+    let groups = b.size("groups", 1)?.unwrap_or(1);
+    // PyTorch's rule, checked here where the spec can point at groups; a LazyConv2d's
+    // in_channels is known only when it is built, which checks it then.
+    let refusal =
+        crate::layers::conv2d::groups_refusal(in_channels.unwrap_or(groups), out_channels, groups);
+    if let (Some(msg), Some(node)) = (refusal, b.get("groups")) {
+        return Err(b.bad(node.span.clone(), msg));
+    }
     let bias = b.flag("bias")?.unwrap_or(true);
     if let Some(node) = b.get("padding_mode") {
         match &node.kind {
@@ -588,38 +598,33 @@ fn conv2d(b: &Bound, lazy: bool) -> Result<Box<dyn Layer>> {
         Some(c) => Conv2d::new(c, out_channels, kernel),
         None => LazyConv2d::new(out_channels, kernel),
     };
-    Ok(Box::new(conv.stride(stride).padding(padding).bias(bias)))
+    Ok(Box::new(
+        conv.stride(stride)
+            .padding(padding)
+            .dilation(dilation)
+            .groups(groups)
+            .bias(bias),
+    ))
 }
 
 /// Conv2d's padding: numbers, or PyTorch's 'valid' (none) and 'same' (the output keeps
-/// the input size, which with stride 1 and an odd kernel is k // 2 on each side).
-fn conv_padding(b: &Bound, kernel: Size2, stride: Size2) -> Result<Size2> {
+/// the input size; stride 1 only, as in PyTorch).
+fn conv_padding(b: &Bound, stride: Size2) -> Result<ConvPadding> {
     let Some(node) = b.get("padding") else {
-        return Ok(Size2(0, 0));
+        return Ok(ConvPadding::Zeros(Size2(0, 0)));
     };
     let NodeKind::Str(mode) = &node.kind else {
-        return Ok(b.size2("padding", 0)?.unwrap_or(Size2(0, 0)));
+        return Ok(ConvPadding::Zeros(
+            b.size2("padding", 0)?.unwrap_or(Size2(0, 0)),
+        ));
     };
     match mode.as_str() {
-        "valid" => Ok(Size2(0, 0)),
+        "valid" => Ok(ConvPadding::Valid),
         "same" if stride != Size2(1, 1) => Err(b.bad(
             node.span.clone(),
-            format!(
-                "padding='same' needs stride 1 (PyTorch rejects it for strided \
-                 convolutions), but stride is {}; give the padding as numbers",
-                show2(stride)
-            ),
+            crate::layers::conv2d::same_needs_stride_1(stride),
         )),
-        "same" if kernel.0 % 2 == 0 || kernel.1 % 2 == 0 => Err(b.bad(
-            node.span.clone(),
-            format!(
-                "padding='same' with the even kernel_size {} needs more padding on one \
-                 side than the other, which seqnet does not implement; use an odd \
-                 kernel_size or give the padding as numbers",
-                show2(kernel)
-            ),
-        )),
-        "same" => Ok(Size2(kernel.0 / 2, kernel.1 / 2)),
+        "same" => Ok(ConvPadding::Same),
         _ => Err(b.expects(
             "padding",
             node,
@@ -891,6 +896,14 @@ mod tests {
         for (text, input) in [
             ("Conv2d(1, 2, 3)", &[1, 6, 6][..]),
             ("LazyConv2d(4, (3, 2), bias=False)", &[3, 6, 6][..]),
+            (
+                "Conv2d(4, 8, 3, padding='same', dilation=2, groups=2)",
+                &[4, 6, 6][..],
+            ),
+            (
+                "LazyConv2d(6, (3, 2), groups=6, bias=False)",
+                &[6, 6, 6][..],
+            ),
             ("Linear(6, 3)", &[6][..]),
             ("LazyLinear(5)", &[7][..]),
         ] {

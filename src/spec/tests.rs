@@ -247,21 +247,65 @@ fn parse_reports_values_and_spans() {
 #[test]
 fn padding_valid_and_same() {
     let repr = |t: &str| to_layers(t).unwrap()[0].repr();
+    // torch 2.15 prints these strings unquoted, and reads them back.
     assert_eq!(
         repr("Conv2d(1, 4, (3, 5), padding='same')"),
-        "Conv2d(1, 4, kernel_size=(3, 5), stride=(1, 1), padding=(1, 2))"
+        "Conv2d(1, 4, kernel_size=(3, 5), stride=(1, 1), padding=same)"
     );
-    // PyTorch prints these strings unquoted.
     assert_eq!(
         repr("Conv2d(1, 4, 3, padding=same)"),
-        repr("Conv2d(1, 4, 3, padding=1)")
+        repr("Conv2d(1, 4, 3, padding='same')")
     );
     assert_eq!(
         repr("Conv2d(1, 4, 3, padding=\"valid\")"),
-        repr("Conv2d(1, 4, 3)")
+        "Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=valid)"
     );
     let net = build("Conv2d(1, 4, 5, padding='same')", &[1, 28, 28], 0).unwrap();
     assert_eq!(net.output_shape(), &[4, 28, 28]);
+    // Even kernels: d·(k−1) odd, the extra row and column at the bottom and right.
+    for (spec, shape) in [
+        ("Conv2d(1, 4, 4, padding='same')", &[4, 7, 9]),
+        (
+            "Conv2d(1, 4, (2, 3), padding='same', dilation=(3, 2))",
+            &[4, 7, 9],
+        ),
+        ("Conv2d(1, 4, 3, padding='valid', dilation=2)", &[4, 3, 5]),
+    ] {
+        let net = build(spec, &[1, 7, 9], 0).unwrap();
+        assert_eq!(net.output_shape(), shape, "{spec}");
+    }
+}
+
+/// torch 2.15's reprs, checked by printing the same layers.
+#[test]
+fn dilation_and_groups_print_as_pytorch() {
+    let repr = |t: &str| to_layers(t).unwrap()[0].repr();
+    for (spec, torch) in [
+        (
+            "Conv2d(4, 8, 3, padding='same', dilation=2, groups=2, bias=False)",
+            "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding=same, dilation=(2, 2), \
+             groups=2, bias=False)",
+        ),
+        (
+            "Conv2d(4, 8, 3, dilation=(1, 2))",
+            "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), dilation=(1, 2))",
+        ),
+        (
+            "Conv2d(4, 4, 3, groups=4)",
+            "Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), groups=4)",
+        ),
+        (
+            "Conv2d(4, 8, 3, padding=0, dilation=1, groups=1, padding_mode='zeros')",
+            "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1))",
+        ),
+        (
+            "LazyConv2d(8, 3, padding='same', dilation=2)",
+            "LazyConv2d(0, 8, kernel_size=(3, 3), stride=(1, 1), padding=same, dilation=(2, 2))",
+        ),
+    ] {
+        assert_eq!(repr(spec), torch);
+        assert_eq!(repr(torch), torch, "reads back");
+    }
 }
 
 #[test]
@@ -328,12 +372,16 @@ fn malformed_specs_point_at_the_mistake() {
         ("LazyLinear(in_features=784, out_features=10)", &["in_features=784", "Linear(784, out_features)"], 1, 24),
         ("LazyConv2d(in_channels=3, out_channels=20, kernel_size=5)", &["Conv2d(3, out_channels, kernel_size)"], 1, 24),
         ("Conv2d(1, 20, (5, 5, 5))", &["kernel_size", "3 values, not 2"], 1, 15),
-        ("Conv2d(1, 20, 5, dilation=2)", &["dilation=2 is not implemented"], 1, 27),
-        ("Conv2d(1, 20, 5, groups=2)", &["groups=2 is not implemented"], 1, 25),
+        ("Conv2d(1, 20, 5, dilation=0)", &["dilation must be at least 1, got 0"], 1, 27),
+        ("Conv2d(4, 6, 5, groups=0)", &["groups must be at least 1, got 0"], 1, 24),
+        ("Conv2d(1, 20, 5, groups=2)", &["Conv2d: groups=2 does not divide in_channels 1", "must divide both"], 1, 25),
+        ("Conv2d(4, 6, 3, groups=4)", &["groups=4 does not divide out_channels 6", "divide both in_channels (4) and out_channels (6)"], 1, 24),
+        ("Conv2d(4, 8, 3, groups=3)", &["groups=3 does not divide in_channels 4", "(groups=4 is a depthwise convolution)"], 1, 24),
+        ("LazyConv2d(6, 3, groups=4)", &["groups=4 does not divide out_channels 6"], 1, 25),
+        ("Conv2d(1, 20, 5, padding_mode='circular')", &["Conv2d: padding_mode='circular' is not implemented in seqnet (only 'zeros')"], 1, 31),
         ("Conv2d(1, 20, 5, padding_mode='reflect')", &["padding_mode='reflect' is not implemented"], 1, 31),
         ("Conv2d(1, 20, 5, padding_mode='mirror')", &["padding_mode expects one of 'zeros'"], 1, 31),
-        ("Conv2d(1, 20, 4, padding='same')", &["padding='same'", "even kernel_size 4"], 1, 26),
-        ("Conv2d(1, 20, 5, stride=2, padding='same')", &["padding='same' needs stride 1"], 1, 36),
+        ("Conv2d(1, 20, 5, stride=2, padding='same')", &["Conv2d: padding='same' needs stride 1", "stride is (2, 2)"], 1, 36),
         ("Conv2d(1, 20, 5, padding='full')", &["padding expects an int, a (height, width) tuple, 'valid' or 'same'"], 1, 26),
         ("MaxPool2d(2, return_indices=True)", &["return_indices=True is not implemented"], 1, 29),
         ("MaxPool2d(2, dilation=(1, 2))", &["dilation=(1, 2) is not implemented"], 1, 23),

@@ -48,6 +48,7 @@ NETS=(
   "adaptive_avg||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveAvgPool2d((8, 6)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveAvgPool2d(1) -> Flatten() -> Linear(6, 10)"
   "adaptive_max||Conv2d(1, 8, 5) -> ReLU() -> AdaptiveMaxPool2d((12, 8)) -> Conv2d(8, 6, 3) -> ReLU() -> AdaptiveMaxPool2d(1) -> Flatten() -> Linear(6, 10)"
   "leaky_relu||Conv2d(1, 6, 5) -> LeakyReLU(0.1) -> MaxPool2d(2) -> Flatten() -> LazyLinear(32) -> LeakyReLU() -> Linear(32, 10)"
+  "conv_options||Conv2d(1, 6, 4, padding='same') -> ReLU() -> Conv2d(6, 6, 3, padding='same', dilation=2, groups=6) -> ReLU() -> Conv2d(6, 8, (2, 3), padding='same', dilation=(3, 1), groups=2, bias=False) -> ReLU() -> MaxPool2d(2) -> Conv2d(8, 8, 3, stride=2, dilation=2, groups=4, padding='valid') -> ReLU() -> Flatten() -> LazyLinear(10)"
 )
 
 triples=()
