@@ -605,7 +605,8 @@ fn scores_on_images_the_model_trained_on_are_warned_of() {
     let (out, err) = ok_out_err(&seqnet(dir.path(), &["eval", "--model", "m.safetensors"]));
     assert!(out.contains("MNIST was not found"), "{out}");
     assert!(
-        err.starts_with("warning: m.safetensors on the embedded") && err.contains("has seen them"),
+        err.starts_with("warning: m.safetensors: the model was trained on MNIST")
+            && err.contains("has seen them"),
         "{err}"
     );
     let (_, err) = ok_out_err(&seqnet(

@@ -133,7 +133,9 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
     };
     for (path, m) in args.models.iter().zip(&models) {
         if let Some(w) = evaluate::overlap(m.info.trained_on.as_ref(), &dataset, args.on.into()) {
-            eprintln!("warning: {} on {source}: {w}.", path.display());
+            // The warning names the data itself; `source` can be a paragraph (why MNIST
+            // was not found and how to install it), which the data: line already says.
+            eprintln!("warning: {}: {w}.", path.display());
         }
     }
     if test.is_empty() {

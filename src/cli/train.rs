@@ -112,8 +112,8 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     l2: Option<f32>,
     /// The learning-rate schedule: multiply it by this after each epoch, e.g.
-    /// --lr-decay 1 for a constant rate. Default: the recipe's (0.6 for seed and --spec/
-    /// --model networks, 1 for the book's presets).
+    /// --lr-decay 1 for a constant rate. Default: the recipe's (0.6 for seed and
+    /// --spec/--model networks, 1 for the book's presets).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr_decay: Option<f32>,
     /// Parameter initialisation, e.g. --init book. Default: the preset's (book for the
