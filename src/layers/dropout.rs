@@ -32,6 +32,17 @@ impl Dropout {
     }
 }
 
+/// Dropout's and Dropout2d's check of `p` when the network is built; `what` says what
+/// p is the fraction of.
+pub(super) fn check_p(p: f32, what: &str) -> Result<(), String> {
+    if (0.0..1.0).contains(&p) {
+        return Ok(());
+    }
+    Err(format!(
+        "p = {p} is not a probability in [0, 1); p is the {what}, e.g. 0.5"
+    ))
+}
+
 impl Default for Dropout {
     fn default() -> Self {
         Dropout::new(0.5)
@@ -44,12 +55,7 @@ impl Layer for Dropout {
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
-        if !(0.0..1.0).contains(&self.p) {
-            return Err(format!(
-                "p = {} is not a probability in [0, 1); p is the fraction dropped, e.g. 0.5",
-                self.p
-            ));
-        }
+        check_p(self.p, "fraction dropped")?;
         // Its own stream: the masks do not depend on anything else drawing numbers.
         self.rng = ctx.rng.split();
         Ok(passthrough(ctx.input))

@@ -51,13 +51,7 @@ impl Layer for Dropout2d {
     }
 
     fn build(&mut self, ctx: &mut BuildContext) -> Result<ShapeStep, String> {
-        if !(0.0..1.0).contains(&self.p) {
-            return Err(format!(
-                "p = {} is not a probability in [0, 1); p is the fraction of channels \
-                 dropped, e.g. 0.5",
-                self.p
-            ));
-        }
+        super::dropout::check_p(self.p, "fraction of channels dropped")?;
         let &[_, h, w] = ctx.input else {
             return Err(ctx.needs_images("Dropout2d"));
         };

@@ -13,10 +13,12 @@
 //! over images (parameter gradients) is summed afterwards in image order, so results do
 //! not depend on the schedule or the thread count.
 //!
-//! The layers that run per image: Conv2d, MaxPool2d, AvgPool2d, ReLU, Sigmoid, Tanh,
-//! Softmax, LogSoftmax and Flatten. Linear multiplies the whole batch at once (one
-//! matrix product), and Dropout draws its masks in one stream over the batch, so both
-//! run on the batch, between stretches.
+//! The layers that run per image (a test below holds this list to the registry):
+//! Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, ReLU, LeakyReLU,
+//! GELU, SiLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax, Identity and Flatten.
+//! Linear multiplies the whole batch at once (one matrix product); Dropout and Dropout2d
+//! draw their masks in one stream over the batch; BatchNorm needs the statistics of the
+//! whole batch. They run on the batch, between stretches.
 //!
 //! This machinery is the crate's own: its steps write through raw per-image slots, and
 //! only seqnet's layers, whose steps keep to their image, may use it. A layer written
@@ -167,4 +169,44 @@ pub(crate) fn backward_batch(
         run_batch(&*step, n, dout.data(), dout.len() / n.max(1), dinp, in_len);
     }
     layer.finish_backward();
+}
+
+#[cfg(test)]
+mod tests {
+    /// The module doc's list of per-image layers, as written above.
+    fn documented() -> Vec<&'static str> {
+        let doc = include_str!("image_wise.rs");
+        let start = doc.find("holds this list to the registry):").unwrap();
+        let end = start + doc[start..].find("\n//! Linear").unwrap();
+        doc[start..end]
+            .split_once("):")
+            .unwrap()
+            .1
+            .split(|c: char| c == ',' || c.is_whitespace() || c == '/' || c == '!' || c == '.')
+            .filter(|w| !w.is_empty() && *w != "and")
+            .collect()
+    }
+
+    #[test]
+    fn the_doc_names_exactly_the_layers_that_run_per_image() {
+        let mut listed = documented();
+        listed.sort_unstable();
+        let mut per_image = Vec::new();
+        for entry in crate::layers::registry::layers() {
+            let mut net = [vec![1, 6, 6], vec![6]]
+                .into_iter()
+                .find_map(|input| crate::spec::build(entry.example, &input, 0).ok())
+                .unwrap_or_else(|| panic!("{} does not build", entry.example));
+            if net.layers_mut()[0].per_image().is_some() {
+                // Lazy layers become the layer they stand for.
+                per_image.push(entry.name.strip_prefix("Lazy").unwrap_or(entry.name));
+            }
+        }
+        per_image.sort_unstable();
+        per_image.dedup();
+        assert_eq!(
+            listed, per_image,
+            "update the list in image_wise.rs's module doc"
+        );
+    }
 }
