@@ -13,8 +13,12 @@ use safetensors::SafeTensors;
 use seqnet::data::augment::{AffineParams, Draw, Interpolation};
 
 /// Bilinear results may differ in float rounding: torchvision normalises the grid to
-/// [-1, 1] and back, seqnet maps pixels directly. Values are in [0, 1].
-const TOL: f32 = 2e-6;
+/// [-1, 1] and back, seqnet maps pixels directly, so a sampling position differs by an
+/// ulp or two of the coordinate (~2e-6 at 28 pixels), and the value by as much times the
+/// image's slope (≤ 1 per pixel for values in [0, 1]). Measured: at most 3.1e-6 (and
+/// torchvision is 6.6e-7 off its input for the identity, which seqnet gives exactly). A wrong
+/// centre, a swapped width and height or a missing border mask is off by 1e-2 to 1.
+const TOL: f32 = 1e-5;
 
 fn f32s(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f32>) {
     let t = st
@@ -96,6 +100,7 @@ fn augmentation_matches_torchvision_for_fixed_parameters() {
             .fold(0f32, f32::max);
         let exact = draw.affine.is_none() || draw.interpolation == Interpolation::Nearest;
         let tol = if exact { 0.0 } else { TOL };
+        eprintln!("case {k} {case}: largest difference {worst:e}");
         assert!(
             worst <= tol,
             "case {k} {case}: largest difference from torchvision {worst:e} > {tol:e}"
