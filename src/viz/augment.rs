@@ -50,7 +50,14 @@ pub fn augmented(
             format!("epoch {col}")
         };
         let cx = x0 + col * cell_w + tw / 2;
-        pic.text(&caption, (cx, header - 6), 12.0, GREY_TEXT, HPos::Center, VPos::Bottom)?;
+        pic.text(
+            &caption,
+            (cx, header - 6),
+            12.0,
+            GREY_TEXT,
+            HPos::Center,
+            VPos::Bottom,
+        )?;
     }
     let mut values = vec![0.0f32; ds.image_len()];
     for (row, &i) in indices.iter().enumerate() {
