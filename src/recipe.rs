@@ -1,9 +1,9 @@
 //! How a network is trained: a [`Recipe`] names every hyper-parameter of a run in one
 //! value — optimiser, learning rate and its decay, mini-batch size, epochs, weight
-//! decay, initialisation, data split and expansion — so that a preset's recipe, the
-//! defaults for a network given as text, and the command line's overrides are all the
-//! same kind of thing, and the library (not the command line) turns it into an
-//! [`Optimizer`] and a [`TrainConfig`].
+//! decay, initialisation, data split, expansion and augmentation — so that a preset's
+//! recipe, the defaults for a network given as text, and the command line's overrides
+//! are all the same kind of thing, and the library (not the command line) turns it into
+//! an [`Optimizer`] and a [`TrainConfig`].
 //!
 //! ```
 //! use seqnet::recipe::{OptimizerChoice, Recipe};
@@ -20,6 +20,7 @@
 //! ```
 
 use crate::data::Split;
+use crate::data::augment::Augment;
 use crate::io::model::Normalize;
 use crate::layers::Init;
 use crate::optim::{Optimizer, OptimizerKind};
@@ -77,6 +78,8 @@ pub struct Recipe {
     pub shuffle: bool,
     /// Pixel normalisation after /255, stored in the model so that predict applies it.
     pub normalize: Option<Normalize>,
+    /// Random transforms of the training images, drawn afresh every epoch from the seed.
+    pub augment: Option<Augment>,
 }
 
 impl Recipe {
@@ -97,6 +100,7 @@ impl Recipe {
         init: Init::PyTorch,
         shuffle: true,
         normalize: None,
+        augment: None,
     };
 
     /// For a network that is not a preset (given as text, or a saved model): the same
@@ -127,6 +131,7 @@ impl Recipe {
             init: Init::Book,
             shuffle: true,
             normalize: None,
+            augment: None,
         }
     }
 
@@ -198,7 +203,8 @@ impl Recipe {
     /// The recipe in one line, as `seqnet train` prints it when a run starts and
     /// `seqnet summary --net` shows a preset's: optimiser, learning rate and its
     /// schedule, mini-batch, epochs, weight decay and L2, initialisation (`init`: "book",
-    /// "pytorch" or "from model"), split, and the data options that are on.
+    /// "pytorch" or "from model"), split, and the data options that are on (expansion,
+    /// no shuffling, normalisation, augmentation).
     ///
     /// ```
     /// let line = seqnet::recipe::Recipe::SEED.describe("pytorch");
@@ -248,6 +254,9 @@ impl Recipe {
         if let Some(n) = self.normalize {
             line.push_str(&format!(", pixels (x − {})/{}", n.mean, n.std));
         }
+        if let Some(a) = &self.augment {
+            line.push_str(&format!(", augmented by {a}"));
+        }
         line
     }
 
@@ -259,6 +268,7 @@ impl Recipe {
             shuffle: self.shuffle,
             lr_decay: self.lr_decay,
             normalize: self.normalize,
+            augment: self.augment,
         }
     }
 }
@@ -299,6 +309,21 @@ mod tests {
         assert_eq!(r.steps_per_epoch(1001), 101);
         assert_eq!(r.train_config().epochs, 60);
         assert_eq!(Recipe::SEED.split(), Split::Official);
+    }
+
+    #[test]
+    fn the_recipe_line_and_config_name_the_augmentation() {
+        let mut r = Recipe::SEED;
+        r.augment = Augment::parse("crop(padding=2), flip", [3, 32, 32]).unwrap();
+        assert!(
+            r.describe("pytorch").ends_with(
+                "official split, augmented by RandomCrop(32, padding=2), \
+                 RandomHorizontalFlip(p=0.5)"
+            ),
+            "{}",
+            r.describe("pytorch")
+        );
+        assert_eq!(r.train_config().augment, r.augment);
     }
 
     /// A network that is not a preset trains as the seed network does: one default.

@@ -91,6 +91,9 @@ pub struct RunConfig<A = serde_json::Value> {
     pub seed: u64,
     pub threads: usize,
     pub normalize: Option<(f32, f32)>,
+    /// The training images' random transforms, as torchvision's constructors (`None`:
+    /// none).
+    pub augment: Option<String>,
     /// The recipe in the one line the run printed when it started ([`Recipe::describe`]).
     pub recipe: String,
     pub seqnet_version: String,
@@ -134,6 +137,7 @@ impl<A> RunConfig<A> {
             seed,
             threads,
             normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+            augment: recipe.augment.map(|a| a.to_string()),
             recipe: recipe.describe(init),
             seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -695,6 +699,7 @@ mod tests {
             seed: 1,
             threads: 1,
             normalize: None,
+            augment: None,
             recipe: String::new(),
             seqnet_version: "test".into(),
         }

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use crate::data::Dataset;
+use crate::data::augment::{self, Augment, EpochAugment};
 use crate::error::{Error, Result};
 use crate::io::model::Normalize;
 use crate::layers::Mode;
@@ -26,6 +27,9 @@ pub struct TrainConfig {
     pub lr_decay: f32,
     /// Applied to every batch after u8 pixels were scaled to [0, 1].
     pub normalize: Option<Normalize>,
+    /// Random transforms of the training images, drawn afresh each epoch (before the
+    /// normalisation); evaluation images are never augmented.
+    pub augment: Option<Augment>,
 }
 
 /// Where a run is: enough to continue it exactly.
@@ -43,6 +47,9 @@ pub struct TrainState {
     /// Sum of this epoch's batch losses so far (for the epoch's mean).
     pub loss_sum: f64,
     pub seconds: f64,
+    /// Keys the augmentation's draws ([`augment::key`] of the seed): with the epoch and
+    /// the image's index it fixes them, so it needs no place in a checkpoint.
+    pub augment_key: u64,
 }
 
 impl TrainState {
@@ -55,6 +62,7 @@ impl TrainState {
             optimizer,
             loss_sum: 0.0,
             seconds: 0.0,
+            augment_key: augment::key(seed),
         }
     }
 }
@@ -143,6 +151,29 @@ pub fn prepare_into(
     y.extend(indices.iter().map(|&i| ds.labels[i]));
 }
 
+/// [`prepare_into`] with each image augmented as `augment` draws it (before the
+/// normalisation, so that the fill is a black pixel), one image per task on the rayon
+/// pool.
+pub fn prepare_augmented_into(
+    ds: &Dataset,
+    indices: &[usize],
+    normalize: Option<Normalize>,
+    augment: &EpochAugment,
+    x: &mut Tensor,
+    y: &mut Vec<usize>,
+) {
+    let [c, h, w] = ds.shape;
+    let mut data = std::mem::take(x).into_data();
+    data.resize(indices.len() * ds.image_len(), 0.0);
+    augment.write_batch(ds, indices, &mut data);
+    if let Some(n) = normalize {
+        n.apply(&mut data);
+    }
+    *x = Tensor::from_vec(&[indices.len(), c, h, w], data).expect("batch length");
+    y.clear();
+    y.extend(indices.iter().map(|&i| ds.labels[i]));
+}
+
 /// Images per forward and backward pass: a larger mini-batch runs in parts of this
 /// many images, each part adding its share to the gradients, so that a part's
 /// activations and im2col columns stay in the cores' L2 caches. Measured on book-relu
@@ -150,11 +181,23 @@ pub fn prepare_into(
 /// gradient sums keep one order: runs stay bitwise reproducible on any thread count.
 pub const MICRO_BATCH: usize = 16;
 
-/// Buffers of [`accumulate_gradients`], kept from step to step.
+/// Buffers of [`accumulate_gradients`], kept from step to step, and the epoch's
+/// augmentation (none by default).
 #[derive(Default)]
 pub struct StepBuffers {
     x: Tensor,
     y: Vec<usize>,
+    augment: Option<EpochAugment>,
+}
+
+impl StepBuffers {
+    /// Buffers whose batches are augmented as `augment` draws them.
+    pub fn augmenting(augment: Option<EpochAugment>) -> Self {
+        StepBuffers {
+            augment,
+            ..StepBuffers::default()
+        }
+    }
 }
 
 /// Adds dL/dθ of the mean cross-entropy over the images `indices` of `ds` to every
@@ -170,7 +213,10 @@ pub fn accumulate_gradients(
 ) -> Result<f32> {
     let mut total = 0.0f64;
     for part in indices.chunks(MICRO_BATCH) {
-        prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y);
+        match &bufs.augment {
+            Some(a) => prepare_augmented_into(ds, part, normalize, a, &mut bufs.x, &mut bufs.y),
+            None => prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y),
+        }
         let logits = net.forward(&bufs.x, Mode::Train)?;
         let (sum, dlogits) = cross_entropy_part(&logits, &bufs.y, indices.len());
         net.backward_params(&dlogits)?;
@@ -193,6 +239,9 @@ pub fn train(
     let n = train_set.len();
     let bs = cfg.batch_size.max(1);
     let steps = n.div_ceil(bs);
+    if let Some(a) = &cfg.augment {
+        a.check(train_set.shape)?;
+    }
     let mut reports = Vec::new();
     while state.epoch < cfg.epochs {
         if state.step_in_epoch == 0 {
@@ -205,7 +254,10 @@ pub fn train(
         }
         let started = Instant::now();
         let mut images_this_session = 0usize;
-        let (mut idx, mut bufs) = (Vec::with_capacity(bs), StepBuffers::default());
+        let augment = cfg
+            .augment
+            .map(|a| a.for_epoch(state.augment_key, state.epoch));
+        let (mut idx, mut bufs) = (Vec::with_capacity(bs), StepBuffers::augmenting(augment));
         while state.step_in_epoch < steps {
             let s = state.step_in_epoch;
             idx.clear();

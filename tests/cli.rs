@@ -344,6 +344,11 @@ fn training_rejects_bad_arguments() {
         (vec!["--lr", "nan"], "--lr"),
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--epochs", "0"], "--epochs 0"),
+        (
+            vec!["--augment", "rotate(10)"],
+            "augmentation \"rotate(10)\": `rotate` is not a transform seqnet knows",
+        ),
+        (vec!["--augment", "crop(padding=1.5)"], "one whole number"),
         (vec!["--threads", "0"], "--threads 0"),
         (vec!["--net", "book-cnn"], "book-relu"),
         (
@@ -919,4 +924,40 @@ fn bench_without_warmup() {
         &["bench", "--images", "0", "--infer-images", "0"],
     ));
     assert!(err.contains("nothing to measure"), "{err}");
+}
+
+/// `--augment` alone picks RandomAffine for MNIST's grey digits and says so in the recipe
+/// line and config.json.
+#[test]
+fn augment_alone_picks_the_affine_default_for_grey_digits_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--augment",
+        "--out",
+        "run",
+    ];
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let want = "augmented by RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), \
+                interpolation=bilinear)";
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("recipe ("))
+        .unwrap_or("");
+    assert!(line.contains(want), "{err}");
+    let config = std::fs::read_to_string(dir.path().join("run/config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["args"]["augment"], "auto");
+    assert!(
+        config["augment"]
+            .as_str()
+            .unwrap()
+            .starts_with("RandomAffine(degrees=10")
+    );
 }

@@ -124,6 +124,16 @@ pub struct Args {
     /// model and applied again by predict. Default: none.
     #[arg(long)]
     pub(super) normalize: Option<String>,
+    /// Randomly transform every training image, afresh each epoch (from --seed; never the
+    /// validation or test images). Alone it picks by the images' channels: for grey
+    /// images RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)), bilinear;
+    /// for RGB RandomCrop(size, padding=4) and RandomHorizontalFlip(p=0.5). Or write
+    /// torchvision's transforms, e.g. --augment "affine(degrees=15, translate=(0.1,
+    /// 0.1))" or --augment "crop(padding=2), flip"; --augment none turns a preset's off.
+    /// Default: none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "auto", value_name = "TRANSFORMS")]
+    #[serde(default)]
+    pub(super) augment: Option<String>,
     /// Keep the training set in file order. Default: shuffled every epoch (from --seed).
     #[arg(long)]
     pub(super) no_shuffle: bool,

@@ -32,7 +32,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
         _ => "spec".to_string(),
     };
-    let recipe = recipe(&args, preset.as_ref())?;
+    let mut recipe = recipe(&args, preset.as_ref())?;
 
     // Data.
     let quiet = args.quiet;
@@ -63,6 +63,10 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     }
     if recipe.expand {
         data.train = data::expand_book(&data.train);
+    }
+    // Read against the images' shape: `--augment` alone picks by their channels.
+    if let Some(text) = &args.augment {
+        recipe.augment = data::augment::Augment::parse(text, data.train.shape)?;
     }
     if !quiet {
         eprintln!(

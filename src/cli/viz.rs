@@ -30,6 +30,36 @@ enum What {
     Confusion(ConfusionArgs),
     /// The misclassified test images, with true and predicted labels.
     Mistakes(MistakesArgs),
+    /// Training images as `seqnet train --augment` transforms them, epoch after epoch.
+    Augment(AugmentArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AugmentArgs {
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
+    /// IDX files; its first training images are drawn. Default: MNIST when installed,
+    /// else the embedded sample.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where to look for named datasets first.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The transforms, as `seqnet train --augment` takes them, e.g. "affine(degrees=20)".
+    /// Default: what --augment alone picks for the data.
+    #[arg(long, default_value = "auto")]
+    augment: String,
+    /// The run's seed: a run with this --seed draws exactly these.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How many training images (rows), from the first.
+    #[arg(long, default_value_t = 8)]
+    images: usize,
+    /// How many epochs' draws (columns).
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// The PNG to write.
+    #[arg(short, long, default_value = "augment.png")]
+    output: PathBuf,
 }
 
 /// A model file.
@@ -132,6 +162,7 @@ fn draw(what: What) -> Result<ExitCode> {
         What::Curves(a) => curves(a),
         What::Confusion(a) => confusion(a),
         What::Mistakes(a) => mistakes(a),
+        What::Augment(a) => augment(a),
     }
 }
 
@@ -321,4 +352,25 @@ fn mistakes(a: MistakesArgs) -> Result<ExitCode> {
         }
     );
     save(&viz::mistakes(&items, test.shape, &heading)?, &a.output)
+}
+
+fn augment(a: AugmentArgs) -> Result<ExitCode> {
+    if a.images == 0 || a.epochs == 0 {
+        bail!("--images and --epochs must be at least 1");
+    }
+    let splits = data::load(a.dataset.as_deref(), a.data_dir.as_deref(), Split::Official)?;
+    eprintln!("data: the training set of {}", splits.source);
+    let train = splits.train;
+    let Some(aug) = data::augment::Augment::parse(&a.augment, train.shape)? else {
+        bail!("--augment {}: nothing to draw", a.augment);
+    };
+    let indices: Vec<usize> = (0..a.images.min(train.len())).collect();
+    let heading = format!(
+        "{}: {} training images augmented, seed {}",
+        splits.dataset,
+        indices.len(),
+        a.seed
+    );
+    let pic = viz::augmented(&train, &aug, a.seed, &indices, a.epochs, &heading)?;
+    save(&pic, &a.output)
 }

@@ -14,6 +14,7 @@
 //! looks) and splits it as PyTorch does ([`Split::Official`]) or as Nielsen's book does
 //! ([`Split::Book`]).
 
+pub mod augment;
 pub mod batch;
 pub mod embedded;
 pub mod expand;

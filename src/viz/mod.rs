@@ -21,11 +21,13 @@
 //! ```
 
 mod activations;
+mod augment;
 mod classify;
 mod curves;
 mod filters;
 
 pub use activations::{LayerOutput, activations, layer_outputs};
+pub use augment::augmented;
 pub use classify::{MISTAKES_COLUMNS, Mistake, confusion, confusion_matrix, mistakes};
 pub use curves::{CURVES_SIZE, EpochPoint, curves, curves_png, read_metrics};
 pub use filters::{FilterSlices, conv_layers, filters};
