@@ -889,8 +889,11 @@ mod tests {
     fn profiling_times_every_layer_and_moves_no_bits() {
         let spec = "Conv2d(1, 4, 3) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Linear(36, 5)";
         let mut rng = Rng::new(5);
-        let x = Tensor::from_vec(&[3, 1, 8, 8], (0..192).map(|_| rng.symmetric(1.0)).collect())
-            .unwrap();
+        let x = Tensor::from_vec(
+            &[3, 1, 8, 8],
+            (0..192).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
         let run = |profile: bool| {
             let mut net = crate::spec::build(spec, &[1, 8, 8], 7).unwrap();
             assert!(net.profile().is_none());
@@ -900,9 +903,19 @@ mod tests {
             let grads: Vec<u32> = net
                 .named_params()
                 .iter()
-                .flat_map(|(_, p)| p.grad().expect("a gradient").data().iter().map(|v| v.to_bits()))
+                .flat_map(|(_, p)| {
+                    p.grad()
+                        .expect("a gradient")
+                        .data()
+                        .iter()
+                        .map(|v| v.to_bits())
+                })
                 .collect();
-            (out.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), grads, net.profile())
+            (
+                out.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                grads,
+                net.profile(),
+            )
         };
         let (out_off, grads_off, none) = run(false);
         let (out_on, grads_on, times) = run(true);

@@ -241,7 +241,11 @@ fn layer_rows(
                 macs,
                 train_fwd_us: tf,
                 train_bwd_us: tb,
-                train_share: if train_n > 0 { (tf + tb) / train_img_us } else { 0.0 },
+                train_share: if train_n > 0 {
+                    (tf + tb) / train_img_us
+                } else {
+                    0.0
+                },
                 train_fwd_gflops: gflops(2.0 * macs as f64, tf),
                 train_bwd_gflops: gflops(bwd_flops, tb),
                 infer_us: ie,

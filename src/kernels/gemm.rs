@@ -140,7 +140,10 @@ pub fn gemm_with(
     c: &mut [f32],
     ldc: usize,
 ) {
-    assert!(kern.runs_here(), "gemm: this CPU cannot run the {kern:?} kernel");
+    assert!(
+        kern.runs_here(),
+        "gemm: this CPU cannot run the {kern:?} kernel"
+    );
     let (m, k, n) = check(&a, &b, c.len(), ldc);
     if m == 0 || n == 0 {
         return;
@@ -323,9 +326,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
-                Kernel::Avx2Fma.runs_here() && is_x86_feature_detected!("avx512f")
-            }
+            Kernel::Avx512 => Kernel::Avx2Fma.runs_here() && is_x86_feature_detected!("avx512f"),
         }
     }
 
@@ -519,7 +520,10 @@ impl PackedA {
 
     /// Packs `a` for the micro-kernel `kern` (one of [`Kernel::available`]).
     pub fn pack_for(&mut self, kern: Kernel, a: MatRef) {
-        assert!(kern.runs_here(), "gemm: this CPU cannot run the {kern:?} kernel");
+        assert!(
+            kern.runs_here(),
+            "gemm: this CPU cannot run the {kern:?} kernel"
+        );
         let (m, k) = (a.rows, a.cols);
         if m > 0 && k > 0 {
             assert!(
@@ -639,14 +643,7 @@ unsafe fn packed_blocked<const TM: usize, const TN: usize>(
 
 /// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of A into TM-row panels: panel r holds,
 /// for each p, the TM values A(ic + r·TM + i, pc + p), zero past the last row.
-fn pack_a<const TM: usize>(
-    a: &MatRef,
-    ic: usize,
-    mc: usize,
-    pc: usize,
-    kc: usize,
-    ap: &mut [f32],
-) {
+fn pack_a<const TM: usize>(a: &MatRef, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
     for (r, panel) in ap[..mc.div_ceil(TM) * TM * kc]
         .chunks_exact_mut(TM * kc)
         .enumerate()
@@ -1359,9 +1356,8 @@ mod tests {
                         .collect();
                     let (k0, want, _) = &runs[0];
                     for (kern, plain, via_packed) in &runs {
-                        let what = format!(
-                            "m={m} k={k} n={n} ta={ta} tb={tb} alpha={alpha} beta={beta}"
-                        );
+                        let what =
+                            format!("m={m} k={k} n={n} ta={ta} tb={tb} alpha={alpha} beta={beta}");
                         assert!(plain == want, "{kern:?} vs {k0:?}: {what}");
                         assert!(via_packed == want, "{kern:?} packed vs {k0:?}: {what}");
                     }

@@ -264,8 +264,14 @@ pub fn backward_fused_par(
     dinp: &mut [f32],
 ) {
     use crate::kernels::gemm::{MatRef, gemm_par};
-    assert!(dout.len() >= m * n_out && inp.len() >= m * n_in, "backward_fused: inputs");
-    assert!(w.len() >= n_out * n_in && dw.len() >= n_out * n_in, "backward_fused: weight");
+    assert!(
+        dout.len() >= m * n_out && inp.len() >= m * n_in,
+        "backward_fused: inputs"
+    );
+    assert!(
+        w.len() >= n_out * n_in && dw.len() >= n_out * n_in,
+        "backward_fused: weight"
+    );
     assert!(dinp.len() >= m * n_in, "backward_fused: dinp");
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::gemm::kernel() != crate::kernels::gemm::Kernel::Portable
@@ -613,8 +619,13 @@ mod tests {
     fn fused_backward_is_bitwise_the_two_gemms() {
         use crate::kernels::gemm::{MatRef, gemm_naive, gemm_par};
         let mut rng = Rng::new(23);
-        for (m, n_out, n_in) in [(10, 1000, 640), (1, 7, 5), (7, 300, 33), (12, 513, 100), (3, 17, 16)]
-        {
+        for (m, n_out, n_in) in [
+            (10, 1000, 640),
+            (1, 7, 5),
+            (7, 300, 33),
+            (12, 513, 100),
+            (3, 17, 16),
+        ] {
             let mut v = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.symmetric(1.0)).collect() };
             let (dout, inp, w, dw0) = (v(m * n_out), v(m * n_in), v(n_out * n_in), v(n_out * n_in));
             for add in [false, true] {
@@ -636,12 +647,21 @@ mod tests {
                     n_in,
                 );
                 let mut dinp_naive = vec![0.0; m * n_in];
-                gemm_naive(1.0, MatRef::new(&dout, m, n_out), MatRef::new(&w, n_out, n_in), 0.0, &mut dinp_naive);
+                gemm_naive(
+                    1.0,
+                    MatRef::new(&dout, m, n_out),
+                    MatRef::new(&w, n_out, n_in),
+                    0.0,
+                    &mut dinp_naive,
+                );
                 for (a, b) in dinp_want.iter().zip(&dinp_naive) {
                     assert!((a - b).abs() < 1e-4 * (n_out as f32).sqrt(), "{a} vs {b}");
                 }
                 for threads in [1, 2, 3] {
-                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
                     let (mut dw, mut dinp) = (dw0.clone(), vec![f32::NAN; m * n_in]);
                     pool.install(|| {
                         backward_fused_par(&dout, &inp, m, n_out, n_in, &w, &mut dw, add, &mut dinp)
@@ -654,5 +674,4 @@ mod tests {
             }
         }
     }
-
 }
