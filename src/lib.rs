@@ -92,5 +92,5 @@ pub use layers::{
     Dropout, Dropout2d, ELU, Flatten, GELU, Identity, Init, Layer, LazyConv2d, LazyLinear,
     LeakyReLU, Linear, LogSoftmax, MaxPool2d, Mode, Pass, ReLU, SiLU, Sigmoid, Softmax, Tanh,
 };
-pub use sequential::Sequential;
+pub use sequential::{LayerTime, Sequential};
 pub use tensor::Tensor;

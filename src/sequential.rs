@@ -4,6 +4,8 @@
 //! layer and the numbers before any data flows.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -35,6 +37,42 @@ pub struct Sequential {
     grads: Vec<Tensor>,
     /// The pass and the batch size of the last forward: what a backward may follow.
     last_forward: Option<(Pass, usize)>,
+    /// Time per layer, while [`Sequential::set_profiling`] is on.
+    profiler: Option<Profiler>,
+}
+
+/// Nanoseconds spent in each layer's forward and backward, summed over images and
+/// threads (so with several threads it is CPU time, not wall time).
+#[derive(Debug, Default)]
+struct Profiler {
+    forward: Vec<AtomicU64>,
+    backward: Vec<AtomicU64>,
+}
+
+impl Profiler {
+    /// `f()`, its time added to `slot`; without a slot, just `f()`.
+    #[inline]
+    fn time<R>(slot: Option<&AtomicU64>, f: impl FnOnce() -> R) -> R {
+        match slot {
+            None => f(),
+            Some(slot) => {
+                let t = Instant::now();
+                let r = f();
+                slot.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                r
+            }
+        }
+    }
+}
+
+/// One layer's share of the passes since profiling was turned on
+/// ([`Sequential::profile`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerTime {
+    /// In forward passes (Train, Eval or Infer).
+    pub forward: Duration,
+    /// In backward passes, the adding up of per-image gradient terms included.
+    pub backward: Duration,
 }
 
 /// Layers that run together: a stretch of image-wise layers that carry each image
@@ -77,7 +115,41 @@ impl Sequential {
             bufs: Vec::new(),
             grads: Vec::new(),
             last_forward: None,
+            profiler: None,
         }
+    }
+
+    /// Turns per-layer timing on (counters from zero) or off. Off, as it is by default,
+    /// the passes read no clock. With several threads, a layer that runs image by image
+    /// is timed on every thread and the times are added up: CPU time, not wall time (at
+    /// one thread the two are the same). Not on wasm32-unknown-unknown, which has no
+    /// clock: there it stays off.
+    pub fn set_profiling(&mut self, on: bool) {
+        let clock = !cfg!(all(target_arch = "wasm32", target_os = "unknown"));
+        self.profiler = (on && clock).then(|| {
+            let zeros = || (0..self.layers.len()).map(|_| AtomicU64::new(0)).collect();
+            Profiler {
+                forward: zeros(),
+                backward: zeros(),
+            }
+        });
+    }
+
+    /// Per layer, the time spent since [`Sequential::set_profiling`]`(true)`; None while
+    /// profiling is off.
+    pub fn profile(&self) -> Option<Vec<LayerTime>> {
+        let p = self.profiler.as_ref()?;
+        let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+        Some(
+            p.forward
+                .iter()
+                .zip(&p.backward)
+                .map(|(f, b)| LayerTime {
+                    forward: ns(f),
+                    backward: ns(b),
+                })
+                .collect(),
+        )
     }
 
     /// Seeds the generator that draws the parameters of the layers added after this.
@@ -154,6 +226,10 @@ impl Sequential {
             }),
         }
         self.layers.push(layer);
+        if let Some(p) = &mut self.profiler {
+            p.forward.push(AtomicU64::new(0));
+            p.backward.push(AtomicU64::new(0));
+        }
         self.steps.push(step);
         Ok(self)
     }
@@ -295,6 +371,7 @@ impl Sequential {
             let r = stretch.layers.clone();
             let (done, rest) = self.bufs.split_at_mut(r.start + 1);
             let x = &done[r.start];
+            let prof = self.profiler.as_ref().map(|p| &p.forward[r.clone()]);
             if stretch.per_image {
                 forward_run(
                     &mut self.layers[r.clone()],
@@ -303,9 +380,13 @@ impl Sequential {
                     &self.steps[r],
                     pass,
                     stretch.parallel(n),
+                    prof,
                 );
             } else {
-                self.layers[r.start].forward_into(x, &mut rest[0], pass);
+                let layer = &mut self.layers[r.start];
+                Profiler::time(prof.map(|p| &p[0]), || {
+                    layer.forward_into(x, &mut rest[0], pass)
+                });
             }
         }
         self.last_forward = Some((pass, n));
@@ -366,6 +447,7 @@ impl Sequential {
             let (before, after) = self.grads.split_at_mut(r.end);
             let d = after.first().unwrap_or(dout);
             let first_input_grad = r.start > 0 || input_grad;
+            let prof = self.profiler.as_ref().map(|p| &p.backward[r.clone()]);
             if stretch.per_image {
                 backward_run(
                     &mut self.layers[r.clone()],
@@ -376,10 +458,12 @@ impl Sequential {
                     r.start,
                     first_input_grad,
                     stretch.parallel(n),
+                    prof,
                 );
             } else {
                 let dinp = first_input_grad.then(|| &mut before[r.start]);
-                self.layers[r.start].backward_into(d, dinp);
+                let layer = &mut self.layers[r.start];
+                Profiler::time(prof.map(|p| &p[0]), || layer.backward_into(d, dinp));
             }
         }
         Ok(())
@@ -484,7 +568,8 @@ fn per_image_steps<'a>(
 }
 
 /// Carries every image of `inp` through `layers` (all image-wise) in one parallel task
-/// per image, writing layer j's output into `outs[j]` (`steps[j].out` per image).
+/// per image, writing layer j's output into `outs[j]` (`steps[j].out` per image); with
+/// `prof`, layer j's time is added to `prof[j]`.
 fn forward_run(
     layers: &mut [Box<dyn Layer>],
     inp: &Tensor,
@@ -492,6 +577,7 @@ fn forward_run(
     steps: &[ShapeStep],
     pass: Pass,
     parallel: bool,
+    prof: Option<&[AtomicU64]>,
 ) {
     let n = inp.batch();
     let in_len = inp.len() / n.max(1);
@@ -503,10 +589,12 @@ fn forward_run(
     let steps = per_image_steps(layers, |_, l| l.forward_images(n, pass));
     let image = |i: usize| {
         let mut x = &inp.data()[i * in_len..(i + 1) * in_len];
-        for (step, slots) in steps.iter().zip(&slots) {
+        for (j, (step, slots)) in steps.iter().zip(&slots).enumerate() {
             // SAFETY: image i belongs to this task alone; each layer's step runs it once.
             let out = unsafe { slots.get(i) };
-            unsafe { step.run(i, x, Some(&mut *out)) };
+            Profiler::time(prof.map(|p| &p[j]), || unsafe {
+                step.run(i, x, Some(&mut *out))
+            });
             x = out;
         }
     };
@@ -531,6 +619,7 @@ fn backward_run(
     first: usize,
     first_input_grad: bool,
     parallel: bool,
+    prof: Option<&[AtomicU64]>,
 ) {
     let n = dout.batch();
     let dout_len = dout.len() / n.max(1);
@@ -551,15 +640,16 @@ fn backward_run(
         let steps = per_image_steps(layers, |j, l| l.backward_images(n, slots[j].is_some()));
         let image = |i: usize| {
             let mut d = &dout.data()[i * dout_len..(i + 1) * dout_len];
-            for (step, slots) in steps.iter().zip(&slots).rev() {
+            for (j, (step, slots)) in steps.iter().zip(&slots).enumerate().rev() {
                 // SAFETY: image i belongs to this task alone; each step runs it once.
                 let dinp = slots.as_ref().map(|s| unsafe { s.get(i) });
+                let slot = prof.map(|p| &p[j]);
                 match dinp {
                     Some(dinp) => {
-                        unsafe { step.run(i, d, Some(&mut *dinp)) };
+                        Profiler::time(slot, || unsafe { step.run(i, d, Some(&mut *dinp)) });
                         d = dinp;
                     }
-                    None => unsafe { step.run(i, d, None) },
+                    None => Profiler::time(slot, || unsafe { step.run(i, d, None) }),
                 }
             }
         };
@@ -569,12 +659,9 @@ fn backward_run(
             (0..n).for_each(image);
         }
     }
-    for layer in layers {
-        layer
-            .per_image()
-            .expect("an image-wise stretch")
-            .0
-            .finish_backward();
+    for (j, layer) in layers.iter_mut().enumerate() {
+        let layer = layer.per_image().expect("an image-wise stretch").0;
+        Profiler::time(prof.map(|p| &p[j]), || layer.finish_backward());
     }
 }
 
@@ -796,5 +883,47 @@ mod tests {
                 .zip(want.data())
                 .all(|(a, b)| a.to_bits() == b.to_bits())
         );
+    }
+
+    #[test]
+    fn profiling_times_every_layer_and_moves_no_bits() {
+        let spec = "Conv2d(1, 4, 3) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Linear(36, 5)";
+        let mut rng = Rng::new(5);
+        let x = Tensor::from_vec(
+            &[3, 1, 8, 8],
+            (0..192).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
+        let run = |profile: bool| {
+            let mut net = crate::spec::build(spec, &[1, 8, 8], 7).unwrap();
+            assert!(net.profile().is_none());
+            net.set_profiling(profile);
+            let out = net.forward(&x, Pass::Train).unwrap();
+            net.backward(&out).unwrap();
+            let grads: Vec<u32> = net
+                .named_params()
+                .iter()
+                .flat_map(|(_, p)| {
+                    p.grad()
+                        .expect("a gradient")
+                        .data()
+                        .iter()
+                        .map(|v| v.to_bits())
+                })
+                .collect();
+            (
+                out.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                grads,
+                net.profile(),
+            )
+        };
+        let (out_off, grads_off, none) = run(false);
+        let (out_on, grads_on, times) = run(true);
+        assert!(none.is_none());
+        assert_eq!((out_off, grads_off), (out_on, grads_on));
+        let times = times.expect("profiling is on");
+        assert_eq!(times.len(), 5);
+        assert!(times[0].forward > Duration::ZERO && times[4].forward > Duration::ZERO);
+        assert!(times[0].backward > Duration::ZERO && times[4].backward > Duration::ZERO);
     }
 }

@@ -52,6 +52,11 @@ pub struct Args {
     /// Print one JSON object instead of the text line.
     #[arg(long)]
     json: bool,
+    /// Also time each layer (forward and backward) during the timed passes, and print
+    /// each one's share of the time and GFLOP/s after the figures (with --json, as a
+    /// "layers" array). With several threads, the layer times are CPU time.
+    #[arg(long)]
+    per_layer: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -83,6 +88,30 @@ struct Report {
     peak_rss_mb: f64,
     final_loss: f32,
     data: String,
+    /// The GEMM micro-kernel this run used (`SEQNET_KERNEL` caps it).
+    kernel: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<LayerRow>,
+}
+
+/// One layer's row of `--per-layer`: microseconds per image and GFLOP/s, in training
+/// (forward and backward) and inference.
+#[derive(serde::Serialize)]
+struct LayerRow {
+    index: usize,
+    layer: &'static str,
+    /// Multiply-adds per image in the forward pass (0 for layers without parameters,
+    /// whose work is not multiply-adds).
+    macs: u64,
+    train_fwd_us: f64,
+    train_bwd_us: f64,
+    /// Share of the timed training wall time.
+    train_share: f64,
+    train_fwd_gflops: f64,
+    train_bwd_gflops: f64,
+    infer_us: f64,
+    infer_share: f64,
+    infer_gflops: f64,
 }
 
 fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
@@ -106,6 +135,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             args.warmup,
             args.batch_size,
         )?;
+        net.set_profiling(args.per_layer);
         let (started, cpu) = (Instant::now(), cpu_seconds());
         final_loss = train(
             &mut net,
@@ -118,6 +148,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         train_img_per_s = args.images as f64 / started.elapsed().as_secs_f64().max(1e-9);
         train_img_per_cpu_s = args.images as f64 / (cpu_seconds() - cpu).max(1e-9);
     }
+    let train_prof = net.profile();
 
     let infer_images = args
         .infer_images
@@ -131,11 +162,22 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             0..args.infer_batch.min(infer_images),
             args.infer_batch,
         )?;
+        net.set_profiling(args.per_layer);
         let (started, cpu) = (Instant::now(), cpu_seconds());
         infer(&mut net, &test_set, 0..infer_images, args.infer_batch)?;
         infer_img_per_s = infer_images as f64 / started.elapsed().as_secs_f64().max(1e-9);
         infer_img_per_cpu_s = infer_images as f64 / (cpu_seconds() - cpu).max(1e-9);
     }
+    let infer_prof = net.profile();
+    let layers = if args.per_layer {
+        layer_rows(
+            &net,
+            (train_prof, args.images, train_img_per_s),
+            (infer_prof, infer_images, infer_img_per_s),
+        )
+    } else {
+        Vec::new()
+    };
 
     let report = Report {
         net: args.net,
@@ -150,6 +192,8 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         peak_rss_mb: peak_rss_mb(),
         final_loss,
         data: splits.source,
+        kernel: seqnet::kernels::gemm::kernel().name(),
+        layers,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -158,8 +202,112 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             "train_img_per_s {:.0}  infer_img_per_s {:.0}  peak_rss_mb {:.1}",
             report.train_img_per_s, report.infer_img_per_s, report.peak_rss_mb
         );
+        if !report.layers.is_empty() {
+            print_layers(&report);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The per-layer rows from the profiles of the timed training and inference passes
+/// (each with its image count and wall-time rate).
+fn layer_rows(
+    net: &Sequential,
+    (train_prof, train_n, train_rate): (Option<Vec<seqnet::LayerTime>>, usize, f64),
+    (infer_prof, infer_n, infer_rate): (Option<Vec<seqnet::LayerTime>>, usize, f64),
+) -> Vec<LayerRow> {
+    let us_per = |d: std::time::Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    // GFLOP/s of `flops` per image taking `us` microseconds per image.
+    let gflops = |flops: f64, us: f64| if us > 0.0 { flops / us / 1e3 } else { 0.0 };
+    // The wall time of one image, in µs, from the measured rates.
+    let (train_img_us, infer_img_us) = (1e6 / train_rate.max(1e-9), 1e6 / infer_rate.max(1e-9));
+    let zero = seqnet::LayerTime::default();
+    net.layers()
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let t = train_prof.as_ref().map_or(zero, |p| p[i]);
+            let e = infer_prof.as_ref().map_or(zero, |p| p[i]);
+            let has_params = !layer.params().is_empty();
+            let macs = if has_params { net.steps()[i].macs } else { 0 };
+            // Backward: the weight gradient, and the input gradient except for the
+            // first layer (training asks for no dL/d(input)).
+            let bwd_flops = 2.0 * macs as f64 * if i > 0 { 2.0 } else { 1.0 };
+            let (tf, tb) = (us_per(t.forward, train_n), us_per(t.backward, train_n));
+            let ie = us_per(e.forward, infer_n);
+            LayerRow {
+                index: i,
+                layer: layer.kind(),
+                macs,
+                train_fwd_us: tf,
+                train_bwd_us: tb,
+                train_share: if train_n > 0 {
+                    (tf + tb) / train_img_us
+                } else {
+                    0.0
+                },
+                train_fwd_gflops: gflops(2.0 * macs as f64, tf),
+                train_bwd_gflops: gflops(bwd_flops, tb),
+                infer_us: ie,
+                infer_share: if infer_n > 0 { ie / infer_img_us } else { 0.0 },
+                infer_gflops: gflops(2.0 * macs as f64, ie),
+            }
+        })
+        .collect()
+}
+
+/// The `--per-layer` table, after the figures.
+fn print_layers(report: &Report) {
+    println!(
+        "kernel {}; per image: µs in training forward, backward, share of the training \
+         wall time, GFLOP/s; µs in inference, share, GFLOP/s{}",
+        report.kernel,
+        if report.threads > 1 {
+            " (times are CPU time summed over threads)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:>3} {:<10} {:>9} {:>9} {:>6} {:>8} {:>8} {:>9} {:>6} {:>8}",
+        "#", "layer", "fwd µs", "bwd µs", "share", "fwd GF", "bwd GF", "infer µs", "share", "GF"
+    );
+    let (mut train_sum, mut infer_sum) = (0.0, 0.0);
+    for r in &report.layers {
+        train_sum += r.train_share;
+        infer_sum += r.infer_share;
+        let gf = |v: f64| {
+            if r.macs > 0 {
+                format!("{v:.1}")
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "{:>3} {:<10} {:>9.2} {:>9.2} {:>5.1}% {:>8} {:>8} {:>9.2} {:>5.1}% {:>8}",
+            r.index,
+            r.layer,
+            r.train_fwd_us,
+            r.train_bwd_us,
+            100.0 * r.train_share,
+            gf(r.train_fwd_gflops),
+            gf(r.train_bwd_gflops),
+            r.infer_us,
+            100.0 * r.infer_share,
+            gf(r.infer_gflops)
+        );
+    }
+    println!(
+        "    {:<10} {:>9} {:>9} {:>5.1}% {:>8} {:>8} {:>9} {:>5.1}%",
+        "the rest",
+        "",
+        "",
+        100.0 * (1.0 - train_sum),
+        "",
+        "",
+        "",
+        100.0 * (1.0 - infer_sum)
+    );
 }
 
 /// Trains on `count` images from `*cursor` on (wrapping around the set), in steps of

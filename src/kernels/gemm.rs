@@ -4,8 +4,11 @@
 //! seqnet's own packed GEMM (the BLIS scheme): A is packed into panels of [`MR`] rows
 //! and B into panels of [`NR`] columns, [`KC`] deep, and a register-blocked micro-kernel
 //! computes each MR × NR tile of C. The micro-kernel is chosen once per process at run
-//! time: AVX2 + FMA on x86-64 CPUs that have them (6 × 16 tile, 12 accumulators), else
-//! portable Rust that the compiler vectorises for the baseline target.
+//! time ([`kernel`]): AVX-512F on x86-64 CPUs that have it ([`MR_512`] × [`NR_512`]
+//! tile in zmm registers), else AVX2 + FMA (6 × 16 tile, 12 ymm accumulators), else
+//! portable Rust that the compiler vectorises for the baseline target. The environment
+//! variable `SEQNET_KERNEL=avx2` (or `portable`) caps the choice, for A/B runs. The two
+//! SIMD kernels give bitwise equal results (see [`Kernel`]).
 //!
 //! Reproducibility: every element of C is the sum over k in increasing order, in blocks
 //! of [`KC`] (a constant), whatever the sizes of the other dimensions and however the
@@ -95,15 +98,24 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// Rows of the micro-kernel's tile.
+/// Rows of the AVX2/FMA and portable micro-kernels' tile.
 pub const MR: usize = 6;
-/// Columns of the micro-kernel's tile.
+/// Columns of the AVX2/FMA and portable micro-kernels' tile.
 pub const NR: usize = 16;
-/// Depth of one packed block: the k-sum is split at multiples of this.
+/// Rows of the AVX-512 micro-kernel's tile. 10 × 32 (20 of the 32 zmm registers
+/// accumulate, enough to hide the FMA latency) fills the tiles of the book networks'
+/// products exactly, where 12 or 14 rows would leave up to a sixth of each tile idle:
+/// their sides are 10, 40, 100 and 500 rows by 64 and 640 columns.
+pub const MR_512: usize = 10;
+/// Columns of the AVX-512 micro-kernel's tile (a multiple of 16: one zmm register holds
+/// 16 values).
+pub const NR_512: usize = 32;
+/// Depth of one packed block: the k-sum is split at multiples of this, whatever the
+/// micro-kernel.
 pub const KC: usize = 256;
-/// Rows of A packed at once (kept in L2).
+/// Rows of A packed at once (kept in L2), rounded down to a multiple of the tile's rows.
 const MC: usize = 120;
-/// Columns of B packed at once.
+/// Columns of B packed at once, rounded down to a multiple of the tile's columns.
 const NC: usize = 16 * 256;
 
 /// C (`a.rows × b.cols`, row-major, contiguous) = alpha·A·B + beta·C. With beta = 0, C
@@ -114,13 +126,31 @@ pub fn gemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32]) {
 
 /// [`gemm`] with C's rows `ldc` values apart.
 pub fn gemm_ldc(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
+    gemm_with(kernel(), alpha, a, b, beta, c, ldc);
+}
+
+/// [`gemm_ldc`] on a micro-kernel of the caller's choice (one of
+/// [`Kernel::available`]), for tests and A/B measurements.
+pub fn gemm_with(
+    kern: Kernel,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(
+        kern.runs_here(),
+        "gemm: this CPU cannot run the {kern:?} kernel"
+    );
     let (m, k, n) = check(&a, &b, c.len(), ldc);
     if m == 0 || n == 0 {
         return;
     }
     // SAFETY: `check` proved every index of A, B and C (m rows of ldc ≥ n) in bounds;
-    // C is a unique &mut, so it cannot alias A or B.
-    unsafe { gemm_raw(m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) }
+    // C is a unique &mut, so it cannot alias A or B; the CPU runs `kern` (asserted).
+    unsafe { gemm_raw(kern, m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) }
 }
 
 /// [`gemm_ldc`] with the rows or columns of C split between the threads of the current
@@ -130,6 +160,8 @@ pub fn gemm_par(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc:
     if m == 0 || n == 0 {
         return;
     }
+    let kern = kernel();
+    let (tm, tn) = kern.tile();
     // On wasm32-unknown-unknown (no threads) rayon-core's global pool cannot spawn its
     // workers and falls back to a one-thread pool made of the calling thread
     // (`default_global_registry` in rayon-core's registry.rs, since rayon-core 1.11), so
@@ -139,34 +171,48 @@ pub fn gemm_par(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc:
     let threads = rayon::current_num_threads();
     // Below ~0.3 MFLOP a fork costs more than it saves.
     if threads <= 1 || m * n * k.max(1) < 150_000 {
-        // SAFETY: as in gemm_ldc.
-        unsafe { gemm_raw(m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) };
+        // SAFETY: as in gemm_with.
+        unsafe { gemm_raw(kern, m, n, k, alpha, &a, &b, beta, c.as_mut_ptr(), ldc) };
         return;
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
     // Split the larger dimension (the other operand's packing is repeated per part).
-    if n.div_ceil(NR) >= m.div_ceil(MR) {
-        let parts = split(n.div_ceil(NR), threads);
+    if n.div_ceil(tn) >= m.div_ceil(tm) {
+        let parts = split(n.div_ceil(tn), threads);
         rayon::scope(|s| {
             for (start, len) in parts {
-                let (j0, j1) = (start * NR, ((start + len) * NR).min(n));
+                let (j0, j1) = (start * tn, ((start + len) * tn).min(n));
                 let (a, b) = (&a, b.cols_range(j0, j1 - j0));
                 s.spawn(move |_| {
                     // SAFETY: parts cover disjoint column ranges of C, all in bounds.
-                    unsafe { gemm_raw(m, j1 - j0, k, alpha, a, &b, beta, c_ptr.get().add(j0), ldc) }
+                    unsafe {
+                        gemm_raw(
+                            kern,
+                            m,
+                            j1 - j0,
+                            k,
+                            alpha,
+                            a,
+                            &b,
+                            beta,
+                            c_ptr.get().add(j0),
+                            ldc,
+                        )
+                    }
                 });
             }
         });
     } else {
-        let parts = split(m.div_ceil(MR), threads);
+        let parts = split(m.div_ceil(tm), threads);
         rayon::scope(|s| {
             for (start, len) in parts {
-                let (i0, i1) = (start * MR, ((start + len) * MR).min(m));
+                let (i0, i1) = (start * tm, ((start + len) * tm).min(m));
                 let (a, b) = (a.rows_range(i0, i1 - i0), &b);
                 s.spawn(move |_| {
                     // SAFETY: parts cover disjoint row ranges of C, all in bounds.
                     unsafe {
                         gemm_raw(
+                            kern,
                             i1 - i0,
                             n,
                             k,
@@ -233,37 +279,121 @@ thread_local! {
     static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Which micro-kernel this CPU runs.
+/// A micro-kernel. Each computes every element of C the same way: the products
+/// a[i, p]·b[p, j] summed over p in increasing order, in blocks of [`KC`], then
+/// combined with alpha and beta. The SIMD kernels (AVX2/FMA and AVX-512) fuse each
+/// multiply-add and combine as beta·c + (alpha·sum) with one fused multiply-add, so
+/// their results are bitwise equal whatever their tiles; the portable kernel rounds
+/// each product before adding it (fused multiply-adds are slow without FMA hardware),
+/// so its last bits can differ from theirs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kernel {
+    /// Plain Rust that the compiler vectorises for the baseline target: 6 × 16 tile.
     Portable,
+    /// AVX2 and FMA: 6 × 16 tile, 12 ymm accumulators.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512F (with AVX2 and FMA): [`MR_512`] × [`NR_512`] tile in zmm registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
-/// The micro-kernel chosen for this CPU (detected once).
+impl Kernel {
+    /// Rows and columns of the kernel's tile of C.
+    pub const fn tile(self) -> (usize, usize) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => (MR_512, NR_512),
+            _ => (MR, NR),
+        }
+    }
+
+    /// The name `SEQNET_KERNEL` takes: "portable", "avx2" or "avx512".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => Kernel::Avx2Fma.runs_here() && is_x86_feature_detected!("avx512f"),
+        }
+    }
+
+    /// The kernels this CPU can run, fastest first.
+    pub fn available() -> Vec<Kernel> {
+        let all = [
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma,
+            Kernel::Portable,
+        ];
+        all.into_iter().filter(|k| k.runs_here()).collect()
+    }
+}
+
+/// The micro-kernel this process runs (chosen once): the fastest this CPU has, AVX-512,
+/// then AVX2/FMA, then portable. The environment variable `SEQNET_KERNEL` (`avx512`,
+/// `avx2` or `portable`) caps the choice, for A/B measurements: a kernel the CPU lacks
+/// falls back to the next one down, and any other value is ignored.
+/// (`SEQNET_PORTABLE_KERNELS`, set to anything, still means `portable`.)
 pub fn kernel() -> Kernel {
     use std::sync::OnceLock;
     static CHOSEN: OnceLock<Kernel> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::env::var_os("SEQNET_PORTABLE_KERNELS").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return Kernel::Avx2Fma;
-            }
-        }
-        Kernel::Portable
+        let available = Kernel::available();
+        let cap = if std::env::var_os("SEQNET_PORTABLE_KERNELS").is_some() {
+            Some(Kernel::Portable)
+        } else {
+            std::env::var("SEQNET_KERNEL").ok().and_then(|v| {
+                [
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx512,
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx2Fma,
+                    Kernel::Portable,
+                ]
+                .into_iter()
+                .find(|k| k.name() == v.trim().to_ascii_lowercase())
+            })
+        };
+        // `available` is fastest first, and the order of the enum's variants is
+        // slowest first; the cap keeps those at or below it.
+        available
+            .into_iter()
+            .find(|k| cap.is_none_or(|c| rank(*k) <= rank(c)))
+            .unwrap_or(Kernel::Portable)
     })
+}
+
+/// Kernels by speed: portable 0, AVX2 1, AVX-512 2.
+fn rank(k: Kernel) -> u8 {
+    match k {
+        Kernel::Portable => 0,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2Fma => 1,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => 2,
+    }
 }
 
 /// # Safety
 /// C must be valid for writes at `i*ldc + j` for i < m, j < n, and not alias A or B; A
-/// and B must hold every element their views describe.
+/// and B must hold every element their views describe; the CPU must run `kern`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_raw(
+    kern: Kernel,
     m: usize,
     n: usize,
     k: usize,
@@ -287,12 +417,40 @@ unsafe fn gemm_raw(
         }
         return;
     }
-    let kern = kernel();
+    // SAFETY: the caller's contract.
+    unsafe {
+        match kern {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => blocked::<MR_512, NR_512>(kern, m, n, k, alpha, a, b, beta, c, ldc),
+            _ => blocked::<MR, NR>(kern, m, n, k, alpha, a, b, beta, c, ldc),
+        }
+    }
+}
+
+/// The BLIS loops for a TM × TN tile (the tile of `kern`).
+///
+/// # Safety
+/// As [`gemm_raw`], with k > 0.
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked<const TM: usize, const TN: usize>(
+    kern: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &MatRef,
+    b: &MatRef,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    debug_assert_eq!(kern.tile(), (TM, TN));
+    let (mc_blk, nc_blk) = ((MC / TM).max(1) * TM, (NC / TN).max(1) * TN);
     PACK.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let (ap, bp) = &mut *bufs;
-        let nc_max = n.min(NC).div_ceil(NR) * NR;
-        let mc_max = m.min(MC).div_ceil(MR) * MR;
+        let nc_max = n.min(nc_blk).div_ceil(TN) * TN;
+        let mc_max = m.min(mc_blk).div_ceil(TM) * TM;
         let kc_max = k.min(KC);
         if bp.len() < kc_max * nc_max {
             bp.resize(kc_max * nc_max, 0.0);
@@ -300,21 +458,21 @@ unsafe fn gemm_raw(
         if ap.len() < kc_max * mc_max {
             ap.resize(kc_max * mc_max, 0.0);
         }
-        for jc in (0..n).step_by(NC) {
-            let nc = (n - jc).min(NC);
+        for jc in (0..n).step_by(nc_blk) {
+            let nc = (n - jc).min(nc_blk);
             for pc in (0..k).step_by(KC) {
                 let kc = (k - pc).min(KC);
                 let beta_k = if pc == 0 { beta } else { 1.0 };
-                pack_b(b, pc, kc, jc, nc, bp);
-                for ic in (0..m).step_by(MC) {
-                    let mc = (m - ic).min(MC);
-                    pack_a(a, ic, mc, pc, kc, ap);
-                    for jr in (0..nc).step_by(NR) {
-                        let nr = (nc - jr).min(NR);
-                        let bpanel = &bp[jr * kc..jr * kc + kc * NR];
-                        for ir in (0..mc).step_by(MR) {
-                            let mr = (mc - ir).min(MR);
-                            let apanel = &ap[ir * kc..ir * kc + kc * MR];
+                pack_b::<TN>(kern, b, pc, kc, jc, nc, bp);
+                for ic in (0..m).step_by(mc_blk) {
+                    let mc = (m - ic).min(mc_blk);
+                    pack_a::<TM>(a, ic, mc, pc, kc, ap);
+                    for jr in (0..nc).step_by(TN) {
+                        let nr = (nc - jr).min(TN);
+                        let bpanel = &bp[jr * kc..jr * kc + kc * TN];
+                        for ir in (0..mc).step_by(TM) {
+                            let mr = (mc - ir).min(TM);
+                            let apanel = &ap[ir * kc..ir * kc + kc * TM];
                             // SAFETY: the tile (ic+ir.., jc+jr..) of mr × nr lies in C.
                             unsafe {
                                 let ct = c.add((ic + ir) * ldc + jc + jr);
@@ -330,11 +488,24 @@ unsafe fn gemm_raw(
 
 /// A matrix A packed once into the micro-kernel's panels, for many products A·B with
 /// the same A (a layer's weight, multiplied with every image of a batch).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PackedA {
     data: Vec<f32>,
     m: usize,
     k: usize,
+    /// The kernel whose tile the panels are cut for.
+    kern: Kernel,
+}
+
+impl Default for PackedA {
+    fn default() -> Self {
+        PackedA {
+            data: Vec::new(),
+            m: 0,
+            k: 0,
+            kern: Kernel::Portable,
+        }
+    }
 }
 
 impl PackedA {
@@ -342,8 +513,17 @@ impl PackedA {
         PackedA::default()
     }
 
-    /// Packs `a`, reusing the allocation.
+    /// Packs `a` for this process's [`kernel`], reusing the allocation.
     pub fn pack(&mut self, a: MatRef) {
+        self.pack_for(kernel(), a);
+    }
+
+    /// Packs `a` for the micro-kernel `kern` (one of [`Kernel::available`]).
+    pub fn pack_for(&mut self, kern: Kernel, a: MatRef) {
+        assert!(
+            kern.runs_here(),
+            "gemm: this CPU cannot run the {kern:?} kernel"
+        );
         let (m, k) = (a.rows, a.cols);
         if m > 0 && k > 0 {
             assert!(
@@ -351,13 +531,20 @@ impl PackedA {
                 "gemm: a view reaches past its slice"
             );
         }
-        let mpad = m.div_ceil(MR) * MR;
+        let tm = kern.tile().0;
+        let mpad = m.div_ceil(tm) * tm;
         self.data.resize(mpad * k, 0.0);
         self.m = m;
         self.k = k;
+        self.kern = kern;
         for pc in (0..k).step_by(KC) {
             let kc = (k - pc).min(KC);
-            pack_a(&a, 0, m, pc, kc, &mut self.data[pc * mpad..]);
+            let dst = &mut self.data[pc * mpad..];
+            match tm {
+                MR => pack_a::<MR>(&a, 0, m, pc, kc, dst),
+                MR_512 => pack_a::<MR_512>(&a, 0, m, pc, kc, dst),
+                _ => unreachable!("a tile of {tm} rows"),
+            }
         }
     }
 
@@ -371,7 +558,8 @@ impl PackedA {
 }
 
 /// C (`a.rows() × b.cols`, rows `ldc` apart) = alpha·A·B + beta·C with A packed
-/// beforehand. Bitwise the same as [`gemm_ldc`] on the unpacked A.
+/// beforehand, on the kernel A was packed for. Bitwise the same as [`gemm_with`] on the
+/// unpacked A and that kernel.
 pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
     let (m, k, n) = (a.m, a.k, b.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
@@ -380,41 +568,68 @@ pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32
         return;
     }
     assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    let kern = a.kern;
     if k == 0 {
         let empty = MatRef::new(&[], m, 0);
         // SAFETY: k = 0 touches only C, checked above.
-        unsafe { gemm_raw(m, n, 0, alpha, &empty, &b, beta, c.as_mut_ptr(), ldc) };
+        unsafe { gemm_raw(kern, m, n, 0, alpha, &empty, &b, beta, c.as_mut_ptr(), ldc) };
         return;
     }
     assert!(
         b.last_index() < b.data.len(),
         "gemm: a view reaches past its slice"
     );
-    let kern = kernel();
-    let mpad = m.div_ceil(MR) * MR;
-    let c = c.as_mut_ptr();
+    // SAFETY: C holds m rows of ldc ≥ n (checked above) and no view aliases it; B's
+    // view is in bounds; `pack_for` checked that the CPU runs `kern`.
+    unsafe {
+        match kern {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                packed_blocked::<MR_512, NR_512>(alpha, a, &b, beta, c.as_mut_ptr(), ldc)
+            }
+            _ => packed_blocked::<MR, NR>(alpha, a, &b, beta, c.as_mut_ptr(), ldc),
+        }
+    }
+}
+
+/// The loops of [`gemm_packed_a`] for a TM × TN tile (the tile of `a.kern`).
+///
+/// # Safety
+/// As [`gemm_packed_a`] once its checks passed, with k > 0.
+unsafe fn packed_blocked<const TM: usize, const TN: usize>(
+    alpha: f32,
+    a: &PackedA,
+    b: &MatRef,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (m, k, n, kern) = (a.m, a.k, b.cols, a.kern);
+    debug_assert_eq!(kern.tile(), (TM, TN));
+    let mpad = m.div_ceil(TM) * TM;
+    let nc_blk = (NC / TN).max(1) * TN;
     PACK.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let bp = &mut bufs.1;
-        let nc_max = n.min(NC).div_ceil(NR) * NR;
+        let nc_max = n.min(nc_blk).div_ceil(TN) * TN;
         if bp.len() < k.min(KC) * nc_max {
             bp.resize(k.min(KC) * nc_max, 0.0);
         }
-        for jc in (0..n).step_by(NC) {
-            let nc = (n - jc).min(NC);
+        for jc in (0..n).step_by(nc_blk) {
+            let nc = (n - jc).min(nc_blk);
             for pc in (0..k).step_by(KC) {
                 let kc = (k - pc).min(KC);
                 let beta_k = if pc == 0 { beta } else { 1.0 };
-                pack_b(&b, pc, kc, jc, nc, bp);
+                pack_b::<TN>(kern, b, pc, kc, jc, nc, bp);
                 let ablock = &a.data[pc * mpad..pc * mpad + kc * mpad];
-                for jr in (0..nc).step_by(NR) {
-                    let nr = (nc - jr).min(NR);
-                    let bpanel = &bp[jr * kc..jr * kc + kc * NR];
-                    for ir in (0..m).step_by(MR) {
-                        let mr = (m - ir).min(MR);
-                        let apanel = &ablock[ir * kc..ir * kc + kc * MR];
-                        // SAFETY: the tile (ir.., jc+jr..) of mr × nr lies in C (checked
-                        // above), which no view aliases.
+                for jr in (0..nc).step_by(TN) {
+                    let nr = (nc - jr).min(TN);
+                    let bpanel = &bp[jr * kc..jr * kc + kc * TN];
+                    for ir in (0..m).step_by(TM) {
+                        let mr = (m - ir).min(TM);
+                        let apanel = &ablock[ir * kc..ir * kc + kc * TM];
+                        // SAFETY: the tile (ir.., jc+jr..) of mr × nr lies in C (the
+                        // caller's checks), which no view aliases.
                         unsafe {
                             let ct = c.add(ir * ldc + jc + jr);
                             micro(kern, kc, apanel, bpanel, ct, ldc, mr, nr, alpha, beta_k);
@@ -426,36 +641,36 @@ pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32
     });
 }
 
-/// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of A into MR-row panels: panel r holds,
-/// for each p, the MR values A(ic + r·MR + i, pc + p), zero past the last row.
-fn pack_a(a: &MatRef, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
-    for (r, panel) in ap[..mc.div_ceil(MR) * MR * kc]
-        .chunks_exact_mut(MR * kc)
+/// Packs rows `ic..ic+mc`, columns `pc..pc+kc` of A into TM-row panels: panel r holds,
+/// for each p, the TM values A(ic + r·TM + i, pc + p), zero past the last row.
+fn pack_a<const TM: usize>(a: &MatRef, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
+    for (r, panel) in ap[..mc.div_ceil(TM) * TM * kc]
+        .chunks_exact_mut(TM * kc)
         .enumerate()
     {
-        let i0 = ic + r * MR;
-        let rows = (mc - r * MR).min(MR);
-        if rows == MR && a.rs == 1 {
-            // Column-contiguous A (a transposed row-major matrix): MR values per p.
-            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+        let i0 = ic + r * TM;
+        let rows = (mc - r * TM).min(TM);
+        if rows == TM && a.rs == 1 {
+            // Column-contiguous A (a transposed row-major matrix): TM values per p.
+            for (p, dst) in panel.chunks_exact_mut(TM).enumerate() {
                 let s = i0 + (pc + p) * a.cs;
-                let dst: &mut [f32; MR] = dst.try_into().expect("MR values");
-                *dst = a.data[s..s + MR].try_into().expect("MR values");
+                let dst: &mut [f32; TM] = dst.try_into().expect("TM values");
+                *dst = a.data[s..s + TM].try_into().expect("TM values");
             }
         } else if a.cs == 1 {
             // Row-major A: one stream per row (a last, partial panel repeats its final
             // row; those products land in rows of the tile that are never stored).
-            let srcs: [&[f32]; MR] = std::array::from_fn(|i| {
+            let srcs: [&[f32]; TM] = std::array::from_fn(|i| {
                 let s = (i0 + i.min(rows - 1)) * a.rs + pc;
                 &a.data[s..s + kc]
             });
-            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TM).enumerate() {
                 for (d, src) in dst.iter_mut().zip(&srcs) {
                     *d = src[p];
                 }
             }
         } else {
-            for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TM).enumerate() {
                 for (i, d) in dst.iter_mut().enumerate() {
                     *d = if i < rows { a.at(i0 + i, pc + p) } else { 0.0 };
                 }
@@ -464,46 +679,57 @@ fn pack_a(a: &MatRef, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]
     }
 }
 
-/// Packs rows `pc..pc+kc`, columns `jc..jc+nc` of B into NR-column panels: panel r holds,
-/// for each p, the NR values B(pc + p, jc + r·NR + j), zero past the last column.
-fn pack_b(b: &MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]) {
-    for (r, panel) in bp[..nc.div_ceil(NR) * NR * kc]
-        .chunks_exact_mut(NR * kc)
+/// Packs rows `pc..pc+kc`, columns `jc..jc+nc` of B into TN-column panels: panel r holds,
+/// for each p, the TN values B(pc + p, jc + r·TN + j), zero past the last column.
+/// `kern` says whether AVX2 may be used for the copies.
+fn pack_b<const TN: usize>(
+    kern: Kernel,
+    b: &MatRef,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    bp: &mut [f32],
+) {
+    for (r, panel) in bp[..nc.div_ceil(TN) * TN * kc]
+        .chunks_exact_mut(TN * kc)
         .enumerate()
     {
-        let j0 = jc + r * NR;
-        let cols = (nc - r * NR).min(NR);
-        if b.cs == 1 && cols == NR {
+        let j0 = jc + r * TN;
+        let cols = (nc - r * TN).min(TN);
+        if b.cs == 1 && cols == TN {
             // Fixed-length copies: inlined moves, not memcpy calls.
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TN).enumerate() {
                 let s = (pc + p) * b.rs + j0;
-                let dst: &mut [f32; NR] = dst.try_into().expect("NR values");
-                *dst = b.data[s..s + NR].try_into().expect("NR values");
+                let dst: &mut [f32; TN] = dst.try_into().expect("TN values");
+                *dst = b.data[s..s + TN].try_into().expect("TN values");
             }
         } else if b.cs == 1 {
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TN).enumerate() {
                 let s = (pc + p) * b.rs + j0;
                 for (d, &v) in dst.iter_mut().zip(&b.data[s..s + cols]) {
                     *d = v;
                 }
                 dst[cols..].fill(0.0);
             }
-        } else if b.rs == 1 && cols == NR {
-            // Row-contiguous Bᵀ (a transposed row-major matrix): NR sequential streams,
-            // one per column, written NR values at a time.
-            let srcs: [&[f32]; NR] = std::array::from_fn(|j| {
+        } else if b.rs == 1 && cols == TN {
+            // Row-contiguous Bᵀ (a transposed row-major matrix): TN sequential streams,
+            // one per column, written TN values at a time.
+            let srcs: [&[f32]; TN] = std::array::from_fn(|j| {
                 let s = (j0 + j) * b.cs + pc;
                 &b.data[s..s + kc]
             });
             #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
             let mut done = 0;
             #[cfg(target_arch = "x86_64")]
-            if kernel() == Kernel::Avx2Fma {
-                // SAFETY: AVX2 is present (the kernel choice checked it); the streams
-                // hold kc values each and the panel kc·NR.
+            if kern != Kernel::Portable {
+                // SAFETY: AVX2 is present (both SIMD kernels are chosen only with it);
+                // the streams hold kc values each and the panel kc·TN.
                 done = unsafe { avx2::transpose_streams(&srcs, kc, panel) };
             }
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate().skip(done) {
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = kern;
+            for (p, dst) in panel.chunks_exact_mut(TN).enumerate().skip(done) {
                 for (d, src) in dst.iter_mut().zip(&srcs) {
                     *d = src[p];
                 }
@@ -516,14 +742,14 @@ fn pack_b(b: &MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]
                     &b.data[s..s + kc]
                 })
                 .collect();
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TN).enumerate() {
                 for (d, src) in dst.iter_mut().zip(&srcs) {
                     *d = src[p];
                 }
                 dst[cols..].fill(0.0);
             }
         } else {
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(TN).enumerate() {
                 for (j, d) in dst.iter_mut().enumerate() {
                     *d = if j < cols { b.at(pc + p, j0 + j) } else { 0.0 };
                 }
@@ -532,10 +758,11 @@ fn pack_b(b: &MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]
     }
 }
 
-/// One tile: C[..mr, ..nr] = alpha·(Ap · Bp) + beta·C (C not read when beta = 0).
+/// One tile: C[..mr, ..nr] = alpha·(Ap · Bp) + beta·C (C not read when beta = 0), with
+/// Ap and Bp cut for `kern`'s tile.
 ///
 /// # Safety
-/// `c` must be valid for an mr × nr tile with row stride `ldc`.
+/// `c` must be valid for an mr × nr tile with row stride `ldc`; the CPU must run `kern`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn micro(
@@ -550,8 +777,10 @@ unsafe fn micro(
     alpha: f32,
     beta: f32,
 ) {
-    debug_assert!(ap.len() >= kc * MR && bp.len() >= kc * NR);
     match kern {
+        // SAFETY: the kernel is chosen only when the CPU has AVX-512F, AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { avx512::kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
         // SAFETY: the kernel is chosen only when the CPU has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2Fma => unsafe { avx2::kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
@@ -605,26 +834,27 @@ mod avx2 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// Packs NR column streams into a B panel (`panel[p·NR + j] = srcs[j][p]`) 8 × 8
+    /// Packs TN column streams into a B panel (`panel[p·TN + j] = srcs[j][p]`) 8 × 8
     /// blocks at a time with in-register transposes; returns how many p it did (a
     /// multiple of 8), leaving the rest to the caller. Pure copies: no arithmetic.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn transpose_streams(
-        srcs: &[&[f32]; NR],
+    pub(super) unsafe fn transpose_streams<const TN: usize>(
+        srcs: &[&[f32]; TN],
         kc: usize,
         panel: &mut [f32],
     ) -> usize {
         let blocks = kc / 8;
-        assert!(srcs.iter().all(|s| s.len() >= kc) && panel.len() >= kc * NR);
+        assert!(TN % 8 == 0);
+        assert!(srcs.iter().all(|s| s.len() >= kc) && panel.len() >= kc * TN);
         // SAFETY: the assert bounds every load (8 values at p < 8·blocks ≤ kc) and every
-        // store (8 values at (p + q)·NR + h·8 + 8 ≤ kc·NR).
+        // store (8 values at (p + q)·TN + h·8 + 8 ≤ kc·TN).
         unsafe {
             for blk in 0..blocks {
                 let p = blk * 8;
-                for h in 0..NR / 8 {
+                for h in 0..TN / 8 {
                     let r: [__m256; 8] =
                         std::array::from_fn(|j| _mm256_loadu_ps(srcs[h * 8 + j].as_ptr().add(p)));
                     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -654,7 +884,7 @@ mod avx2 {
                         _mm256_permute2f128_ps::<0x31>(u3, u7),
                     ];
                     for (q, &v) in out.iter().enumerate() {
-                        _mm256_storeu_ps(panel.as_mut_ptr().add((p + q) * NR + h * 8), v);
+                        _mm256_storeu_ps(panel.as_mut_ptr().add((p + q) * TN + h * 8), v);
                     }
                 }
             }
@@ -731,6 +961,100 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR_512, NR_512};
+    use std::arch::x86_64::*;
+
+    /// zmm registers across the tile.
+    const NV: usize = NR_512 / 16;
+
+    /// The AVX-512 micro-kernel: MR_512 × NV zmm accumulators, NV loads of B and
+    /// MR_512 broadcasts of A per step of k. Per element the same arithmetic as the AVX2
+    /// kernel (fused multiply-adds over k from zero, then beta·c + alpha·sum with one
+    /// more), so the two agree bit for bit. Partial tiles use masked loads and stores.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `c` must be valid for an mr × nr tile.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    pub(super) unsafe fn kernel(
+        kc: usize,
+        ap: &[f32],
+        bp: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        assert!(ap.len() >= kc * MR_512 && bp.len() >= kc * NR_512);
+        assert!(mr <= MR_512 && nr <= NR_512);
+        // SAFETY: the asserts bound every load of A and B; the stores (and loads of C)
+        // stay in the mr × nr tile by contract, masked past nr.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); NV]; MR_512];
+            let (mut a, mut b) = (ap.as_ptr(), bp.as_ptr());
+            for _ in 0..kc {
+                let mut bv = [_mm512_setzero_ps(); NV];
+                for v in 0..NV {
+                    bv[v] = _mm512_loadu_ps(b.add(16 * v));
+                }
+                for i in 0..MR_512 {
+                    let ai = _mm512_set1_ps(*a.add(i));
+                    for v in 0..NV {
+                        acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+                    }
+                }
+                a = a.add(MR_512);
+                b = b.add(NR_512);
+            }
+            let va = _mm512_set1_ps(alpha);
+            let vb = _mm512_set1_ps(beta);
+            if mr == MR_512 && nr == NR_512 {
+                for i in 0..MR_512 {
+                    let ci = c.add(i * ldc);
+                    for v in 0..NV {
+                        let p = ci.add(16 * v);
+                        let x = _mm512_mul_ps(va, acc[i][v]);
+                        let r = if beta == 0.0 {
+                            x
+                        } else {
+                            _mm512_fmadd_ps(vb, _mm512_loadu_ps(p), x)
+                        };
+                        _mm512_storeu_ps(p, r);
+                    }
+                }
+            } else {
+                let mut masks = [0 as __mmask16; NV];
+                for v in 0..NV {
+                    let cols = nr.saturating_sub(16 * v).min(16);
+                    masks[v] = ((1u32 << cols) - 1) as __mmask16;
+                }
+                // Rows past mr are skipped, not indexed at run time: the accumulators
+                // stay in registers.
+                for i in 0..MR_512 {
+                    if i >= mr {
+                        break;
+                    }
+                    let ci = c.add(i * ldc);
+                    for v in 0..NV {
+                        let p = ci.add(16 * v);
+                        let x = _mm512_mul_ps(va, acc[i][v]);
+                        let r = if beta == 0.0 {
+                            x
+                        } else {
+                            _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[v], p), x)
+                        };
+                        _mm512_mask_storeu_ps(p, masks[v], r);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The reference: three loops, accumulating in f64. Slow, obviously right.
 pub fn gemm_naive(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -788,15 +1112,18 @@ mod tests {
                 };
                 for beta in [0.0, 1.0, 0.5] {
                     let init = random(&mut rng, m * n);
-                    let (mut fast, mut slow) = (init.clone(), init);
-                    gemm(0.5, a, b, beta, &mut fast);
+                    let mut slow = init.clone();
                     gemm_naive(0.5, a, b, beta, &mut slow);
-                    for (i, (x, y)) in fast.iter().zip(&slow).enumerate() {
-                        assert!(
-                            (x - y).abs() <= 1e-4 * (1.0 + y.abs()) * (k as f32).sqrt(),
-                            "m={m} k={k} n={n} ta={ta} tb={tb} beta={beta}: index {i}: \
-                             fast {x} naive {y}"
-                        );
+                    for kern in Kernel::available() {
+                        let mut fast = init.clone();
+                        gemm_with(kern, 0.5, a, b, beta, &mut fast, n);
+                        for (i, (x, y)) in fast.iter().zip(&slow).enumerate() {
+                            assert!(
+                                (x - y).abs() <= 1e-4 * (1.0 + y.abs()) * (k as f32).sqrt(),
+                                "{kern:?} m={m} k={k} n={n} ta={ta} tb={tb} beta={beta}: \
+                                 index {i}: fast {x} naive {y}"
+                            );
+                        }
                     }
                 }
             }
@@ -845,14 +1172,24 @@ mod tests {
         for &(k, n) in &[(64, 500), (13, 16), (8, 33), (577, 20)] {
             let x = random(&mut rng, n * k);
             let b = MatRef::new(&x, n, k).t();
-            let mut bp = vec![f32::NAN; k * n.div_ceil(NR) * NR];
-            pack_b(&b, 0, k, 0, n, &mut bp);
-            for (r, panel) in bp.chunks_exact(k * NR).enumerate() {
-                for p in 0..k {
-                    for j in 0..NR {
-                        let col = r * NR + j;
-                        let want = if col < n { x[col * k + p] } else { 0.0 };
-                        assert_eq!(panel[p * NR + j].to_bits(), want.to_bits(), "k={k} n={n}");
+            for kern in Kernel::available() {
+                let tn = kern.tile().1;
+                let mut bp = vec![f32::NAN; k * n.div_ceil(tn) * tn];
+                match tn {
+                    NR => pack_b::<NR>(kern, &b, 0, k, 0, n, &mut bp),
+                    _ => pack_b::<NR_512>(kern, &b, 0, k, 0, n, &mut bp),
+                }
+                for (r, panel) in bp.chunks_exact(k * tn).enumerate() {
+                    for p in 0..k {
+                        for j in 0..tn {
+                            let col = r * tn + j;
+                            let want = if col < n { x[col * k + p] } else { 0.0 };
+                            assert_eq!(
+                                panel[p * tn + j].to_bits(),
+                                want.to_bits(),
+                                "{kern:?} k={k} n={n}"
+                            );
+                        }
                     }
                 }
             }
@@ -904,48 +1241,139 @@ mod tests {
     }
 
     #[test]
-    fn both_kernels_agree_with_naive() {
-        // The portable kernel is what a CPU without AVX2/FMA runs; check it here too.
+    fn every_kernel_agrees_with_naive_tile_by_tile() {
+        // The portable kernel is what a CPU without AVX2/FMA runs; check it here too,
+        // and each kernel's partial tiles (m and n not multiples of any tile).
         let mut rng = Rng::new(4);
-        let (m, k, n) = (9, 70, 50);
-        let a_data = random(&mut rng, m * k);
-        let b_data = random(&mut rng, k * n);
-        let (a, b) = (MatRef::new(&a_data, m, k), MatRef::new(&b_data, k, n));
-        let mut want = vec![0.0; m * n];
-        gemm_naive(1.0, a, b, 0.0, &mut want);
-        let mut kernels = vec![Kernel::Portable];
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            kernels.push(Kernel::Avx2Fma);
-        }
-        for kern in kernels {
-            let mut ap = vec![0.0; k * m.div_ceil(MR) * MR];
-            let mut bp = vec![0.0; k * n.div_ceil(NR) * NR];
-            pack_a(&a, 0, m, 0, k, &mut ap);
-            pack_b(&b, 0, k, 0, n, &mut bp);
-            let mut c = vec![0.0; m * n];
-            for jr in (0..n).step_by(NR) {
-                for ir in (0..m).step_by(MR) {
-                    // SAFETY: the tile lies inside c.
-                    unsafe {
-                        micro(
-                            kern,
-                            k,
-                            &ap[ir * k..],
-                            &bp[jr * k..],
-                            c.as_mut_ptr().add(ir * n + jr),
-                            n,
-                            (m - ir).min(MR),
-                            (n - jr).min(NR),
-                            1.0,
-                            0.0,
-                        )
-                    };
+        for (m, k, n) in [(9, 70, 50), (15, 3, 33), (29, 1, 47)] {
+            let a_data = random(&mut rng, m * k);
+            let b_data = random(&mut rng, k * n);
+            let (a, b) = (MatRef::new(&a_data, m, k), MatRef::new(&b_data, k, n));
+            let mut want = vec![0.0; m * n];
+            gemm_naive(1.0, a, b, 0.0, &mut want);
+            for kern in Kernel::available() {
+                let (tm, tn) = kern.tile();
+                let mut ap = vec![0.0; k * m.div_ceil(tm) * tm];
+                let mut bp = vec![0.0; k * n.div_ceil(tn) * tn];
+                if tm == MR {
+                    pack_a::<MR>(&a, 0, m, 0, k, &mut ap);
+                    pack_b::<NR>(kern, &b, 0, k, 0, n, &mut bp);
+                } else {
+                    pack_a::<MR_512>(&a, 0, m, 0, k, &mut ap);
+                    pack_b::<NR_512>(kern, &b, 0, k, 0, n, &mut bp);
+                }
+                // NaN past the product: a store outside the tile would show.
+                let ldc = n + 3;
+                let mut c = vec![f32::NAN; m * ldc];
+                for jr in (0..n).step_by(tn) {
+                    for ir in (0..m).step_by(tm) {
+                        // SAFETY: the tile lies inside c; the CPU runs kern.
+                        unsafe {
+                            micro(
+                                kern,
+                                k,
+                                &ap[ir * k..],
+                                &bp[jr * k..],
+                                c.as_mut_ptr().add(ir * ldc + jr),
+                                ldc,
+                                (m - ir).min(tm),
+                                (n - jr).min(tn),
+                                1.0,
+                                0.0,
+                            )
+                        };
+                    }
+                }
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let x = c[i * ldc + j];
+                        if j < n {
+                            let y = want[i * n + j];
+                            assert!((x - y).abs() < 1e-4, "{kern:?} {m}×{k}×{n}: {x} vs {y}");
+                        } else {
+                            assert!(x.is_nan(), "{kern:?} {m}×{k}×{n}: wrote past the tile");
+                        }
+                    }
                 }
             }
-            for (x, y) in c.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-4, "{kern:?}: {x} vs {y}");
+        }
+    }
+
+    /// The SIMD kernels (AVX2/FMA and AVX-512, whichever this CPU has) give the same
+    /// bits, whatever their tiles: awkward sizes, transposes, k past one KC block,
+    /// alpha and beta, a padded C, and the packed-A path. Where the CPU has fewer than
+    /// two of them there is nothing to compare (the test says so and passes).
+    #[test]
+    fn simd_kernels_are_bitwise_equal() {
+        let simd: Vec<Kernel> = Kernel::available()
+            .into_iter()
+            .filter(|k| *k != Kernel::Portable)
+            .collect();
+        if simd.len() < 2 {
+            eprintln!("simd_kernels_are_bitwise_equal: only {simd:?} here, nothing to compare");
+            return;
+        }
+        let mut rng = Rng::new(17);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 17, 5),
+            (13, 257, 31),
+            (15, 600, 33),
+            (40, 500, 64),
+            (100, 10, 640),
+            (10, 100, 640),
+            (29, 513, 97),
+            (500, 40, 64),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_data = random(&mut rng, m * k);
+                let b_data = random(&mut rng, k * n);
+                let a = if ta {
+                    MatRef::new(&a_data, k, m).t()
+                } else {
+                    MatRef::new(&a_data, m, k)
+                };
+                let b = if tb {
+                    MatRef::new(&b_data, n, k).t()
+                } else {
+                    MatRef::new(&b_data, k, n)
+                };
+                let ldc = n + 2;
+                let init = random(&mut rng, m * ldc);
+                for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.75)] {
+                    let runs: Vec<(Kernel, Vec<u32>, Vec<u32>)> = simd
+                        .iter()
+                        .map(|&kern| {
+                            let mut plain = init.clone();
+                            gemm_with(kern, alpha, a, b, beta, &mut plain, ldc);
+                            let mut packed = PackedA::new();
+                            packed.pack_for(kern, a);
+                            let mut via_packed = init.clone();
+                            gemm_packed_a(alpha, &packed, b, beta, &mut via_packed, ldc);
+                            (kern, bits(&plain), bits(&via_packed))
+                        })
+                        .collect();
+                    let (k0, want, _) = &runs[0];
+                    for (kern, plain, via_packed) in &runs {
+                        let what =
+                            format!("m={m} k={k} n={n} ta={ta} tb={tb} alpha={alpha} beta={beta}");
+                        assert!(plain == want, "{kern:?} vs {k0:?}: {what}");
+                        assert!(via_packed == want, "{kern:?} packed vs {k0:?}: {what}");
+                    }
+                }
             }
         }
+    }
+
+    #[test]
+    fn kernel_names_round_trip() {
+        for kern in Kernel::available() {
+            assert!(kern.runs_here());
+            let (tm, tn) = kern.tile();
+            assert!(tm > 0 && tn % 8 == 0, "{}", kern.name());
+        }
+        assert!(Kernel::available().contains(&kernel()));
+        assert_eq!(Kernel::available().last(), Some(&Kernel::Portable));
     }
 }

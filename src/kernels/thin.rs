@@ -227,6 +227,322 @@ mod avx2 {
     }
 }
 
+/// Most rows (images) [`backward_fused_par`] fuses; past this the two products go to the
+/// packed GEMM, which is compute-bound there anyway.
+pub const FUSED_MAX_ROWS: usize = 12;
+
+/// Linear's two backward products at a small mini-batch, in one pass over the weight:
+///
+/// - dw (n_out × n_in) = doutᵀ · inp, added to dw when `add`, else written;
+/// - dinp (m × n_in) = dout (m × n_out) · w (n_out × n_in), written.
+///
+/// With m ≤ [`FUSED_MAX_ROWS`] images, the two GEMMs ([`gemm_par`] twice) are each
+/// bound by memory: the second packs all of w (4 MB for a 1000 × 1000 layer) before it
+/// multiplies, and the first writes a dw of the same size. Here each strip of w (16
+/// columns with AVX-512, 8 with AVX2) is read once, straight from the weight, and the
+/// strip of dw written once, with the m rows of dinp for that strip held in registers.
+///
+/// Bitwise the same as the two [`gemm_par`] calls on the SIMD kernels: each dw element
+/// is the fused multiply-add chain over the images, then added to dw, and each dinp
+/// element the chains over blocks of [`KC`] outputs, added block after block, as the
+/// GEMM does. So it runs only where the GEMM runs a SIMD kernel (AVX-512 or AVX2/FMA);
+/// with the portable one, and for more rows, it calls [`gemm_par`] twice. The columns
+/// are split between threads; the result does not depend on how.
+///
+/// [`gemm_par`]: crate::kernels::gemm::gemm_par
+/// [`KC`]: crate::kernels::gemm::KC
+#[allow(clippy::too_many_arguments)]
+pub fn backward_fused_par(
+    dout: &[f32],
+    inp: &[f32],
+    m: usize,
+    n_out: usize,
+    n_in: usize,
+    w: &[f32],
+    dw: &mut [f32],
+    add: bool,
+    dinp: &mut [f32],
+) {
+    use crate::kernels::gemm::{MatRef, gemm_par};
+    assert!(
+        dout.len() >= m * n_out && inp.len() >= m * n_in,
+        "backward_fused: inputs"
+    );
+    assert!(
+        w.len() >= n_out * n_in && dw.len() >= n_out * n_in,
+        "backward_fused: weight"
+    );
+    assert!(dinp.len() >= m * n_in, "backward_fused: dinp");
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::gemm::kernel() != crate::kernels::gemm::Kernel::Portable
+        && (1..=FUSED_MAX_ROWS).contains(&m)
+        && n_out > 0
+    {
+        let wide = crate::kernels::gemm::kernel() == crate::kernels::gemm::Kernel::Avx512;
+        let lanes = if wide { 16 } else { 8 };
+        // doutᵀ, so that each output's m gradients sit together.
+        let mut dout_t = vec![0.0f32; n_out * m];
+        for (r, row) in dout[..m * n_out].chunks_exact(n_out).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                dout_t[o * m + r] = v;
+            }
+        }
+        let strips = n_in.div_ceil(lanes);
+        let threads = rayon::current_num_threads();
+        let ptrs = (OutPtr(dw.as_mut_ptr()), OutPtr(dinp.as_mut_ptr()));
+        let run = |s0: usize, s1: usize| {
+            let (dw, dinp) = ptrs;
+            // SAFETY: the CPU has AVX-512F, or AVX2 and FMA (the kernel choice checked
+            // it); the asserts above bound every access; callers get disjoint strips.
+            unsafe {
+                if wide {
+                    fused_avx512::strips(&dout_t, inp, m, n_out, n_in, w, dw.0, add, dinp.0, s0, s1)
+                } else {
+                    fused_avx2::strips(&dout_t, inp, m, n_out, n_in, w, dw.0, add, dinp.0, s0, s1)
+                }
+            }
+        };
+        let run = &run;
+        if threads <= 1 || m * n_out * n_in < 150_000 {
+            run(0, strips);
+        } else {
+            let per = strips.div_ceil(threads);
+            rayon::scope(|sc| {
+                for t in 0..threads {
+                    let (s0, s1) = ((t * per).min(strips), ((t + 1) * per).min(strips));
+                    if s0 < s1 {
+                        sc.spawn(move |_| run(s0, s1));
+                    }
+                }
+            });
+        }
+        return;
+    }
+    gemm_par(
+        1.0,
+        MatRef::new(dout, m, n_out).t(),
+        MatRef::new(inp, m, n_in),
+        if add { 1.0 } else { 0.0 },
+        dw,
+        n_in,
+    );
+    gemm_par(
+        1.0,
+        MatRef::new(dout, m, n_out),
+        MatRef::new(w, n_out, n_in),
+        0.0,
+        dinp,
+        n_in,
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+mod fused_avx512 {
+    use crate::kernels::gemm::KC;
+    use std::arch::x86_64::*;
+
+    /// Strips `s0..s1` (16 columns each, the last one masked) of [`super::backward_fused_par`].
+    ///
+    /// # Safety
+    /// AVX-512F; slices as checked there; dw and dinp valid for n_out × n_in and
+    /// m × n_in values, and no one else writing these strips' columns.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn strips(
+        dout_t: &[f32],
+        inp: &[f32],
+        m: usize,
+        n_out: usize,
+        n_in: usize,
+        w: &[f32],
+        dw: *mut f32,
+        add: bool,
+        dinp: *mut f32,
+        s0: usize,
+        s1: usize,
+    ) {
+        macro_rules! rows {
+            ($($r:literal)*) => {
+                match m {
+                    $($r => for s in s0..s1 {
+                        // SAFETY: the caller's contract.
+                        unsafe { strip::<$r>(dout_t, inp, n_out, n_in, w, dw, add, dinp, s) }
+                    },)*
+                    _ => unreachable!("at most FUSED_MAX_ROWS rows"),
+                }
+            };
+        }
+        rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+    }
+
+    /// One strip: columns 16·s.. of dw and dinp.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn strip<const M: usize>(
+        dout_t: &[f32],
+        inp: &[f32],
+        n_out: usize,
+        n_in: usize,
+        w: &[f32],
+        dw: *mut f32,
+        add: bool,
+        dinp: *mut f32,
+        s: usize,
+    ) {
+        let j0 = 16 * s;
+        let cols = (n_in - j0).min(16);
+        let mask = ((1u32 << cols) - 1) as __mmask16;
+        // SAFETY: every access is at row·n_in + j0 + (lanes under the mask) < the
+        // slice's rows × n_in, or dout_t[o·M + r] with o < n_out, r < M.
+        unsafe {
+            let mut x = [_mm512_setzero_ps(); M];
+            for r in 0..M {
+                x[r] = _mm512_maskz_loadu_ps(mask, inp.as_ptr().add(r * n_in + j0));
+            }
+            let mut o0 = 0;
+            while o0 < n_out {
+                let o1 = (o0 + KC).min(n_out);
+                let mut acc = [_mm512_setzero_ps(); M];
+                for o in o0..o1 {
+                    let wv = _mm512_maskz_loadu_ps(mask, w.as_ptr().add(o * n_in + j0));
+                    let d = dout_t.as_ptr().add(o * M);
+                    let mut g = _mm512_setzero_ps();
+                    for r in 0..M {
+                        let dr = _mm512_set1_ps(*d.add(r));
+                        acc[r] = _mm512_fmadd_ps(dr, wv, acc[r]);
+                        g = _mm512_fmadd_ps(dr, x[r], g);
+                    }
+                    let p = dw.add(o * n_in + j0);
+                    let v = if add {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), g)
+                    } else {
+                        g
+                    };
+                    _mm512_mask_storeu_ps(p, mask, v);
+                }
+                for r in 0..M {
+                    let p = dinp.add(r * n_in + j0);
+                    let v = if o0 == 0 {
+                        acc[r]
+                    } else {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), acc[r])
+                    };
+                    _mm512_mask_storeu_ps(p, mask, v);
+                }
+                o0 = o1;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod fused_avx2 {
+    use crate::kernels::gemm::KC;
+    use std::arch::x86_64::*;
+
+    /// [`super::fused_avx512::strips`] with strips of 8 columns.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; otherwise as [`super::fused_avx512::strips`].
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn strips(
+        dout_t: &[f32],
+        inp: &[f32],
+        m: usize,
+        n_out: usize,
+        n_in: usize,
+        w: &[f32],
+        dw: *mut f32,
+        add: bool,
+        dinp: *mut f32,
+        s0: usize,
+        s1: usize,
+    ) {
+        macro_rules! rows {
+            ($($r:literal)*) => {
+                match m {
+                    $($r => for s in s0..s1 {
+                        // SAFETY: the caller's contract.
+                        unsafe { strip::<$r>(dout_t, inp, n_out, n_in, w, dw, add, dinp, s) }
+                    },)*
+                    _ => unreachable!("at most FUSED_MAX_ROWS rows"),
+                }
+            };
+        }
+        rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+    }
+
+    /// One strip: columns 8·s.. of dw and dinp.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn strip<const M: usize>(
+        dout_t: &[f32],
+        inp: &[f32],
+        n_out: usize,
+        n_in: usize,
+        w: &[f32],
+        dw: *mut f32,
+        add: bool,
+        dinp: *mut f32,
+        s: usize,
+    ) {
+        let j0 = 8 * s;
+        let cols = (n_in - j0).min(8);
+        let lane = |l: i32| if (l as usize) < cols { -1 } else { 0 };
+        // SAFETY: as in the AVX-512 strip; the masks keep loads and stores to the
+        // strip's columns.
+        unsafe {
+            let mask = _mm256_setr_epi32(
+                lane(0),
+                lane(1),
+                lane(2),
+                lane(3),
+                lane(4),
+                lane(5),
+                lane(6),
+                lane(7),
+            );
+            let mut x = [_mm256_setzero_ps(); M];
+            for r in 0..M {
+                x[r] = _mm256_maskload_ps(inp.as_ptr().add(r * n_in + j0), mask);
+            }
+            let mut o0 = 0;
+            while o0 < n_out {
+                let o1 = (o0 + KC).min(n_out);
+                let mut acc = [_mm256_setzero_ps(); M];
+                for o in o0..o1 {
+                    let wv = _mm256_maskload_ps(w.as_ptr().add(o * n_in + j0), mask);
+                    let d = dout_t.as_ptr().add(o * M);
+                    let mut g = _mm256_setzero_ps();
+                    for r in 0..M {
+                        let dr = _mm256_broadcast_ss(&*d.add(r));
+                        acc[r] = _mm256_fmadd_ps(dr, wv, acc[r]);
+                        g = _mm256_fmadd_ps(dr, x[r], g);
+                    }
+                    let p = dw.add(o * n_in + j0);
+                    let v = if add {
+                        _mm256_add_ps(_mm256_maskload_ps(p, mask), g)
+                    } else {
+                        g
+                    };
+                    _mm256_maskstore_ps(p, mask, v);
+                }
+                for r in 0..M {
+                    let p = dinp.add(r * n_in + j0);
+                    let v = if o0 == 0 {
+                        acc[r]
+                    } else {
+                        _mm256_add_ps(_mm256_maskload_ps(p, mask), acc[r])
+                    };
+                    _mm256_maskstore_ps(p, mask, v);
+                }
+                o0 = o1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +609,69 @@ mod tests {
                 assert!((got[r * (n + 2) + j] as f64 - want).abs() < 1e-4);
             }
             assert_eq!(got[r * (n + 2) + n], 0.0, "padding columns untouched");
+        }
+    }
+
+    /// The fused backward against the two GEMMs it replaces, bit for bit, on awkward
+    /// sizes (columns not a multiple of 16, outputs past one KC block), with and
+    /// without adding into dw, at 1, 2 and 3 threads; and against the definition.
+    #[test]
+    fn fused_backward_is_bitwise_the_two_gemms() {
+        use crate::kernels::gemm::{MatRef, gemm_naive, gemm_par};
+        let mut rng = Rng::new(23);
+        for (m, n_out, n_in) in [
+            (10, 1000, 640),
+            (1, 7, 5),
+            (7, 300, 33),
+            (12, 513, 100),
+            (3, 17, 16),
+        ] {
+            let mut v = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.symmetric(1.0)).collect() };
+            let (dout, inp, w, dw0) = (v(m * n_out), v(m * n_in), v(n_out * n_in), v(n_out * n_in));
+            for add in [false, true] {
+                let (mut dw_want, mut dinp_want) = (dw0.clone(), vec![0.0; m * n_in]);
+                gemm_par(
+                    1.0,
+                    MatRef::new(&dout, m, n_out).t(),
+                    MatRef::new(&inp, m, n_in),
+                    if add { 1.0 } else { 0.0 },
+                    &mut dw_want,
+                    n_in,
+                );
+                gemm_par(
+                    1.0,
+                    MatRef::new(&dout, m, n_out),
+                    MatRef::new(&w, n_out, n_in),
+                    0.0,
+                    &mut dinp_want,
+                    n_in,
+                );
+                let mut dinp_naive = vec![0.0; m * n_in];
+                gemm_naive(
+                    1.0,
+                    MatRef::new(&dout, m, n_out),
+                    MatRef::new(&w, n_out, n_in),
+                    0.0,
+                    &mut dinp_naive,
+                );
+                for (a, b) in dinp_want.iter().zip(&dinp_naive) {
+                    assert!((a - b).abs() < 1e-4 * (n_out as f32).sqrt(), "{a} vs {b}");
+                }
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let (mut dw, mut dinp) = (dw0.clone(), vec![f32::NAN; m * n_in]);
+                    pool.install(|| {
+                        backward_fused_par(&dout, &inp, m, n_out, n_in, &w, &mut dw, add, &mut dinp)
+                    });
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let what = format!("{m}×{n_out}×{n_in} add={add} threads={threads}");
+                    assert!(bits(&dw) == bits(&dw_want), "dw: {what}");
+                    assert!(bits(&dinp) == bits(&dinp_want), "dinp: {what}");
+                }
+            }
         }
     }
 }

@@ -516,10 +516,12 @@ fn sum_lanes(v: &[f32]) -> f32 {
     total
 }
 
-/// The fraction of the micro-kernel's tiles that an m × n product fills.
+/// The fraction of the micro-kernel's tiles that an m × n product fills. (Either way
+/// round, each element of the weight gradient is the same sum in the same order, so this
+/// choice moves no bits.)
 fn tile_fit(m: usize, n: usize) -> f64 {
-    use crate::kernels::gemm::{MR, NR};
-    (m * n) as f64 / ((m.div_ceil(MR) * MR) * (n.div_ceil(NR) * NR)) as f64
+    let (mr, nr) = crate::kernels::gemm::kernel().tile();
+    (m * n) as f64 / ((m.div_ceil(mr) * mr) * (n.div_ceil(nr) * nr)) as f64
 }
 
 /// `acc[e] += parts[0][e] + parts[1][e] + …` (left to right) for `n` parts of
