@@ -130,19 +130,24 @@ const browser = await chromium.launch({
 
 async function run(path, timeout = 300000) {
   const page = await browser.newPage();
-  await page.goto(origin + path);
+  await page.goto(origin + path, { waitUntil: 'commit' });
   await page.waitForSelector('body[data-done="1"]', { timeout });
   const r = JSON.parse(await page.locator('#result').textContent());
   await page.close();
   return r;
 }
 
-const q = `batch=${batch}&images=${images}&infer_batch=${inferBatch}&infer_images=${inferImages}`;
+const q = `batch=${batch}&images=${images}&infer_batch=${inferBatch}`;
 const rows = [];
-rows.push(await run(`/bench.html?net=seed&${q}`));
-rows.push(await run(`/compare/convnetjs.html?${q}&infer_images=${Math.min(inferImages, 2000)}`));
-rows.push(await run(`/compare/tfjs.html?backend=wasm&${q}`));
-rows.push(await run(`/compare/tfjs.html?backend=cpu&${q}&infer_images=${inferBatch * 2}`));
+for (const path of [
+  `/bench.html?net=seed&${q}&infer_images=${inferImages}`,
+  `/compare/convnetjs.html?${q}&infer_images=${Math.min(inferImages, 2000)}`,
+  `/compare/tfjs.html?backend=wasm&${q}&infer_images=${inferImages}`,
+  `/compare/tfjs.html?backend=cpu&${q}&infer_images=${inferBatch * 2}`,
+]) {
+  rows.push(await run(path));
+  console.error(JSON.stringify(rows[rows.length - 1]));
+}
 if (existsSync(seqnetBin)) {
   const out = execFileSync(seqnetBin, ['bench', '--net', 'seed', '--dataset', 'mnist-5k', '--batch-size', String(batch),
     '--images', String(images), '--threads', '1', '--infer-batch', String(inferBatch), '--json'], { encoding: 'utf8' });

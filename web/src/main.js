@@ -416,7 +416,6 @@ async function predictDrawing() {
     const f = $('fitted').getContext('2d');
     $('fitted').width = w; $('fitted').height = h;
     f.drawImage(greyCanvas(r.fitted, w, h, 0, 1), 0, 0);
-    clearError();
   } catch (e) {
     showError(e.message);
   } finally {

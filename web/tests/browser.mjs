@@ -301,10 +301,11 @@ await test('a malformed model file shows an error', async () => {
 
 await test('a model file from the CLI opens in the page', async () => {
   assert(downloaded, 'no downloaded model (the test before failed)');
+  await page.evaluate(() => { document.getElementById('accuracy').textContent = '–'; });
   await page.setInputFiles('#model-file', downloaded);
-  await page.waitForFunction(() => document.getElementById('model-info').textContent.includes('page.safetensors'));
+  await page.waitForFunction(() => document.getElementById('accuracy').textContent.endsWith('%'));
+  assert((await page.locator('#model-info').textContent()).includes('page.safetensors: input 1×28×28'), 'model info');
   assert(await errorText() === '', await errorText());
-  assert((await byId('accuracy').textContent()).endsWith('%'), 'no accuracy for the opened model');
 });
 
 await test('a wrong IDX file is refused with the message naming it', async () => {
