@@ -118,7 +118,8 @@ const server = createServer(async (req, res) => {
   const file = normalize(join(base, decodeURIComponent(rel)));
   if (!file.startsWith(base)) return res.writeHead(403).end();
   try {
-    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' }).end(await readFile(file));
+    const body = await readFile(file);
+    res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream' }).end(body);
   } catch { res.writeHead(404).end(); }
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));

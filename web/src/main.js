@@ -106,7 +106,7 @@ $('preset').addEventListener('change', () => {
   spec.value = p.spec.split(' -> ').join('\n-> ');
   $('input-shape').value = p.input.join('x');
   $('optimizer').value = p.recipe.optimizer;
-  $('lr').value = p.recipe.lr;
+  $('lr').value = Number(p.recipe.lr.toPrecision(6));
   $('batch').value = p.recipe.batch_size;
   renderSummary();
 });

@@ -260,9 +260,13 @@ await test('drawing a test digit with mouse strokes predicts that digit', async 
   await page.screenshot({ path: join(out, 'draw.png'), clip: await page.locator('#draw-panel').boundingBox() });
   assert(predicted === String(chosen.label), `drew test digit ${chosen.i} (a ${chosen.label}); the page predicts ${predicted}`);
   assert((await page.locator('#top3 li').count()) === 3, 'top-3');
+  // The README's picture: a trained network, its pictures and a drawn digit.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(out, 'readme.png'), fullPage: true });
 });
 
 let downloaded;
+let cliModelPath;
 await test('the downloaded model gives the same logits in seqnet predict', async () => {
   assert(seqnetBin, 'no seqnet binary: build it (cargo build) or set SEQNET_BIN');
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
@@ -297,15 +301,6 @@ await test('a malformed model file shows an error', async () => {
     const tail = (s) => s.slice(s.lastIndexOf('broken.safetensors:'));
     assert(tail(cli) === tail(text.trim()), `CLI: ${cli}\npage: ${text}`);
   }
-});
-
-await test('a model file from the CLI opens in the page', async () => {
-  assert(downloaded, 'no downloaded model (the test before failed)');
-  await page.evaluate(() => { document.getElementById('accuracy').textContent = '–'; });
-  await page.setInputFiles('#model-file', downloaded);
-  await page.waitForFunction(() => document.getElementById('accuracy').textContent.endsWith('%'));
-  assert((await page.locator('#model-info').textContent()).includes('page.safetensors: input 1×28×28'), 'model info');
-  assert(await errorText() === '', await errorText());
 });
 
 await test('a wrong IDX file is refused with the message naming it', async () => {
@@ -348,6 +343,7 @@ await test('a run in the page is bitwise repeatable, and agrees with seqnet trai
     '--batch-size', '32', '--lr', '0.03', '--optimizer', 'sgd', '--seed', '7', '--threads', '1', '--quiet',
     '--out', join(tmp, 'run'), '--save', cliPath], { stdio: 'pipe', cwd: tmp });
   const cliModel = readSafetensors(readFileSync(cliPath)).tensors;
+  cliModelPath = cliPath;
   let worst = 0;
   for (const [name, b] of Object.entries(cliModel)) {
     const a = pageModel[name];
@@ -358,6 +354,15 @@ await test('a run in the page is bitwise repeatable, and agrees with seqnet trai
   console.log(`     weights after 10 steps, page vs seqnet train: largest difference ${worst.toExponential(2)} of each tensor's largest value; page hash ${hashes[0]}`);
   assert(worst <= 1e-4, `weights differ by ${worst} (relative to each tensor's largest value)`);
   await page.evaluate(() => { window.seqnetLimit = 0; });
+});
+
+await test('a model file from the CLI opens in the page', async () => {
+  assert(cliModelPath, 'no model from seqnet train (the test before failed)');
+  await page.evaluate(() => { document.getElementById('accuracy').textContent = '–'; });
+  await page.setInputFiles('#model-file', cliModelPath);
+  await page.waitForFunction(() => document.getElementById('accuracy').textContent.endsWith('%'));
+  assert((await page.locator('#model-info').textContent()).includes('cli.safetensors: input 1×28×28'), 'model info');
+  assert(await errorText() === '', await errorText());
 });
 
 await test('pause stops the run and resume finishes it', async () => {
