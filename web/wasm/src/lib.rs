@@ -186,6 +186,7 @@ impl Session {
     /// Builds a fresh network from `spec` for the data's image shape and sets the recipe,
     /// as `seqnet train --spec SPEC --optimizer .. --lr .. --batch-size .. --epochs ..
     /// --seed ..` does (the other recipe settings are the default recipe's).
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         &mut self,
         spec: &str,
