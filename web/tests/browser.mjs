@@ -303,7 +303,7 @@ await test('a malformed model file shows an error', async () => {
   }
 });
 
-await test('a wrong IDX file is refused with the message naming it', async () => {
+await test('IDX .gz files open in the page, and a wrong one is refused with the message naming it', async () => {
   try {
     await page.selectOption('#data-source', 'files');
     const junk = Buffer.from([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2]);
@@ -316,6 +316,19 @@ await test('a wrong IDX file is refused with the message naming it', async () =>
     await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 });
     const text = await errorText();
     assert(text.startsWith('error: train-images-idx3-ubyte.gz: '), text);
+    // Real IDX .gz files load (the embedded sample's own pair, given as both parts).
+    const images = readFileSync(join(repo, 'assets/mnist-5k/images-idx3-ubyte.gz'));
+    const labels = readFileSync(join(repo, 'assets/mnist-5k/labels-idx1-ubyte.gz'));
+    await page.setInputFiles('#idx-files', [
+      { name: 'train-images-idx3-ubyte.gz', mimeType: 'application/gzip', buffer: images },
+      { name: 'train-labels-idx1-ubyte.gz', mimeType: 'application/gzip', buffer: labels },
+      { name: 't10k-images-idx3-ubyte.gz', mimeType: 'application/gzip', buffer: images },
+      { name: 't10k-labels-idx1-ubyte.gz', mimeType: 'application/gzip', buffer: labels },
+    ]);
+    await page.waitForFunction(() => document.getElementById('data-info').textContent.startsWith('files opened'), null, { timeout: 20000 });
+    const info = await page.locator('#data-info').textContent();
+    assert(info.includes('5,000 training and 5,000 test images, 1×28×28'), info);
+    assert(await errorText() === '', await errorText());
   } finally {
     await page.selectOption('#data-source', 'embedded');
     await page.waitForFunction(() => document.getElementById('data-info').textContent.startsWith('mnist-5k'));
