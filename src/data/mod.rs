@@ -429,6 +429,34 @@ fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Resu
         .map_err(|m| data_err(labels, m))
 }
 
+/// A pair of IDX files already in memory (gzipped or not), checked as the files of a
+/// folder are: the browser page reads the files a user opens this way. `images_name` and
+/// `labels_name` are what messages call them; labels must be below 10, as in MNIST.
+pub fn pair_from_bytes(
+    images: &[u8],
+    images_name: &Path,
+    labels: &[u8],
+    labels_name: &Path,
+    name: String,
+) -> Result<Dataset> {
+    let img = idx::images_from_bytes(images, images_name)?;
+    let lab = idx::labels_from_bytes(labels, labels_name)?;
+    if img.n != lab.len() {
+        return Err(data_err(
+            labels_name,
+            format!(
+                "holds {} labels, but {} holds {} images: the two files do not belong \
+                 together (or one of them is from another version of the dataset)",
+                lab.len(),
+                images_name.display(),
+                img.n
+            ),
+        ));
+    }
+    Dataset::from_u8(name, img.pixels, &lab, [1, img.h, img.w], MNIST_CLASSES)
+        .map_err(|m| data_err(labels_name, m))
+}
+
 /// Loads the four standard IDX files in `dir` (gzipped or not; see [`STANDARD_FILES`])
 /// and splits them. Labels must be below 10, as in MNIST, Fashion-MNIST and KMNIST.
 pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<Splits> {
@@ -702,6 +730,27 @@ fn embedded_splits(split: Split) -> Result<Splits> {
 mod tests {
     use super::idx::tests::{gz, idx_images, idx_labels};
     use super::*;
+
+    /// Files opened in the browser: the same dataset as from a folder, and the same
+    /// message when the labels are not the images'.
+    #[test]
+    fn a_pair_from_bytes_is_checked_as_files_are() {
+        let images = include_bytes!("../../assets/mnist-5k/images-idx3-ubyte.gz");
+        let labels = include_bytes!("../../assets/mnist-5k/labels-idx1-ubyte.gz");
+        let (i, l) = (Path::new("img.gz"), Path::new("lab.gz"));
+        let ds = pair_from_bytes(images, i, labels, l, "mine".into()).unwrap();
+        assert_eq!((ds.len(), ds.shape), (5000, [1, 28, 28]));
+        // Three labels, uncompressed: magic 2049, count 3.
+        let three = [0u8, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3];
+        let err = pair_from_bytes(images, i, &three, l, "mine".into()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("lab.gz: holds 3 labels, but img.gz holds 5000 images"),
+            "{msg}"
+        );
+        // Labels given as images: the IDX reader names the file and what it found.
+        assert!(pair_from_bytes(labels, i, labels, l, "mine".into()).is_err());
+    }
     use std::path::PathBuf;
 
     /// Every value of `ds` as f32, image after image: what `batch` over all of it gives.

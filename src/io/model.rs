@@ -206,6 +206,12 @@ pub fn save(path: &Path, net: &Sequential, info: &ModelInfo) -> Result<()> {
     stf::write_atomic(path, &state_entries(net, ""), info.to_metadata())
 }
 
+/// The bytes of the file [`save`] writes, without writing it: the browser page offers
+/// them as a download. `path` is only what an error message would name.
+pub fn to_bytes(path: &Path, net: &Sequential, info: &ModelInfo) -> Result<Vec<u8>> {
+    stf::serialize(path, &state_entries(net, ""), info.to_metadata())
+}
+
 /// The network's state_dict as entries to write, each name after `prefix`: the
 /// parameters (F32), then the buffers (F32, or I64 for counts), as PyTorch saves them.
 pub fn state_entries(net: &Sequential, prefix: &str) -> Vec<Entry> {
@@ -427,5 +433,19 @@ mod tests {
         let back = load(&new).unwrap().info;
         assert_eq!(back.trained_on, info.trained_on);
         assert!(back.extra.is_empty(), "{:?}", back.extra);
+    }
+
+    /// The bytes in memory are the file on disk, byte for byte, and load back.
+    #[test]
+    fn to_bytes_is_the_saved_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = crate::spec::build("Flatten() -> Linear(4, 2)", &[1, 2, 2], 3).unwrap();
+        let info = ModelInfo::for_net(&net);
+        let path = tmp.path().join("m.safetensors");
+        save(&path, &net, &info).unwrap();
+        let bytes = to_bytes(Path::new("m.safetensors"), &net, &info).unwrap();
+        assert_eq!(bytes, std::fs::read(&path).unwrap());
+        let back = load_bytes(Path::new("m.safetensors"), &bytes).unwrap();
+        assert_eq!(back.net.spec(), net.spec());
     }
 }

@@ -157,6 +157,17 @@ pub fn write_atomic(
     entries: &[Entry],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
+    write_bytes_atomic(path, &serialize(path, entries, metadata)?)
+}
+
+/// The bytes [`write_atomic`] writes (header keys sorted, so the same model always gives
+/// the same bytes), for callers that keep the file in memory, such as the browser page's
+/// download; `path` is what messages name.
+pub fn serialize(
+    path: &Path,
+    entries: &[Entry],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView)> = entries
         .iter()
         .map(|e| {
@@ -174,7 +185,7 @@ pub fn write_atomic(
             .map_err(|e| model_err(path, format!("cannot serialise: {e}")))?;
         with_sorted_header(bytes).map_err(|e| model_err(path, e))?
     };
-    write_bytes_atomic(path, &bytes)
+    Ok(bytes)
 }
 
 /// The same file with every key of its JSON header in sorted order. The safetensors

@@ -109,14 +109,26 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let full = a.len() / 8 * 8;
     for (ca, cb) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
         for l in 0..8 {
-            lanes[l] = ca[l].mul_add(cb[l], lanes[l]);
+            lanes[l] = madd(ca[l], cb[l], lanes[l]);
         }
     }
     let mut tail = 0.0f32;
     for (x, y) in a[full..].iter().zip(&b[full..]) {
-        tail = x.mul_add(*y, tail);
+        tail = madd(*x, *y, tail);
     }
     reduce(&lanes) + tail
+}
+
+/// x·y + acc, fused as the AVX2 loops do. Except on wasm32: WebAssembly has no fused
+/// multiply-add, so `f32::mul_add` there is a software routine many times slower than the
+/// product it rounds (it made the browser build's Linear layers crawl); a multiply then
+/// an add keeps the same order of sums, rounded twice.
+#[inline(always)]
+fn madd(x: f32, y: f32, acc: f32) -> f32 {
+    #[cfg(target_arch = "wasm32")]
+    return x * y + acc;
+    #[cfg(not(target_arch = "wasm32"))]
+    x.mul_add(y, acc)
 }
 
 fn reduce(v: &[f32; 8]) -> f32 {
