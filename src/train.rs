@@ -106,7 +106,7 @@ pub(crate) fn prepare(
 ) -> (Tensor, Vec<usize>) {
     let (mut x, y) = ds.batch(indices);
     if let Some(n) = normalize {
-        n.apply(x.data_mut());
+        n.apply_images(x.data_mut(), ds.image_len());
     }
     (x, y)
 }
@@ -136,7 +136,7 @@ pub fn prepare_into(
         }
     }
     if let Some(n) = normalize {
-        n.apply(&mut data);
+        n.apply_images(&mut data, per);
     }
     *x = Tensor::from_vec(&[indices.len(), c, h, w], data).expect("batch length");
     y.clear();
