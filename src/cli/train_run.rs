@@ -192,10 +192,13 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             model::IMAGES_RESIZED.to_string(),
         );
     }
-    // The data's class names, when it has them and the network scores that many.
-    if let Some(names) = &data.classes {
-        if net.output_shape() == [names.len()] {
-            info.classes = Some(names.clone());
+    // The data's class names, when it has them; outputs past the data's classes (a
+    // Linear(…, 10) on two classes) are named by their index, as elsewhere.
+    if let (Some(names), &[outputs]) = (&data.classes, net.output_shape()) {
+        if outputs >= names.len() {
+            let mut all = names.clone();
+            all.extend((names.len()..outputs).map(|k| k.to_string()));
+            info.classes = Some(all);
         }
     }
     info.trained_on = Some(model::TrainedOn {
