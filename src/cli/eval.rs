@@ -68,9 +68,11 @@ pub struct Args {
     /// Worker threads (default: all cores). Results are the same for any count.
     #[arg(long)]
     threads: Option<usize>,
-    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// standard IDX files; its test set is used (or the set --on names). Default: MNIST
-    /// when installed, else the embedded 5,000-image sample.
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k, cifar10), a folder with the
+    /// four standard IDX files or CIFAR-10's .bin files, or a folder of class folders of
+    /// images (read at the model's input size and channels, with the hold-out it was
+    /// trained with); its test set is used (or the set --on names). Default: MNIST when
+    /// installed, else the embedded 5,000-image sample.
     #[arg(long)]
     dataset: Option<String>,
     /// Where to look for named datasets first.

@@ -125,7 +125,13 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         };
         eprintln!(
             "recipe ({whose}): {}; data {}, {} training images",
-            recipe.describe(init),
+            // An image folder's hold-out is its split, not the official one.
+            match &data.split {
+                Some(split) => recipe
+                    .describe(init)
+                    .replace("official split", &format!("{split} split")),
+                None => recipe.describe(init),
+            },
             data.dataset,
             data.train.len()
         );

@@ -43,9 +43,9 @@ struct ModelArg {
 /// Where the test images come from.
 #[derive(clap::Args, Debug)]
 struct DataArgs {
-    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// IDX files; its test images are used. Default: MNIST when installed, else the
-    /// embedded sample.
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k, cifar10), a folder with the
+    /// four IDX files or CIFAR-10's .bin files, or a folder of class folders of images;
+    /// its test images are used. Default: MNIST when installed, else the embedded sample.
     #[arg(long)]
     dataset: Option<String>,
     /// Where to look for named datasets first.

@@ -289,14 +289,20 @@ pub fn load_image(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// One image's planes, its width and height, and whether it was resized.
+type Decoded = (Vec<u8>, usize, usize, bool);
+
+/// The images' pixels, labels, `[c, h, w]`, and whether any was resized.
+type ReadImages = (Vec<u8>, Vec<usize>, [usize; 3], bool);
+
 /// The images of `files`, decoded in parallel, as `(pixels, labels, [c, h, w])`.
 fn read_images(
     files: &[(PathBuf, usize)],
     channels: usize,
     resize: Option<(usize, usize)>,
-) -> Result<(Vec<u8>, Vec<usize>, [usize; 3])> {
+) -> Result<ReadImages> {
     use rayon::prelude::*;
-    let decoded: Vec<Result<(Vec<u8>, usize, usize)>> = files
+    let decoded: Vec<Result<Decoded>> = files
         .par_iter()
         .map(|(path, _)| {
             let (planes, w, h) = decode(path, channels)?;
@@ -306,16 +312,18 @@ fn read_images(
                     for plane in planes.chunks_exact(w * h) {
                         out.extend(resize_plane(plane, w, h, ow, oh));
                     }
-                    (out, ow, oh)
+                    (out, ow, oh, true)
                 }
-                _ => (planes, w, h),
+                _ => (planes, w, h, false),
             })
         })
         .collect();
     let mut pixels = Vec::new();
     let mut first: Option<(usize, usize, usize)> = None;
+    let mut resized = false;
     for (k, d) in decoded.into_iter().enumerate() {
-        let (planes, w, h) = d?;
+        let (planes, w, h, r) = d?;
+        resized |= r;
         match first {
             None => first = Some((w, h, k)),
             Some((fw, fh, fk)) if (fw, fh) != (w, h) => {
@@ -334,7 +342,7 @@ fn read_images(
     }
     let (w, h, _) = first.unwrap_or((0, 0, 0));
     let labels = files.iter().map(|&(_, l)| l).collect();
-    Ok((pixels, labels, [channels, h, w]))
+    Ok((pixels, labels, [channels, h, w], resized))
 }
 
 /// The held-out files of a single folder: per class, `round(n × fraction)` files drawn
@@ -442,8 +450,10 @@ pub fn load(dir: &Path, options: &FolderOptions, test_only: bool) -> Result<Spli
         }
     };
     let resize = options.resize;
-    let (test_px, test_labels, test_shape) = read_images(&test_files, channels, resize)?;
-    let (train_px, train_labels, train_shape) = read_images(&train_files, channels, resize)?;
+    let (test_px, test_labels, test_shape, r1) = read_images(&test_files, channels, resize)?;
+    let (train_px, train_labels, train_shape, r2) = read_images(&train_files, channels, resize)?;
+    // Said only when some image changed size (eval asks for the model's size always).
+    let resized = r1 || r2;
     if !train_files.is_empty() && !test_files.is_empty() && train_shape != test_shape {
         return Err(Error::Input(format!(
             "the images have different sizes: {} is {}×{} (width×height), {} is {}×{}; a \
@@ -498,7 +508,7 @@ pub fn load(dir: &Path, options: &FolderOptions, test_only: bool) -> Result<Spli
         if channels == 1 { "grey" } else { "RGB" },
         shape[1],
         shape[2],
-        if resize.is_some() { " (resized)" } else { "" }
+        if resized { " (resized)" } else { "" }
     ));
     if test_only {
         how.push(format!("{} test", thousands(test.len())));

@@ -9,8 +9,9 @@
 //! | `seqnet.classes` | optional JSON list of class names |
 //! | `seqnet.seed` | optional seed the run started from |
 //! | `seqnet.dataset` | optional data it was trained on: `mnist`, `mnist-5k` (the embedded sample), `fashion-mnist`, `kmnist`, or a folder or file |
-//! | `seqnet.split` | optional split of that data it was trained on: `official` or `book` |
+//! | `seqnet.split` | optional split of that data it was trained on: `official`, `book`, or an image folder's `holdout 0.2` |
 //! | `seqnet.train_images` | optional number of training images |
+//! | `seqnet.images` | optional `resized`: predict scales image files to the input size as they are (image folders, CIFAR-10) instead of preparing them as MNIST digits |
 //!
 //! So `model.load_state_dict(safetensors.torch.load_file(path))` works in PyTorch, and a
 //! file PyTorch wrote with `save_file(model.state_dict(), path, metadata={...})` loads here.
