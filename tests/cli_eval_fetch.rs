@@ -389,7 +389,7 @@ fn fetch_checks_the_built_in_checksums_by_default() {
 
     for (name, want) in [
         ("mnist-5k", "embedded"),
-        ("cifar10", "mnist, fashion-mnist, kmnist"),
+        ("cifar100", "mnist, fashion-mnist, kmnist, cifar10"),
     ] {
         let err = fails(&seqnet(tmp.path(), &["data", "fetch", name]));
         assert!(err.contains(want), "{err}");
