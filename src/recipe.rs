@@ -252,7 +252,7 @@ impl Recipe {
             line.push_str(", no shuffling");
         }
         if let Some(n) = self.normalize {
-            line.push_str(&format!(", pixels (x − {})/{}", n.mean, n.std));
+            line.push_str(&format!(", pixels {}", n.describe()));
         }
         if let Some(a) = &self.augment {
             line.push_str(&format!(", augmented by {a}"));
@@ -345,10 +345,7 @@ mod tests {
         adam.use_optimizer(OptimizerChoice::Adam);
         adam.epochs = 1;
         adam.shuffle = false;
-        adam.normalize = Some(Normalize {
-            mean: 0.5,
-            std: 0.25,
-        });
+        adam.normalize = Some(Normalize::new(0.5, 0.25));
         assert_eq!(
             adam.describe("from model"),
             "Adam, lr 0.001 ×0.6 per epoch, batch 32, 1 epoch, weight decay 0, L2 λ 0, \

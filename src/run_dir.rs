@@ -90,7 +90,8 @@ pub struct RunConfig<A = serde_json::Value> {
     pub shuffle: bool,
     pub seed: u64,
     pub threads: usize,
-    pub normalize: Option<(f32, f32)>,
+    /// The means and the stds: one each, or one per channel.
+    pub normalize: Option<(Vec<f32>, Vec<f32>)>,
     /// The training images' random transforms, as torchvision's constructors (`None`:
     /// none).
     pub augment: Option<String>,
@@ -121,7 +122,10 @@ impl<A> RunConfig<A> {
             input: net.input_shape().to_vec(),
             data: data.source.clone(),
             dataset: data.dataset.clone(),
-            split: split_name(recipe.split()).to_string(),
+            split: data
+                .split
+                .clone()
+                .unwrap_or_else(|| split_name(recipe.split()).to_string()),
             train_images: data.train.len(),
             epochs: recipe.epochs,
             batch_size: recipe.batch_size,
@@ -136,7 +140,9 @@ impl<A> RunConfig<A> {
             shuffle: recipe.shuffle,
             seed,
             threads,
-            normalize: recipe.normalize.map(|n| (n.mean, n.std)),
+            normalize: recipe
+                .normalize
+                .map(|n| (n.mean().to_vec(), n.std().to_vec())),
             augment: recipe.augment.map(|a| a.to_string()),
             recipe: recipe.describe(init),
             seqnet_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -473,25 +479,25 @@ impl RunDir {
     /// that a suggested predict command works as printed. `None` when it cannot.
     #[cfg(feature = "image")]
     pub fn write_sample_digit(&self, ds: &Dataset) -> Option<PathBuf> {
-        if ds.is_empty() || ds.shape[0] != 1 {
+        let colour = match ds.shape[0] {
+            1 => image::ExtendedColorType::L8,
+            3 => image::ExtendedColorType::Rgb8,
+            _ => return None,
+        };
+        if ds.is_empty() {
             return None;
         }
         let (h, w) = (ds.shape[1], ds.shape[2]);
         let (x, y) = ds.batch(&[0]);
-        let pixels: Vec<u8> = x
-            .data()
-            .iter()
-            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        let level = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        // C×H×W planes to the interleaved pixels a PNG holds.
+        let c = ds.shape[0];
+        let plane = h * w;
+        let pixels: Vec<u8> = (0..plane * c)
+            .map(|k| level(x.data()[(k % c) * plane + k / c]))
             .collect();
         let path = self.dir.join(format!("sample-{}.png", y[0]));
-        image::save_buffer(
-            &path,
-            &pixels,
-            w as u32,
-            h as u32,
-            image::ExtendedColorType::L8,
-        )
-        .ok()?;
+        image::save_buffer(&path, &pixels, w as u32, h as u32, colour).ok()?;
         Some(path)
     }
 }
@@ -718,6 +724,9 @@ mod tests {
             test: None,
             source: "random".into(),
             dataset: "random".into(),
+            classes: None,
+            normalize: None,
+            split: None,
         };
         (net, data)
     }

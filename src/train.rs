@@ -114,7 +114,7 @@ pub(crate) fn prepare(
 ) -> (Tensor, Vec<usize>) {
     let (mut x, y) = ds.batch(indices);
     if let Some(n) = normalize {
-        n.apply(x.data_mut());
+        n.apply_images(x.data_mut(), ds.image_len());
     }
     (x, y)
 }
@@ -144,7 +144,7 @@ pub fn prepare_into(
         }
     }
     if let Some(n) = normalize {
-        n.apply(&mut data);
+        n.apply_images(&mut data, per);
     }
     *x = Tensor::from_vec(&[indices.len(), c, h, w], data).expect("batch length");
     y.clear();
@@ -167,7 +167,7 @@ pub fn prepare_augmented_into(
     data.resize(indices.len() * ds.image_len(), 0.0);
     augment.write_batch(ds, indices, &mut data);
     if let Some(n) = normalize {
-        n.apply(&mut data);
+        n.apply_images(&mut data, ds.image_len());
     }
     *x = Tensor::from_vec(&[indices.len(), c, h, w], data).expect("batch length");
     y.clear();

@@ -389,7 +389,7 @@ fn fetch_checks_the_built_in_checksums_by_default() {
 
     for (name, want) in [
         ("mnist-5k", "embedded"),
-        ("cifar10", "mnist, fashion-mnist, kmnist"),
+        ("cifar100", "mnist, fashion-mnist, kmnist, cifar10"),
     ] {
         let err = fails(&seqnet(tmp.path(), &["data", "fetch", name]));
         assert!(err.contains(want), "{err}");
@@ -859,4 +859,163 @@ fn eval_on_real_mnist_when_seqnet_data_is_set() {
         counts,
         [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// seqnet data fetch cifar10, from a fake archive made here.
+
+/// A ustar archive of `files` (as `tar` writes one), gzipped.
+fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, bytes) in files {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(bytes);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    gz(&out)
+}
+
+/// `n` CIFAR-10 records: label `i % 10`, pixels `i + k`.
+fn cifar_records(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push((i % 10) as u8);
+        out.extend((0..3072).map(|k| ((i + k) % 256) as u8));
+    }
+    out
+}
+
+#[test]
+fn fetch_cifar10_checks_unpacks_and_trains_and_refuses_bad_archives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let name = "cifar-10-binary.tar.gz";
+    let mut files: Vec<(String, Vec<u8>)> = (1..=5)
+        .map(|k| {
+            (
+                format!("cifar-10-batches-bin/data_batch_{k}.bin"),
+                cifar_records(2),
+            )
+        })
+        .collect();
+    files.push((
+        "cifar-10-batches-bin/test_batch.bin".into(),
+        cifar_records(3),
+    ));
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let archive = tar_gz(&refs);
+    // Cut inside the test file: whole gzip stream, truncated tar.
+    let mut short_tar = refs.clone();
+    short_tar.truncate(5);
+    short_tar.push(("cifar-10-batches-bin/test_batch.bin", cifar_records(3)));
+    let mut cut = {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&tar_gz(&short_tar)[..]),
+            &mut raw,
+        )
+        .expect("gunzip");
+        raw
+    };
+    cut.truncate(cut.len() - 1024 - 4000);
+    let cut = gz(&cut);
+    let mut routes = HashMap::new();
+    routes.insert(format!("/good/{name}"), Reply::Body(archive.clone()));
+    routes.insert(format!("/cut/{name}"), Reply::Body(cut.clone()));
+    let server = Server::start(routes);
+    let sums = |bytes: &[u8], file: &str| {
+        let path = tmp.path().join(file);
+        std::fs::write(&path, format!("{:x}  {name}\n", Sha256::digest(bytes))).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let good_sums = sums(&archive, "good.sha256");
+    let (out, err) = ok_out_err(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "cifar10",
+            "--mirror",
+            &server.url("good"),
+            "--checksums",
+            &good_sums,
+        ],
+    ));
+    assert!(err.contains("SHA-256 verified"), "{err}");
+    assert!(err.contains("unpacked into"), "{err}");
+    assert!(out.contains("CIFAR-10 is in"), "{out}");
+    assert!(out.contains("10 train / 3 test"), "{out}");
+    assert!(out.contains("use it with --dataset cifar10"), "{out}");
+    let (out, _) = ok_out_err(&seqnet(tmp.path(), &["data", "list"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cifar10") && l.contains("installed")),
+        "{out}"
+    );
+    ok(&seqnet(
+        tmp.path(),
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--spec",
+            "Conv2d(3, 4, 3) -> ReLU() -> Flatten() -> LazyLinear(10)",
+            "--epochs",
+            "1",
+            "--out",
+            "run",
+        ],
+    ));
+
+    // The built-in checksum and size are the real archive's: the fake one is refused
+    // and nothing is installed.
+    let dest = tmp.path().join("other");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "cifar10",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &server.url("good"),
+        ],
+    ));
+    assert!(err.contains("170052171 bytes"), "{err}");
+    assert!(!dest.exists());
+
+    // A truncated archive (with a matching checksum) is named and not loaded.
+    let cut_sums = sums(&cut, "cut.sha256");
+    let err = fails(&seqnet(
+        tmp.path(),
+        &[
+            "data",
+            "fetch",
+            "cifar10",
+            "--dir",
+            dest.to_str().expect("utf-8"),
+            "--mirror",
+            &server.url("cut"),
+            "--checksums",
+            &cut_sums,
+        ],
+    ));
+    assert!(err.contains("cifar-10-binary.tar.gz"), "{err}");
+    assert!(
+        err.contains("it ends inside cifar-10-batches-bin/test_batch.bin"),
+        "{err}"
+    );
+    assert!(err.contains("truncated or damaged"), "{err}");
 }

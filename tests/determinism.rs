@@ -36,10 +36,7 @@ fn train_with(
             batch_size: batch,
             shuffle: true,
             lr_decay: 1.0,
-            normalize: Some(Normalize {
-                mean: 0.1307,
-                std: 0.3081,
-            }),
+            normalize: Some(Normalize::new(0.1307, 0.3081)),
             augment,
         };
         seqnet::train::train(&mut net, &mut state, &train, None, None, &cfg, &mut Silent).unwrap();

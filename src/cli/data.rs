@@ -1,5 +1,5 @@
-//! `seqnet data`: fetch MNIST, Fashion-MNIST or KMNIST from public mirrors, checking
-//! every file's SHA-256; list which datasets are installed where.
+//! `seqnet data`: fetch MNIST, Fashion-MNIST, KMNIST or CIFAR-10 from public mirrors,
+//! checking every file's SHA-256; list which datasets are installed where.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,7 +25,8 @@ pub struct Args {
 enum Sub {
     /// Download a dataset's four .gz files from public mirrors in turn, check each one's
     /// SHA-256, and install them into the cache folder (or --dir). Nothing is installed
-    /// unless all four arrive whole.
+    /// unless all four arrive whole. cifar10 is one archive, cifar-10-binary.tar.gz
+    /// (162 MB), checked the same way, then unpacked beside it.
     #[cfg(feature = "fetch")]
     Fetch(FetchArgs),
     /// Which datasets are installed, and every folder seqnet looks in for each.
@@ -35,7 +36,7 @@ enum Sub {
 #[cfg(feature = "fetch")]
 #[derive(clap::Args, Debug)]
 struct FetchArgs {
-    /// mnist, fashion-mnist or kmnist.
+    /// mnist, fashion-mnist, kmnist or cifar10.
     name: String,
     /// The folder to put the four files in. Default: the cache folder
     /// ($XDG_CACHE_HOME/seqnet/NAME or ~/.cache/seqnet/NAME), where seqnet finds them by
@@ -152,7 +153,17 @@ fn fetch(args: FetchArgs) -> Result<ExitCode> {
 
     // The files are verified; loading them also checks that they are what seqnet reads
     // (which matters with --checksums).
-    let splits = data::load_dir(&dest, Split::Official).with_context(|| {
+    let splits = if source.name == data::cifar::NAME {
+        let archive = dest.join(data::cifar::ARCHIVE);
+        let out = data::cifar::extract_archive(&archive, &dest)?;
+        if !quiet {
+            eprintln!("  unpacked into {}", out.display());
+        }
+        data::cifar::load_dir(&dest, false, data::cifar::NAME)
+    } else {
+        data::load_dir(&dest, Split::Official)
+    }
+    .with_context(|| {
         format!(
             "the downloaded files in {} do not load as a dataset",
             dest.display()
@@ -182,7 +193,19 @@ fn how_found(name: &str, dest: &Path) -> String {
         (Ok(a), Ok(b)) => a == b,
         _ => a == dest,
     };
-    match data::resolve_named(name, None) {
+    let found = if name == data::cifar::NAME {
+        // find gives the folder holding the .bin files, inside dest.
+        Ok(data::cifar::find(None).map(|d| {
+            if d.ends_with(data::cifar::ARCHIVE_DIR) {
+                d.parent().map(Path::to_path_buf).unwrap_or(d)
+            } else {
+                d
+            }
+        }))
+    } else {
+        data::resolve_named(name, None)
+    };
+    match found {
         Ok(Some(found)) if same(&found) => {
             format!("use it with --dataset {name}")
         }
@@ -254,6 +277,18 @@ fn list(args: ListArgs) -> Result<ExitCode> {
         "{:<width$}  embedded in seqnet (4,000 train / 1,000 test images)",
         "mnist-5k"
     );
+    match data::cifar::find(data_dir) {
+        Some(dir) => println!(
+            "{:<width$}  installed  {}",
+            data::cifar::NAME,
+            dir.display()
+        ),
+        None => println!(
+            "{:<width$}  not found  (seqnet data fetch {})",
+            data::cifar::NAME,
+            data::cifar::NAME
+        ),
+    }
     println!();
     println!(
         "Where seqnet looks for each, in order; the first folder holding the four files \

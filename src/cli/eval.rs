@@ -68,9 +68,11 @@ pub struct Args {
     /// Worker threads (default: all cores). Results are the same for any count.
     #[arg(long)]
     threads: Option<usize>,
-    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// standard IDX files; its test set is used (or the set --on names). Default: MNIST
-    /// when installed, else the embedded 5,000-image sample.
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k, cifar10), a folder with the
+    /// four standard IDX files or CIFAR-10's .bin files, or a folder of class folders of
+    /// images (read at the model's input size and channels, with the hold-out it was
+    /// trained with); its test set is used (or the set --on names). Default: MNIST when
+    /// installed, else the embedded 5,000-image sample.
     #[arg(long)]
     dataset: Option<String>,
     /// Where to look for named datasets first.
@@ -91,6 +93,9 @@ pub struct Args {
     /// Print one JSON object with the same content on standard output.
     #[arg(long)]
     json: bool,
+    /// How an image folder is read: from the (first) model, filled in after parsing.
+    #[arg(skip)]
+    folder: data::FolderOptions,
 }
 
 /// `60000` → `"60,000"`.
@@ -121,6 +126,17 @@ fn run_in_pool(args: Args) -> Result<ExitCode> {
         models.push(m);
     }
     check_models(&args.models, &models)?;
+    // An image folder is read as the model was trained: its size, its channels, its
+    // hold-out.
+    let mut args = args;
+    args.folder = data::FolderOptions::for_model(
+        models[0].net.input_shape(),
+        models[0]
+            .info
+            .trained_on
+            .as_ref()
+            .and_then(|t| t.split.as_deref()),
+    );
 
     let (test, source, dataset) = match &args.test_data {
         Some(path) => {
@@ -216,7 +232,7 @@ fn load_set(args: &Args) -> Result<(Dataset, String, String)> {
     let split = match (args.on, args.split) {
         // Both splits share the test set, so only its files are read.
         (OnArg::Test, _) => {
-            let s = data::load_test_splits(dataset, data_dir)?;
+            let s = data::load_test_splits_with(dataset, data_dir, &args.folder)?;
             let test = s.test.context("internal error: the data has no test set")?;
             return Ok((test, s.source, s.dataset));
         }
@@ -229,7 +245,7 @@ fn load_set(args: &Args) -> Result<(Dataset, String, String)> {
         (OnArg::Train, _) => data::Split::Official,
     };
     let words = args.on.words();
-    let splits = data::load(dataset, data_dir, split).with_context(|| {
+    let splits = data::load_with(dataset, data_dir, split, &args.folder).with_context(|| {
         if split == data::Split::Book {
             format!(
                 "--on {} takes the {words} set of the book's split, which this data cannot \

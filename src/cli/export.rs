@@ -39,8 +39,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if let Some(n) = m.info.normalize {
         eprintln!(
-            "note: the model normalises its input; feed the ONNX model (pixels/255 − {}) / {}",
-            n.mean, n.std
+            "note: the model normalises its input; feed the ONNX model pixels/255 as x, then {}",
+            n.describe()
         );
     }
     Ok(ExitCode::SUCCESS)

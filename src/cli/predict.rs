@@ -28,7 +28,10 @@ pub struct Args {
     /// Worker threads (default: all cores). Results are the same for any count.
     #[arg(long)]
     threads: Option<usize>,
-    /// Image files (PNG, JPEG): grey, inverted if light, fitted and centred like MNIST.
+    /// Image files (PNG, JPEG). For models trained on MNIST-like data: grey, inverted if
+    /// light, fitted and centred like MNIST. For models trained on an image folder or
+    /// CIFAR-10 (and every 3-channel model): RGB or grey as the model takes, scaled to its
+    /// input size as `--resize` does, nothing else.
     images: Vec<PathBuf>,
 }
 
@@ -175,8 +178,15 @@ fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -
     let shape = m.net.input_shape().to_vec();
     let per: usize = shape.iter().product();
     let mut data = Vec::with_capacity(per * images.len());
+    // Digits are prepared as MNIST's were; other images are only scaled.
+    let resized = shape.first() == Some(&3)
+        || m.info.extra.get(model::IMAGES_KEY).map(String::as_str) == Some(model::IMAGES_RESIZED);
     for path in images {
-        let mut values = seqnet::io::image::load_digit(path, &shape)?;
+        let mut values = if resized {
+            seqnet::data::image_folder::load_image(path, &shape)?
+        } else {
+            seqnet::io::image::load_digit(path, &shape)?
+        };
         if let Some(n) = m.info.normalize {
             n.apply(&mut values);
         }

@@ -12,9 +12,23 @@ pub struct Args {
     /// The network as text: `Conv2d(1, 20, 5) -> ReLU() -> ...`, or PyTorch's
     /// print(model) output (quote it, or pass - to read it from standard input).
     spec: Option<String>,
-    /// The shape of one input image, C×H×W.
-    #[arg(long, default_value = "1x28x28")]
-    input: String,
+    /// The shape of one input image, C×H×W. Default: 1x28x28, or the images of
+    /// --dataset.
+    #[arg(long, conflicts_with = "dataset")]
+    input: Option<String>,
+    /// Take the input shape from a dataset's images (as train would), e.g. --dataset
+    /// cifar10 or --dataset my_images/ (a folder of class folders).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where to look for named datasets first.
+    #[arg(long, requires = "dataset")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With an image folder: scale its images to H×W, as train's --resize.
+    #[arg(long, value_name = "HxW", requires = "dataset")]
+    resize: Option<String>,
+    /// With an image folder: one grey channel, as train's --grey.
+    #[arg(long, requires = "dataset")]
+    grey: bool,
     #[command(flatten)]
     source: NetSource,
     /// Print JSON instead of the table.
@@ -33,11 +47,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 spec.clone()
             };
-            let input = seqnet::shape::parse_input_shape(&args.input)?;
-            if let Some(note) = &input.note {
-                eprintln!("note: {note}");
-            }
-            seqnet::spec::build(&text, &input.dims, 0)?
+            let dims = match &args.dataset {
+                Some(name) => {
+                    let folder = seqnet::data::FolderOptions {
+                        resize: args
+                            .resize
+                            .as_deref()
+                            .map(super::train::parse_resize)
+                            .transpose()?,
+                        grey: args.grey,
+                        ..Default::default()
+                    };
+                    let s = seqnet::data::load_test_splits_with(
+                        Some(name),
+                        args.data_dir.as_deref(),
+                        &folder,
+                    )?;
+                    let test = s.test.context("the dataset has no test images")?;
+                    eprintln!(
+                        "input {} from {}",
+                        seqnet::shape::fmt_shape(&test.shape),
+                        s.source
+                    );
+                    test.shape.to_vec()
+                }
+                None => {
+                    let input = seqnet::shape::parse_input_shape(
+                        args.input.as_deref().unwrap_or("1x28x28"),
+                    )?;
+                    if let Some(note) = &input.note {
+                        eprintln!("note: {note}");
+                    }
+                    input.dims
+                }
+            };
+            seqnet::spec::build(&text, &dims, 0)?
         }
         (None, Some(name), None) => {
             let preset = seqnet::presets::get(name)?;

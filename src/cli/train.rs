@@ -57,11 +57,27 @@ pub struct Args {
     #[arg(long)]
     pub(super) model: Option<PathBuf>,
 
-    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// standard IDX files, e.g. --dataset fashion-mnist. Default: MNIST when installed,
-    /// else the embedded sample.
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k, cifar10), a folder with
+    /// the four standard IDX files or CIFAR-10's .bin files, or a folder of class folders
+    /// of PNG/JPEG images (torchvision's ImageFolder), e.g. --dataset fashion-mnist.
+    /// Default: MNIST when installed, else the embedded sample.
     #[arg(long)]
     pub(super) dataset: Option<String>,
+    /// Image folders: scale every image to H×W (bilinear, antialiased, as torchvision's
+    /// Resize((H, W))), e.g. --resize 32x32. Default: none (all images must have one
+    /// size).
+    #[arg(long, value_name = "HxW")]
+    pub(super) resize: Option<String>,
+    /// Image folders: one grey channel (as transforms.Grayscale()) instead of RGB.
+    /// Default: RGB, 3 channels, as torchvision's ImageFolder loads every image.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) grey: bool,
+    /// Image folders without train/ and test/ (or val/) subfolders: the fraction of each
+    /// class held out for test (drawn with a fixed seed, so every run holds out the same
+    /// files), e.g. --holdout 0.1. Default: 0.2.
+    #[arg(long)]
+    pub(super) holdout: Option<f32>,
     /// Where to look for named datasets first, e.g. ~/data (a folder holding mnist/ or
     /// the four files). Default: $SEQNET_DATA, ./data, ~/.cache/seqnet.
     #[arg(long)]
@@ -280,12 +296,48 @@ pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Re
     Ok(r)
 }
 
-fn parse_normalize(text: &str) -> Result<Normalize> {
-    let parts: Vec<Option<f32>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
-    match parts[..] {
-        [Some(mean), Some(std)] if mean.is_finite() && std.is_finite() && std > 0.0 => {
-            Ok(Normalize { mean, std })
-        }
-        _ => bail!("--normalize '{text}' is not MEAN,STD with STD > 0, e.g. 0.1307,0.3081"),
+/// The image folder options typed: --resize, --grey, --holdout.
+pub(super) fn folder_options(args: &Args) -> Result<seqnet::data::FolderOptions> {
+    let mut o = seqnet::data::FolderOptions {
+        grey: args.grey,
+        ..Default::default()
+    };
+    if let Some(text) = &args.resize {
+        o.resize = Some(parse_resize(text)?);
     }
+    if let Some(f) = args.holdout {
+        if !(f > 0.0 && f < 1.0) {
+            bail!(
+                "--holdout {f} must be a fraction between 0 and 1 (exclusive), e.g. 0.2 to \
+                 test on a fifth of each class"
+            );
+        }
+        o.holdout = f;
+    }
+    Ok(o)
+}
+
+/// `32x32` → (32, 32): height, then width.
+pub(super) fn parse_resize(text: &str) -> Result<(usize, usize)> {
+    let parts: Vec<Option<usize>> = text
+        .split(['x', 'X', '×'])
+        .map(|p| p.trim().parse().ok())
+        .collect();
+    match parts[..] {
+        [Some(h), Some(w)] if h > 0 && w > 0 && h <= 4096 && w <= 4096 => Ok((h, w)),
+        _ => bail!(
+            "--resize '{text}' is not HxW (height x width, 1 to 4096 each), e.g. --resize \
+             32x32"
+        ),
+    }
+}
+
+fn parse_normalize(text: &str) -> Result<Normalize> {
+    Normalize::parse(text).map_err(|why| {
+        anyhow::anyhow!(
+            "--normalize '{text}' is not MEAN,STD with STD > 0, e.g. 0.1307,0.3081, nor the \
+             means then the stds, one per channel, e.g. \
+             0.4914,0.4822,0.4465,0.2470,0.2435,0.2616 ({why})"
+        )
+    })
 }

@@ -47,14 +47,34 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                 test: None,
                 source,
                 dataset: path.display().to_string(),
+                classes: None,
+                normalize: None,
+                split: None,
             }
         }
-        None => data::load(
+        None => data::load_with(
             args.dataset.as_deref(),
             args.data_dir.as_deref(),
             recipe.split(),
+            &super::train::folder_options(&args)?,
         )?,
     };
+    // The data's own normalisation (CIFAR-10's per-channel means and stds) unless
+    // --normalize gave one.
+    if recipe.normalize.is_none() {
+        recipe.normalize = data.normalize;
+    }
+    if let Some(n) = recipe.normalize.and_then(|n| n.channels()) {
+        if n != data.train.shape[0] {
+            bail!(
+                "--normalize gives {n} means and stds, one per channel, but the images of {} \
+                 have {} channel{}; give one mean and std, or one per channel",
+                data.source,
+                data.train.shape[0],
+                super::plural(data.train.shape[0])
+            );
+        }
+    }
     if let Some(limit) = args.limit {
         if limit == 0 {
             bail!("--limit 0: give at least 1 image");
@@ -109,7 +129,13 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         };
         eprintln!(
             "recipe ({whose}): {}; data {}, {} training images",
-            recipe.describe(init),
+            // An image folder's hold-out is its split, not the official one.
+            match &data.split {
+                Some(split) => recipe
+                    .describe(init)
+                    .replace("official split", &format!("{split} split")),
+                None => recipe.describe(init),
+            },
             data.dataset,
             data.train.len()
         );
@@ -168,9 +194,30 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     let mut info = ModelInfo::for_net(&net);
     info.normalize = recipe.normalize;
     info.seed = Some(args.seed);
+    // Image folders and CIFAR-10: predict feeds a model's images resized as they are, not
+    // prepared as MNIST digits are.
+    if data.classes.is_some() {
+        info.extra.insert(
+            model::IMAGES_KEY.to_string(),
+            model::IMAGES_RESIZED.to_string(),
+        );
+    }
+    // The data's class names, when it has them; outputs past the data's classes (a
+    // Linear(…, 10) on two classes) are named by their index, as elsewhere.
+    if let (Some(names), &[outputs]) = (&data.classes, net.output_shape()) {
+        if outputs >= names.len() {
+            let mut all = names.clone();
+            all.extend((names.len()..outputs).map(|k| k.to_string()));
+            info.classes = Some(all);
+        }
+    }
     info.trained_on = Some(model::TrainedOn {
         dataset: data.dataset.clone(),
-        split: Some(run_dir::split_name(recipe.split()).to_string()),
+        split: Some(
+            data.split
+                .clone()
+                .unwrap_or_else(|| run_dir::split_name(recipe.split()).to_string()),
+        ),
         images: Some(data.train.len()),
     });
     let mut state = recipe.new_state(data.train.len(), args.seed);

@@ -73,9 +73,9 @@ struct ModelArg {
 /// Where the test images come from.
 #[derive(clap::Args, Debug)]
 struct DataArgs {
-    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k) or a folder with the four
-    /// IDX files; its test images are used. Default: MNIST when installed, else the
-    /// embedded sample.
+    /// A named dataset (mnist, fashion-mnist, kmnist, mnist-5k, cifar10), a folder with the
+    /// four IDX files or CIFAR-10's .bin files, or a folder of class folders of images;
+    /// its test images are used. Default: MNIST when installed, else the embedded sample.
     #[arg(long)]
     dataset: Option<String>,
     /// Where to look for named datasets first.
@@ -209,7 +209,17 @@ fn filters(a: FiltersArgs) -> Result<ExitCode> {
 /// says on standard error which data they are, and warns when the model may have been
 /// trained on them.
 fn test_set(d: &DataArgs, m: &Model) -> Result<Dataset> {
-    let splits = data::load(d.dataset.as_deref(), d.data_dir.as_deref(), Split::Official)?;
+    // An image folder is read as the model was trained: its size, channels and hold-out.
+    let folder = data::FolderOptions::for_model(
+        m.net.input_shape(),
+        m.info.trained_on.as_ref().and_then(|t| t.split.as_deref()),
+    );
+    let splits = data::load_with(
+        d.dataset.as_deref(),
+        d.data_dir.as_deref(),
+        Split::Official,
+        &folder,
+    )?;
     eprintln!("data: the test set of {}", splits.source);
     let trained = m.info.trained_on.as_ref();
     if let Some(w) = evaluate::overlap(trained, &splits.dataset, evaluate::EvalSet::Test) {

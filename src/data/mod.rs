@@ -16,6 +16,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod cifar;
 pub mod embedded;
 pub mod expand;
 #[cfg(feature = "fetch")]
@@ -23,6 +24,8 @@ pub mod fetch;
 #[cfg(all(test, feature = "fetch"))]
 pub(crate) mod http_test_server;
 pub mod idx;
+#[cfg(feature = "image")]
+pub mod image_folder;
 pub mod named;
 
 use std::borrow::Cow;
@@ -30,6 +33,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::model::Normalize;
 use crate::tensor::Tensor;
 
 pub use batch::load_safetensors_batch;
@@ -372,6 +376,59 @@ pub struct Splits {
     /// `mnist`, `fashion-mnist`, `kmnist`, or `mnist-5k` for the embedded sample — or the
     /// folder or file it was read from.
     pub dataset: String,
+    /// The class names, when the data has them (an image folder's subfolders, CIFAR-10's
+    /// classes): recorded in the model (`seqnet.classes`), printed by predict.
+    pub classes: Option<Vec<String>>,
+    /// The normalisation this data is used with unless the run gives one (CIFAR-10's
+    /// per-channel means and stds; none for the others).
+    pub normalize: Option<Normalize>,
+    /// The split to record, when it is not the recipe's `official` or `book`: an image
+    /// folder's hold-out (`holdout 0.2`).
+    pub split: Option<String>,
+}
+
+/// How an image folder ([`image_folder`], `image` feature) is read: the options that
+/// `--resize`, `--grey` and `--holdout` give.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FolderOptions {
+    /// Scale every image to `(height, width)`; `None`: all must have one size.
+    pub resize: Option<(usize, usize)>,
+    /// One grey channel instead of RGB.
+    pub grey: bool,
+    /// The fraction of each class held out for test when the folder has no `train/` and
+    /// `test/` (or `val/`) folders.
+    pub holdout: f32,
+}
+
+impl FolderOptions {
+    /// How to read an image folder for a model taking `input` (`[C, H, W]`) that was
+    /// trained with the split `split` (its `seqnet.split`): scaled to H×W, grey when C is
+    /// 1, and the hold-out fraction it was trained with, so that an evaluation sees the
+    /// images the run held out.
+    pub fn for_model(input: &[usize], split: Option<&str>) -> FolderOptions {
+        let mut o = FolderOptions::default();
+        if let [c, h, w] = *input {
+            o.grey = c == 1;
+            o.resize = Some((h, w));
+        }
+        if let Some(f) = split
+            .and_then(|s| s.strip_prefix("holdout "))
+            .and_then(|f| f.parse::<f32>().ok())
+        {
+            o.holdout = f;
+        }
+        o
+    }
+}
+
+impl Default for FolderOptions {
+    fn default() -> Self {
+        FolderOptions {
+            resize: None,
+            grey: false,
+            holdout: 0.2,
+        }
+    }
 }
 
 /// `60000` → `"60,000"`.
@@ -525,6 +582,9 @@ fn load_dir_as(
             test: Some(test),
             source,
             dataset: dataset.to_string(),
+            classes: None,
+            normalize: None,
+            split: None,
         });
     }
     let (train, test) = rayon::join(
@@ -587,6 +647,9 @@ fn load_dir_as(
         test: Some(test),
         source: String::new(),
         dataset: dataset.to_string(),
+        classes: None,
+        normalize: None,
+        split: None,
     };
     splits.source = format!("{label} ({}{how})", splits.counts());
     Ok(splits)
@@ -604,12 +667,25 @@ fn load_dir_as(
 /// `data_dir` is searched first for named sets. With [`Split::Book`], the embedded
 /// sample's 4,000 training images split 3,000 train / 1,000 validation.
 pub fn load(name_or_dir: Option<&str>, data_dir: Option<&Path>, split: Split) -> Result<Splits> {
-    load_in(
+    load_with(name_or_dir, data_dir, split, &FolderOptions::default())
+}
+
+/// [`load`], with `folder` saying how an image folder is read. Besides the sources
+/// [`load`] lists, `name_or_dir` may be `cifar10` ([`cifar`]), a folder holding
+/// CIFAR-10's `.bin` files, or a folder of class folders of images ([`image_folder`]).
+pub fn load_with(
+    name_or_dir: Option<&str>,
+    data_dir: Option<&Path>,
+    split: Split,
+    folder: &FolderOptions,
+) -> Result<Splits> {
+    load_in_with(
         name_or_dir,
         data_dir,
         split,
         &named::SearchEnv::process(),
         Parts::All,
+        folder,
     )
 }
 
@@ -627,21 +703,67 @@ pub fn load_test_set(
 /// [`load_test_set`] as [`Splits`] (with an empty training set), which also say which
 /// data it is ([`Splits::dataset`]).
 pub fn load_test_splits(name_or_dir: Option<&str>, data_dir: Option<&Path>) -> Result<Splits> {
-    load_in(
+    load_test_splits_with(name_or_dir, data_dir, &FolderOptions::default())
+}
+
+/// [`load_test_splits`], with `folder` saying how an image folder is read (for a
+/// hold-out split, the same `holdout` the model was trained with gives the same test
+/// images).
+pub fn load_test_splits_with(
+    name_or_dir: Option<&str>,
+    data_dir: Option<&Path>,
+    folder: &FolderOptions,
+) -> Result<Splits> {
+    load_in_with(
         name_or_dir,
         data_dir,
         Split::Official,
         &named::SearchEnv::process(),
         Parts::TestOnly,
+        folder,
     )
 }
 
+#[cfg(test)]
 fn load_in(
     name_or_dir: Option<&str>,
     data_dir: Option<&Path>,
     split: Split,
     env: &named::SearchEnv,
     parts: Parts,
+) -> Result<Splits> {
+    load_in_with(
+        name_or_dir,
+        data_dir,
+        split,
+        env,
+        parts,
+        &FolderOptions::default(),
+    )
+}
+
+/// The book's split is MNIST's; other data has its own training and test sets.
+fn refuse_book(split: Split, what: &str, path: &Path) -> Result<()> {
+    if split == Split::Book {
+        return Err(data_err(
+            path,
+            format!(
+                "--split book is the book's MNIST split (50,000 train / 10,000 validation); \
+                 {what} trains on its training images and tests on its test images: leave \
+                 --split out"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn load_in_with(
+    name_or_dir: Option<&str>,
+    data_dir: Option<&Path>,
+    split: Split,
+    env: &named::SearchEnv,
+    parts: Parts,
+    folder: &FolderOptions,
 ) -> Result<Splits> {
     named::check_data_dir(data_dir)?;
     match name_or_dir {
@@ -672,6 +794,10 @@ fn load_in(
             if key == embedded::NAME {
                 return embedded_splits(split);
             }
+            if cifar::is_name(&key) {
+                refuse_book(split, "CIFAR-10", Path::new(cifar::NAME))?;
+                return cifar::load_named(data_dir, env, parts == Parts::TestOnly);
+            }
             if let Some(name) = named::known(&key) {
                 let search = named::search(name, data_dir, env);
                 return match search.found {
@@ -684,15 +810,46 @@ fn load_in(
                 return Err(data_err(
                     dir,
                     format!(
-                        "no such folder, and not a dataset name (the names are {}, {})",
+                        "no such folder, and not a dataset name (the names are {}, {}, {})",
                         KNOWN_NAMES.join(", "),
+                        cifar::NAME,
                         embedded::NAME
                     ),
                 ));
             }
+            if cifar::looks_like(dir) {
+                refuse_book(split, "CIFAR-10", dir)?;
+                return cifar::load_dir(dir, parts == Parts::TestOnly, &dir.display().to_string());
+            }
+            if dir.is_dir() && named::standard_files(dir).is_err() && has_subfolder(dir) {
+                refuse_book(split, "an image folder", dir)?;
+                return load_image_folder(dir, folder, parts);
+            }
             load_any_dir(dir, split, parts)
         }
     }
+}
+
+/// True if `dir` has a subfolder: an image folder's classes (or train/test).
+fn has_subfolder(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|e| e.path().is_dir()))
+        .unwrap_or(false)
+}
+
+#[cfg(feature = "image")]
+fn load_image_folder(dir: &Path, folder: &FolderOptions, parts: Parts) -> Result<Splits> {
+    image_folder::load(dir, folder, parts == Parts::TestOnly)
+}
+
+#[cfg(not(feature = "image"))]
+fn load_image_folder(dir: &Path, _: &FolderOptions, _: Parts) -> Result<Splits> {
+    Err(data_err(
+        dir,
+        "holds subfolders, as a folder of class folders of images would, but this seqnet \
+         was built without the image feature, which reads PNG and JPEG; build it with the \
+         default features",
+    ))
 }
 
 fn load_named_dir(dir: &Path, name: &str, split: Split, parts: Parts) -> Result<Splits> {
@@ -718,6 +875,9 @@ fn embedded_splits(split: Split) -> Result<Splits> {
         test: Some(test),
         source: String::new(),
         dataset: embedded::NAME.to_string(),
+        classes: None,
+        normalize: None,
+        split: None,
     };
     splits.source = format!(
         "the embedded 5,000-image MNIST sample ({}{how})",

@@ -327,6 +327,21 @@ pub(crate) fn check_data_dir(data_dir: Option<&Path>) -> Result<()> {
     }
 }
 
+/// The folders named after a dataset that the search looks in, in order, with why: for
+/// datasets other than the IDX ones (CIFAR-10), whose files have names of their own, so
+/// no folder holding them directly is taken for another set.
+pub(crate) fn named_places(
+    name: &str,
+    data_dir: Option<&Path>,
+    env: &SearchEnv,
+) -> Vec<(PathBuf, &'static str)> {
+    places(name, data_dir, env)
+        .into_iter()
+        .filter(|(_, _, place)| matches!(place, Place::Named))
+        .map(|(dir, origin, _)| (dir, origin))
+        .collect()
+}
+
 /// Every folder [`resolve_named`] would look in for `name`, in order (for listing, or
 /// for messages).
 pub fn search_path(name: &str, data_dir: Option<&Path>) -> Result<Vec<PathBuf>> {

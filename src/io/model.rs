@@ -5,12 +5,13 @@
 //! |---|---|
 //! | `seqnet.spec` | the canonical spec, e.g. `Conv2d(1, 20, kernel_size=(5, 5), stride=(1, 1)) -> ReLU() -> …` |
 //! | `seqnet.input` | the per-image input shape, `1x28x28` |
-//! | `seqnet.normalize` | optional `mean,std` applied to pixels after /255 (train and predict) |
+//! | `seqnet.normalize` | optional `mean,std` applied to pixels after /255 (train and predict), or per channel the means then the stds (`m1,m2,m3,s1,s2,s3`) |
 //! | `seqnet.classes` | optional JSON list of class names |
 //! | `seqnet.seed` | optional seed the run started from |
 //! | `seqnet.dataset` | optional data it was trained on: `mnist`, `mnist-5k` (the embedded sample), `fashion-mnist`, `kmnist`, or a folder or file |
-//! | `seqnet.split` | optional split of that data it was trained on: `official` or `book` |
+//! | `seqnet.split` | optional split of that data it was trained on: `official`, `book`, or an image folder's `holdout 0.2` |
 //! | `seqnet.train_images` | optional number of training images |
+//! | `seqnet.images` | optional `resized`: predict scales image files to the input size as they are (image folders, CIFAR-10) instead of preparing them as MNIST digits |
 //!
 //! So `model.load_state_dict(safetensors.torch.load_file(path))` works in PyTorch, and a
 //! file PyTorch wrote with `save_file(model.state_dict(), path, metadata={...})` loads here.
@@ -26,20 +27,157 @@ use crate::sequential::Sequential;
 use crate::shape::{fmt_shape, parse_shape};
 use crate::tensor::Tensor;
 
-/// Pixel normalisation: `(x − mean) / std`, after u8 pixels are divided by 255.
+/// Pixel normalisation, torchvision's `transforms.Normalize(mean, std)`: `(x − mean[c]) /
+/// std[c]` for channel `c`, after u8 pixels are divided by 255. One mean and std apply to
+/// every channel (MNIST's `0.1307,0.3081`); or one per channel, up to
+/// [`Normalize::MAX_CHANNELS`] (CIFAR-10's three).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalize {
-    pub mean: f32,
-    pub std: f32,
+    means: [f32; Normalize::MAX_CHANNELS],
+    stds: [f32; Normalize::MAX_CHANNELS],
+    /// 1 (the same for every channel) or the number of channels.
+    len: usize,
 }
 
 impl Normalize {
+    /// Channels a per-channel normalisation can have: RGB. Fixed, so that `Normalize`
+    /// stays `Copy` like the rest of a training configuration.
+    pub const MAX_CHANNELS: usize = 3;
+
+    /// One mean and std for every channel.
+    pub const fn new(mean: f32, std: f32) -> Self {
+        Normalize {
+            means: [mean; Normalize::MAX_CHANNELS],
+            stds: [std; Normalize::MAX_CHANNELS],
+            len: 1,
+        }
+    }
+
+    /// One mean and std per channel (or one for all), each finite, every std > 0.
+    pub fn per_channel(mean: &[f32], std: &[f32]) -> std::result::Result<Self, String> {
+        if mean.len() != std.len() || mean.is_empty() || mean.len() > Self::MAX_CHANNELS {
+            return Err(format!(
+                "{} means and {} stds: give one of each, or one per channel (at most {})",
+                mean.len(),
+                std.len(),
+                Self::MAX_CHANNELS
+            ));
+        }
+        if let Some(v) = mean.iter().chain(std).find(|v| !v.is_finite()) {
+            return Err(format!("{v} is not a finite number"));
+        }
+        if let Some(v) = std.iter().find(|&&v| v <= 0.0) {
+            return Err(format!("std {v} is not > 0"));
+        }
+        let mut n = Normalize::new(0.0, 1.0);
+        n.len = mean.len();
+        n.means[..mean.len()].copy_from_slice(mean);
+        n.stds[..std.len()].copy_from_slice(std);
+        Ok(n)
+    }
+
+    /// The text form, as `--normalize` takes it and `seqnet.normalize` stores it: `MEAN,STD`
+    /// or, per channel, the means then the stds (`M1,M2,M3,S1,S2,S3`).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let values: Vec<f32> = text
+            .split(',')
+            .map(|p| p.trim().parse::<f32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| "not a list of numbers".to_string())?;
+        if values.len() % 2 != 0 {
+            return Err(format!(
+                "{} numbers: give MEAN,STD or the means then the stds, one per channel",
+                values.len()
+            ));
+        }
+        let (mean, std) = values.split_at(values.len() / 2);
+        Self::per_channel(mean, std)
+    }
+
+    /// The means: one, or one per channel.
+    pub fn mean(&self) -> &[f32] {
+        &self.means[..self.len]
+    }
+
+    /// The stds: one, or one per channel.
+    pub fn std(&self) -> &[f32] {
+        &self.stds[..self.len]
+    }
+
+    /// How many channels it is for: `None` when one mean and std serve every channel.
+    pub fn channels(&self) -> Option<usize> {
+        (self.len > 1).then_some(self.len)
+    }
+
+    /// `(x − 0.1307)/0.3081`, or `(x − (0.49, 0.48, 0.45))/(0.25, 0.24, 0.26)`.
+    pub fn describe(&self) -> String {
+        let list = |v: &[f32]| match v {
+            [one] => one.to_string(),
+            many => format!(
+                "({})",
+                many.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        format!("(x − {})/{}", list(self.mean()), list(self.std()))
+    }
+
+    /// Normalises one image, `C×H×W` values (channel planes of `values.len() / C` each).
+    /// A per-channel normalisation needs as many channels as it has.
     pub fn apply(&self, values: &mut [f32]) {
-        for v in values {
-            *v = (*v - self.mean) / self.std;
+        let per = values.len();
+        self.apply_images(values, per);
+    }
+
+    /// Normalises images of `image_len` values each, one after the other (a batch).
+    pub fn apply_images(&self, values: &mut [f32], image_len: usize) {
+        if self.len == 1 {
+            let (mean, std) = (self.means[0], self.stds[0]);
+            for v in values {
+                *v = (*v - mean) / std;
+            }
+            return;
+        }
+        let plane = image_len / self.len;
+        debug_assert_eq!(
+            plane * self.len,
+            image_len,
+            "channels of {image_len} values"
+        );
+        for image in values.chunks_exact_mut(image_len.max(1)) {
+            for (c, channel) in image.chunks_exact_mut(plane.max(1)).enumerate() {
+                let (mean, std) = (self.means[c], self.stds[c]);
+                for v in channel {
+                    *v = (*v - mean) / std;
+                }
+            }
         }
     }
 }
+
+impl std::fmt::Display for Normalize {
+    /// The text [`Normalize::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self
+            .mean()
+            .iter()
+            .chain(self.std())
+            .map(|v| v.to_string())
+            .collect();
+        f.write_str(&all.join(","))
+    }
+}
+
+/// The metadata key saying how `seqnet predict` prepares image files for the model:
+/// [`IMAGES_RESIZED`] for models trained on image folders or CIFAR-10; absent (MNIST's
+/// digit preparation) otherwise.
+pub const IMAGES_KEY: &str = "seqnet.images";
+
+/// Image files are scaled to the input size as they are (no inversion, cropping or
+/// centring), as `--resize` does for image folders.
+pub const IMAGES_RESIZED: &str = "resized";
 
 /// What a model file says besides its weights.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -108,7 +246,7 @@ impl ModelInfo {
         );
         m.insert("seqnet.version".into(), env!("CARGO_PKG_VERSION").into());
         if let Some(n) = self.normalize {
-            m.insert("seqnet.normalize".into(), format!("{},{}", n.mean, n.std));
+            m.insert("seqnet.normalize".into(), n.to_string());
         }
         if let Some(c) = &self.classes {
             m.insert(
@@ -150,25 +288,15 @@ impl ModelInfo {
             .map_err(|e| err(path, format!("metadata seqnet.input: {e}")))?;
         let normalize = match m.remove("seqnet.normalize") {
             None => None,
-            Some(text) => {
-                let parts: Vec<f32> = text
-                    .split(',')
-                    .filter_map(|p| p.trim().parse().ok())
-                    .collect();
-                match parts[..] {
-                    [mean, std] if mean.is_finite() && std.is_finite() && std > 0.0 => {
-                        Some(Normalize { mean, std })
-                    }
-                    _ => {
-                        return Err(err(
-                            path,
-                            format!(
-                                "metadata seqnet.normalize '{text}' is not 'mean,std' with std > 0"
-                            ),
-                        ));
-                    }
-                }
-            }
+            Some(text) => Some(Normalize::parse(&text).map_err(|why| {
+                err(
+                    path,
+                    format!(
+                        "metadata seqnet.normalize '{text}' is not 'mean,std' with std > 0 \
+                         (or the means then the stds, one per channel): {why}"
+                    ),
+                )
+            })?),
         };
         let classes = match m.remove("seqnet.classes") {
             None => None,

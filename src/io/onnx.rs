@@ -555,10 +555,9 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
     }
     let doc = match info.normalize {
         Some(n) => format!(
-            "{}\n\nInput: pixels/255, then (x - {}) / {} (not part of the graph).",
+            "{}\n\nInput: pixels/255, then {} per channel (not part of the graph).",
             net.spec(),
-            n.mean,
-            n.std
+            n.describe().replace('−', "-"),
         ),
         None => format!("{}\n\nInput: pixels/255.", net.spec()),
     };
@@ -593,7 +592,7 @@ pub fn export(net: &Sequential, info: &ModelInfo) -> Result<Onnx> {
         ),
     ];
     if let Some(n) = info.normalize {
-        meta.push(("seqnet.normalize".into(), format!("{},{}", n.mean, n.std)));
+        meta.push(("seqnet.normalize".into(), n.to_string()));
     }
     if let Some(c) = &info.classes {
         meta.push((

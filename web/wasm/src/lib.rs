@@ -8,7 +8,7 @@ use std::path::Path;
 
 use seqnet::data::{Dataset, embedded};
 use seqnet::evaluate::Misfit;
-use seqnet::io::model::{self, ModelInfo, Normalize, TrainedOn};
+use seqnet::io::model::{self, ModelInfo, TrainedOn};
 use seqnet::layers::Layer;
 use seqnet::recipe::{OptimizerChoice, Recipe};
 use seqnet::summary::Summary;
@@ -516,7 +516,7 @@ impl Session {
         self.info
             .as_ref()
             .and_then(|i| i.normalize)
-            .map(|Normalize { mean, std }| format!("{mean},{std}"))
+            .map(|n| n.to_string())
     }
 }
 
