@@ -378,6 +378,28 @@ await test('a model file from the CLI opens in the page', async () => {
   assert(await errorText() === '', await errorText());
 });
 
+await test('a model whose input shape does not match the data is refused with the message', async () => {
+  // Flatten() -> Linear(4, 10) for 1×2×2 images, written as seqnet writes models.
+  const w = new Float32Array(40).fill(0.1), b = new Float32Array(10);
+  const data = Buffer.concat([Buffer.from(w.buffer), Buffer.from(b.buffer)]);
+  let json = JSON.stringify({
+    __metadata__: { format: 'pt', 'seqnet.spec': 'Flatten() -> Linear(4, 10)', 'seqnet.input': '1x2x2' },
+    '1.bias': { dtype: 'F32', shape: [10], data_offsets: [160, 200] },
+    '1.weight': { dtype: 'F32', shape: [10, 4], data_offsets: [0, 160] },
+  });
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = Buffer.concat([len, Buffer.from(json), data]);
+  await page.setInputFiles('#model-file', { name: 'tiny.safetensors', mimeType: 'application/octet-stream', buffer: file });
+  await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 });
+  const text = await errorText();
+  assert(text === 'error: tiny.safetensors: the network takes images shaped 1×2×2 but the data\'s are 1×28×28; rebuild it with --spec, or use data of that shape', text);
+  // The page shows the model's network; back to the seed network for the next tests.
+  await page.fill('#input-shape', '1x28x28');
+  await setSpec(SEED);
+});
+
 await test('pause stops the run and resume finishes it', async () => {
   await page.evaluate(() => { window.seqnetLimit = 1600; });
   await page.fill('#batch', '10');
