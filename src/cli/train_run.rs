@@ -64,16 +64,16 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     if recipe.normalize.is_none() {
         recipe.normalize = data.normalize;
     }
-    if let Some(n) = recipe.normalize.and_then(|n| n.channels()) {
-        if n != data.train.shape[0] {
-            bail!(
-                "--normalize gives {n} means and stds, one per channel, but the images of {} \
+    if let Some(n) = recipe.normalize.and_then(|n| n.channels())
+        && n != data.train.shape[0]
+    {
+        bail!(
+            "--normalize gives {n} means and stds, one per channel, but the images of {} \
                  have {} channel{}; give one mean and std, or one per channel",
-                data.source,
-                data.train.shape[0],
-                super::plural(data.train.shape[0])
-            );
-        }
+            data.source,
+            data.train.shape[0],
+            super::plural(data.train.shape[0])
+        );
     }
     if let Some(limit) = args.limit {
         if limit == 0 {
@@ -204,12 +204,12 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     }
     // The data's class names, when it has them; outputs past the data's classes (a
     // Linear(…, 10) on two classes) are named by their index, as elsewhere.
-    if let (Some(names), &[outputs]) = (&data.classes, net.output_shape()) {
-        if outputs >= names.len() {
-            let mut all = names.clone();
-            all.extend((names.len()..outputs).map(|k| k.to_string()));
-            info.classes = Some(all);
-        }
+    if let (Some(names), &[outputs]) = (&data.classes, net.output_shape())
+        && outputs >= names.len()
+    {
+        let mut all = names.clone();
+        all.extend((names.len()..outputs).map(|k| k.to_string()));
+        info.classes = Some(all);
     }
     info.trained_on = Some(model::TrainedOn {
         dataset: data.dataset.clone(),

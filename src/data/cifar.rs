@@ -115,7 +115,7 @@ pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 fn parse_batch(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format!(
             "is {} bytes, not a whole number of {}-byte records (a label byte and 3×32×32 \
              pixel bytes): the file is truncated or not a CIFAR-10 binary batch; fetch it \

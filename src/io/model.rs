@@ -84,7 +84,7 @@ impl Normalize {
             .map(|p| p.trim().parse::<f32>())
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| "not a list of numbers".to_string())?;
-        if values.len() % 2 != 0 {
+        if !values.len().is_multiple_of(2) {
             return Err(format!(
                 "{} numbers: give MEAN,STD or the means then the stds, one per channel",
                 values.len()
