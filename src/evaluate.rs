@@ -269,10 +269,10 @@ pub fn class_names<'a>(
     outputs: usize,
 ) -> Vec<String> {
     for info in infos {
-        if let Some(names) = &info.classes {
-            if names.len() >= outputs {
-                return names[..outputs].to_vec();
-            }
+        if let Some(names) = &info.classes
+            && names.len() >= outputs
+        {
+            return names[..outputs].to_vec();
         }
     }
     (0..outputs).map(|k| k.to_string()).collect()

@@ -637,7 +637,7 @@ impl Observer for RunObserver<'_, '_> {
         }
         let global_step = state.epoch * steps + state.step_in_epoch;
         let every = self.opts.checkpoint_every;
-        if every > 0 && global_step % every == 0 {
+        if every > 0 && global_step.is_multiple_of(every) {
             self.checkpoint(net, state)?;
         }
         self.progress.step(state, steps, loss)
@@ -651,15 +651,15 @@ impl Observer for RunObserver<'_, '_> {
     ) -> Result<()> {
         let line = serde_json::to_string(r).unwrap_or_default();
         writeln!(self.metrics, "{line}").map_err(|e| Error::io(self.run.metrics_path(), e))?;
-        if let Some(val) = r.val_accuracy {
-            if Best::is_new_best(val, self.best.as_ref()) {
-                self.best = Some(Best {
-                    epoch: r.epoch,
-                    val_accuracy: val,
-                    test_accuracy: r.test_accuracy,
-                });
-                model::save(&self.run.best_path(), net, &self.opts.info)?;
-            }
+        if let Some(val) = r.val_accuracy
+            && Best::is_new_best(val, self.best.as_ref())
+        {
+            self.best = Some(Best {
+                epoch: r.epoch,
+                val_accuracy: val,
+                test_accuracy: r.test_accuracy,
+            });
+            model::save(&self.run.best_path(), net, &self.opts.info)?;
         }
         self.checkpoint(net, state)?;
         self.progress.epoch(r)

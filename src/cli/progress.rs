@@ -36,7 +36,7 @@ impl Progress for Show {
                 bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, self.epochs));
             }
             bar.set_position(state.step_in_epoch as u64);
-            if state.step_in_epoch % 20 == 0 || state.step_in_epoch == steps {
+            if state.step_in_epoch.is_multiple_of(20) || state.step_in_epoch == steps {
                 let rate = bar.per_sec() * self.batch_size as f64;
                 bar.set_message(format!("loss {loss:.4} {rate:.0} img/s"));
             }

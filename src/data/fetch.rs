@@ -511,15 +511,16 @@ impl Fetcher {
         sync_dir(dest);
         let mut notes = Vec::new();
         for f in &source.files {
-            if let Some(raw) = f.name.strip_suffix(".gz") {
-                if dest.join(raw).is_file() && STANDARD_FILES.contains(&raw) {
-                    notes.push(format!(
-                        "{} also holds the uncompressed {raw}, which seqnet reads instead of \
+            if let Some(raw) = f.name.strip_suffix(".gz")
+                && dest.join(raw).is_file()
+                && STANDARD_FILES.contains(&raw)
+            {
+                notes.push(format!(
+                    "{} also holds the uncompressed {raw}, which seqnet reads instead of \
                          {}; delete it if it is not the same data",
-                        dest.display(),
-                        f.name
-                    ));
-                }
+                    dest.display(),
+                    f.name
+                ));
             }
         }
         Ok(Report {
@@ -601,12 +602,12 @@ impl Fetcher {
                 bytes: total,
             });
         }
-        if let Some(want) = file.size {
-            if total != want {
-                return Err(Failure::Other(format!(
-                    "got {total} bytes, but the file is {want} bytes"
-                )));
-            }
+        if let Some(want) = file.size
+            && total != want
+        {
+            return Err(Failure::Other(format!(
+                "got {total} bytes, but the file is {want} bytes"
+            )));
         }
         let got = hex(&hasher.finalize());
         if got != file.sha256 {

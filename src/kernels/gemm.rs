@@ -847,7 +847,7 @@ mod avx2 {
         panel: &mut [f32],
     ) -> usize {
         let blocks = kc / 8;
-        assert!(TN % 8 == 0);
+        assert!(TN.is_multiple_of(8));
         assert!(srcs.iter().all(|s| s.len() >= kc) && panel.len() >= kc * TN);
         // SAFETY: the assert bounds every load (8 values at p < 8·blocks ≤ kc) and every
         // store (8 values at (p + q)·TN + h·8 + 8 ≤ kc·TN).

@@ -562,15 +562,15 @@ pub(crate) fn groups_refusal(
     out_channels: usize,
     groups: usize,
 ) -> Option<String> {
-    let which = if in_channels % groups != 0 {
+    let which = if !in_channels.is_multiple_of(groups) {
         format!("in_channels {in_channels}")
-    } else if out_channels % groups != 0 {
+    } else if !out_channels.is_multiple_of(groups) {
         format!("out_channels {out_channels}")
     } else {
         return None;
     };
     // The depthwise hint only where it would fit.
-    let hint = if out_channels % in_channels == 0 {
+    let hint = if out_channels.is_multiple_of(in_channels) {
         format!(" (groups={in_channels} is a depthwise convolution)")
     } else {
         String::new()

@@ -80,7 +80,7 @@ impl Layer for Dropout2d {
             [_, _, h, w] => h * w,
             _ => self.plane,
         };
-        debug_assert!(plane > 0 && inp.len() % plane == 0);
+        debug_assert!(plane > 0 && inp.len().is_multiple_of(plane));
         let (p, scale) = (self.p, 1.0 / (1.0 - self.p));
         let planes = inp.len() / plane.max(1);
         self.mask.reserve(planes);

@@ -691,19 +691,19 @@ fn avgpool2d(b: &Bound) -> Result<Box<dyn Layer>> {
     let (kernel, stride, padding) = pool_sizes(b)?;
     let ceil_mode = b.flag("ceil_mode")?.unwrap_or(false);
     let count_include_pad = b.flag("count_include_pad")?.unwrap_or(true);
-    if !b.is_none("divisor_override") {
-        if let Some(d) = b.size("divisor_override", 1)? {
-            let span = b
-                .get("divisor_override")
-                .map_or(call.span.clone(), |n| n.span.clone());
-            return Err(b.bad(
-                span,
-                format!(
-                    "divisor_override={d} is not implemented in seqnet (only None: the \
+    if !b.is_none("divisor_override")
+        && let Some(d) = b.size("divisor_override", 1)?
+    {
+        let span = b
+            .get("divisor_override")
+            .map_or(call.span.clone(), |n| n.span.clone());
+        return Err(b.bad(
+            span,
+            format!(
+                "divisor_override={d} is not implemented in seqnet (only None: the \
                      window area divides)"
-                ),
-            ));
-        }
+            ),
+        ));
     }
     let mut pool = AvgPool2d::new(kernel)
         .padding(padding)
@@ -747,16 +747,16 @@ fn adaptive_size(b: &Bound) -> Result<AdaptiveSize> {
 
 fn flatten(b: &Bound) -> Result<Box<dyn Layer>> {
     for (name, supported) in [("start_dim", 1), ("end_dim", -1)] {
-        if let (Some(v), Some(node)) = (b.int(name)?, b.get(name)) {
-            if v != supported {
-                return Err(b.bad(
-                    node.span.clone(),
-                    format!(
-                        "{name}={v} is not implemented in seqnet; Flatten flattens every \
+        if let (Some(v), Some(node)) = (b.int(name)?, b.get(name))
+            && v != supported
+        {
+            return Err(b.bad(
+                node.span.clone(),
+                format!(
+                    "{name}={v} is not implemented in seqnet; Flatten flattens every \
                          dimension after the batch (start_dim=1, end_dim=-1)"
-                    ),
-                ));
-            }
+                ),
+            ));
         }
     }
     Ok(Box::new(Flatten::new()))

@@ -88,13 +88,14 @@ impl<'a> Bound<'a> {
             .collect();
         let given = call.args.iter().filter(|a| a.key.is_none()).count();
         let mut args = call.args.iter().peekable();
-        if let (Some(name), Some(first)) = (lazy_in, args.peek()) {
-            if first.key.is_none() && matches!(first.value.kind, NodeKind::Int(0)) && given >= 2 {
-                if let Some(slot) = sig.iter().position(|p| p.name == name) {
-                    b.slots[slot] = Some(&first.value);
-                    args.next();
-                }
-            }
+        if let (Some(name), Some(first)) = (lazy_in, args.peek())
+            && first.key.is_none()
+            && matches!(first.value.kind, NodeKind::Int(0))
+            && given >= 2
+            && let Some(slot) = sig.iter().position(|p| p.name == name)
+        {
+            b.slots[slot] = Some(&first.value);
+            args.next();
         }
         // The placeholder 0 of a lazy print is not one of PyTorch's parameters.
         let given = args.clone().filter(|a| a.key.is_none()).count();
@@ -317,10 +318,10 @@ impl<'a> Bound<'a> {
         let Some(node) = self.get(name) else {
             return Ok(None);
         };
-        if let NodeKind::Str(s) = &node.kind {
-            if let Some(&c) = choices.iter().find(|&&c| c == s) {
-                return Ok(Some(c));
-            }
+        if let NodeKind::Str(s) = &node.kind
+            && let Some(&c) = choices.iter().find(|&&c| c == s)
+        {
+            return Ok(Some(c));
         }
         let quoted: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
         let what = match quoted.as_slice() {

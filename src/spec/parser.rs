@@ -75,10 +75,10 @@ pub(super) struct Open {
 /// `nn.Conv2d` and `torch.nn.Conv2d` are Conv2d, so pasted Python code works.
 pub(super) fn strip_prefix(name: &str) -> &str {
     for prefix in ["torch.nn.", "nn."] {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            if !rest.is_empty() {
-                return rest;
-            }
+        if let Some(rest) = name.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            return rest;
         }
     }
     name
@@ -597,11 +597,13 @@ impl Parser<'_> {
             }
         };
         let span = open_tok.span.start..end;
-        if paren && !comma && items.len() == 1 {
-            if let Some(mut only) = items.pop() {
-                only.span = span;
-                return Ok(only);
-            }
+        if paren
+            && !comma
+            && items.len() == 1
+            && let Some(mut only) = items.pop()
+        {
+            only.span = span;
+            return Ok(only);
         }
         Ok(Node {
             kind: NodeKind::Tuple(items),
