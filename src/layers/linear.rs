@@ -175,32 +175,25 @@ impl Layer for Linear {
         // batch in image order, whatever the split between threads. The first write
         // after zero_grad overwrites (beta = 0) rather than clearing first: 0 + x is x,
         // so the bits are the same and a pass over the weights' size is saved.
-        // dinp (N × I) = dout (N × O) · weight (O × I).
-        let (value, dw, add) = w.value_and_grad_to_write();
-        let Some(dinp) = dinp else {
-            gemm_par(
-                1.0,
-                MatRef::new(dout.data(), n, o).t(),
-                MatRef::new(self.inp.data(), n, i),
-                if add { 1.0 } else { 0.0 },
-                dw.data_mut(),
-                i,
-            );
-            return;
-        };
-        super::recycle(dinp, &[n, i]);
-        // Both in one pass over the weight at small batches (the same bits as the two
-        // GEMMs; kernels/thin.rs).
-        thin::backward_fused_par(
-            dout.data(),
-            self.inp.data(),
-            n,
-            o,
-            i,
-            value.data(),
+        let (dw, add) = w.grad_to_write();
+        gemm_par(
+            1.0,
+            MatRef::new(dout.data(), n, o).t(),
+            MatRef::new(self.inp.data(), n, i),
+            if add { 1.0 } else { 0.0 },
             dw.data_mut(),
-            add,
+            i,
+        );
+        // dinp (N × I) = dout (N × O) · weight (O × I)
+        let Some(dinp) = dinp else { return };
+        super::recycle(dinp, &[n, i]);
+        gemm_par(
+            1.0,
+            MatRef::new(dout.data(), n, o),
+            MatRef::new(w.value.data(), o, i),
+            0.0,
             dinp.data_mut(),
+            i,
         );
     }
 

@@ -160,13 +160,6 @@ impl Param {
         (&mut self.grad, add)
     }
 
-    /// [`Param::grad_to_write`] beside the value (read-only): for a backward that reads
-    /// the weight while it writes its gradient.
-    pub fn value_and_grad_to_write(&mut self) -> (&Tensor, &mut Tensor, bool) {
-        let add = !std::mem::replace(&mut self.grad_is_zero, false);
-        (&self.value, &mut self.grad, add)
-    }
-
     /// The value to update and the gradient to update it with (`None`: zero).
     pub fn value_and_grad(&mut self) -> (&mut Tensor, Option<&Tensor>) {
         (&mut self.value, (!self.grad_is_zero).then_some(&self.grad))
