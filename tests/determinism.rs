@@ -27,7 +27,7 @@ fn train_with(
         let train = train.subset(0..images);
         let test = test.subset(0..100);
         let mut net = seqnet::spec::build(spec, &train.shape, 7).unwrap();
-        let opt = Optimizer::new(OptimizerKind::Sgd { momentum }, 0.05, 0.0, 0.0);
+        let opt = Optimizer::new(OptimizerKind::sgd(momentum), 0.05, 0.0, 0.0);
         let mut state = TrainState::new(opt, 7);
         let cfg = TrainConfig {
             epochs: 1,

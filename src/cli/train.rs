@@ -9,14 +9,40 @@ use seqnet::Init;
 use seqnet::io::model::Normalize;
 use seqnet::presets;
 use seqnet::recipe::{OptimizerChoice, Recipe};
+use seqnet::schedule::{OneCycle, Per, Schedule, Warmup};
 
 #[derive(
     clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerArg {
+    /// torch.optim.SGD (with --momentum, --nesterov).
     Sgd,
+    /// torch.optim.Adam: β = (0.9, 0.999), ε = 1e-8, --weight-decay added to the gradient.
     Adam,
+    /// torch.optim.AdamW: Adam with --weight-decay decoupled (default 0.01).
+    Adamw,
+}
+
+/// `--schedule`: PyTorch's learning-rate schedulers.
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleArg {
+    /// StepLR: lr × --gamma every --step-size epochs.
+    Step,
+    /// MultiStepLR: lr × --gamma at each epoch of --milestones.
+    Multistep,
+    /// CosineAnnealingLR: half a cosine from lr to --eta-min over the run (--t-max
+    /// epochs), after a --warmup-epochs/--warmup-steps linear warm-up if given.
+    Cosine,
+    /// OneCycleLR: per mini-batch, up from --max-lr/--div-factor to --max-lr and down;
+    /// momentum (Adam's β1) cycles the other way.
+    Onecycle,
+    /// LinearLR: from lr × --warmup-start-factor up to lr over --warmup-epochs or
+    /// --warmup-steps, then constant.
+    LinearWarmup,
 }
 
 #[derive(
@@ -96,26 +122,133 @@ pub struct Args {
     /// --optimizer adam).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr: Option<f32>,
-    /// The update rule, e.g. --optimizer adam (torch.optim.Adam's defaults).
+    /// The update rule, e.g. --optimizer adamw: sgd (torch.optim.SGD), adam
+    /// (torch.optim.Adam's defaults) or adamw (torch.optim.AdamW's, weight decay 0.01).
     #[arg(long, value_enum, default_value = "sgd")]
     pub(super) optimizer: OptimizerArg,
     /// SGD momentum, as torch.optim.SGD, e.g. --momentum 0. Default: the recipe's (0.9,
-    /// or the book's 0).
+    /// or the book's 0). With --schedule onecycle the momentum is cycled instead (see
+    /// --base-momentum).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f32>,
-    /// L2 penalty on every parameter, as torch.optim's weight_decay, e.g.
-    /// --weight-decay 5e-4.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub(super) weight_decay: f32,
-    /// The book's λ: decay λ/(mini-batches per epoch) on weights only, e.g. --l2 0.1.
+    /// SGD's Nesterov momentum, as torch.optim.SGD(nesterov=True): the step is
+    /// lr·(g + momentum·buf); needs a momentum above 0, e.g. --momentum 0.9 --nesterov.
+    /// Default: off.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) nesterov: bool,
+    /// PyTorch's weight_decay of the chosen optimizer, on every parameter: for sgd and
+    /// adam an L2 penalty added to the gradient (wd·p), for adamw the decoupled decay
+    /// p ← p·(1 − lr·wd) before each step, e.g. --weight-decay 5e-4. Default: 0, or
+    /// 0.01 with --optimizer adamw (torch.optim.AdamW's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) weight_decay: Option<f32>,
+    /// The book's λ: decay λ/(mini-batches per epoch) on weights only, added to the
+    /// gradient whatever the optimizer (not decoupled, even with adamw), e.g. --l2 0.1.
     /// Default: the recipe's (0, or the book's λ).
     #[arg(long, allow_negative_numbers = true)]
     l2: Option<f32>,
-    /// The learning-rate schedule: multiply it by this after each epoch, e.g.
-    /// --lr-decay 1 for a constant rate. Default: the recipe's (0.6 for seed and --spec/
-    /// --model networks, 1 for the book's presets).
-    #[arg(long, allow_negative_numbers = true)]
+    /// seqnet's per-epoch schedule: multiply the learning rate by this after each epoch
+    /// (as ExponentialLR), e.g. --lr-decay 1 for a constant rate. Default: the recipe's
+    /// (0.6 for seed and --spec/--model networks, 1 for the book's presets); not used
+    /// with --schedule.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "schedule")]
     pub(super) lr_decay: Option<f32>,
+    /// A PyTorch learning-rate scheduler instead of --lr-decay, e.g. --schedule onecycle:
+    /// step (StepLR), multistep (MultiStepLR), cosine (CosineAnnealingLR), onecycle
+    /// (OneCycleLR, per mini-batch) or linear-warmup (LinearLR, then constant). Default:
+    /// the recipe's --lr-decay.
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub(super) schedule: Option<ScheduleArg>,
+    /// --schedule step: epochs between decays (StepLR's step_size), e.g. --step-size 10.
+    /// Default: none, it must be given.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) step_size: Option<usize>,
+    /// --schedule step or multistep: the factor of each decay (gamma), e.g. --gamma 0.5.
+    /// Default: 0.1, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) gamma: Option<f64>,
+    /// --schedule multistep: the epochs (from 0, increasing) after which the rate is
+    /// multiplied by --gamma, e.g. --milestones 10,20. Default: none, they must be given.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) milestones: Option<String>,
+    /// --schedule cosine: the lowest rate (eta_min), e.g. --eta-min 1e-5. Default: 0.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) eta_min: Option<f64>,
+    /// --schedule cosine: the half period in epochs (T_max; in mini-batches after
+    /// --warmup-steps), e.g. --t-max 30. Default: the run's epochs (or mini-batches) left
+    /// after the warm-up.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) t_max: Option<usize>,
+    /// --schedule linear-warmup or cosine: warm up linearly over this many epochs, e.g.
+    /// --warmup-epochs 2. Default: no warm-up for cosine; linear-warmup needs this or
+    /// --warmup-steps.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "warmup_steps")]
+    #[serde(default)]
+    pub(super) warmup_epochs: Option<usize>,
+    /// --schedule linear-warmup or cosine: warm up linearly over this many mini-batches
+    /// (the cosine after it then counts mini-batches too), e.g. --warmup-steps 500.
+    /// Default: none.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) warmup_steps: Option<usize>,
+    /// The warm-up's first rate as a fraction of lr (LinearLR's start_factor, in (0, 1]),
+    /// e.g. --warmup-start-factor 0.1. Default: 1/3, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) warmup_start_factor: Option<f64>,
+    /// --schedule onecycle: the peak rate (max_lr), e.g. --max-lr 0.1. Default: --lr (the
+    /// recipe's).
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) max_lr: Option<f64>,
+    /// --schedule onecycle: the fraction of mini-batches spent rising (pct_start), e.g.
+    /// --pct-start 0.25. Default: 0.3.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) pct_start: Option<f64>,
+    /// --schedule onecycle: the first rate is max_lr/div_factor, e.g. --div-factor 10.
+    /// Default: 25.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) div_factor: Option<f64>,
+    /// --schedule onecycle: the last rate is max_lr/div_factor/final_div_factor, e.g.
+    /// --final-div-factor 100. Default: 1e4.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) final_div_factor: Option<f64>,
+    /// --schedule onecycle: the momentum (Adam's β1) at the peak rate, e.g.
+    /// --base-momentum 0.8. Default: 0.85, as PyTorch's (cycle_momentum=True).
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) base_momentum: Option<f64>,
+    /// --schedule onecycle: the momentum (Adam's β1) at the lowest rates, e.g.
+    /// --max-momentum 0.9. Default: 0.95, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) max_momentum: Option<f64>,
+    /// --schedule onecycle: keep the momentum (or β1) fixed (cycle_momentum=False).
+    /// Default: cycled, as PyTorch's.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) no_cycle_momentum: bool,
+    /// Label smoothing ε of the loss, as nn.CrossEntropyLoss(label_smoothing=ε): the
+    /// target is (1 − ε)·one-hot + ε/classes, e.g. --label-smoothing 0.1. Default: 0.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) label_smoothing: Option<f32>,
+    /// Early stopping: end the run when the validation accuracy has not improved for N
+    /// epochs (needs a validation set, e.g. --split book), e.g. --patience 3. The final
+    /// model is the last epoch's; best.safetensors holds the best one. Default: off.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) patience: Option<usize>,
     /// Parameter initialisation, e.g. --init book. Default: the preset's (book for the
     /// book's presets), else pytorch.
     #[arg(long, value_enum)]
@@ -230,14 +363,62 @@ pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Re
     r.use_optimizer(match args.optimizer {
         OptimizerArg::Sgd => OptimizerChoice::Sgd,
         OptimizerArg::Adam => OptimizerChoice::Adam,
+        OptimizerArg::Adamw => OptimizerChoice::AdamW,
     });
     r.epochs = args.epochs.unwrap_or(r.epochs);
     r.batch_size = args.batch_size.unwrap_or(r.batch_size);
     r.lr = args.lr.unwrap_or(r.lr);
     r.momentum = args.momentum.unwrap_or(r.momentum);
-    r.weight_decay = args.weight_decay;
+    r.weight_decay = args.weight_decay.unwrap_or(r.weight_decay);
     r.l2 = args.l2.unwrap_or(r.l2);
-    r.lr_decay = args.lr_decay.unwrap_or(r.lr_decay);
+    if let Some(gamma) = args.lr_decay {
+        check_positive("lr-decay", gamma)?;
+        r.schedule = Schedule::Exponential { gamma };
+    }
+    if let Some(kind) = args.schedule {
+        r.schedule = schedule(args, kind, r.lr)?;
+    }
+    refuse_unused_schedule_options(args, &r.schedule)?;
+    if args.nesterov {
+        if r.optimizer != OptimizerChoice::Sgd {
+            bail!(
+                "--nesterov is SGD's (torch.optim.SGD(nesterov=True)); --optimizer {} has none",
+                r.optimizer.name()
+            );
+        }
+        if r.momentum <= 0.0 {
+            bail!(
+                "--nesterov needs a momentum above 0, as torch.optim.SGD ('Nesterov momentum \
+                 requires a momentum and zero dampening'); this recipe has momentum {}: add \
+                 e.g. --momentum 0.9",
+                r.momentum
+            );
+        }
+        r.nesterov = true;
+    }
+    if let (Some(m), Schedule::OneCycle(c)) = (args.momentum, &r.schedule) {
+        if c.cycle_momentum {
+            bail!(
+                "--momentum {m} has no effect with --schedule onecycle, which cycles the \
+                 momentum between --max-momentum {} and --base-momentum {} (PyTorch's \
+                 cycle_momentum); set those, or add --no-cycle-momentum",
+                c.max_momentum,
+                c.base_momentum
+            );
+        }
+    }
+    if let Some(eps) = args.label_smoothing {
+        if !(0.0..=1.0).contains(&eps) {
+            bail!("--label-smoothing {eps} must be in [0, 1], e.g. 0.1");
+        }
+        r.label_smoothing = eps;
+    }
+    if let Some(p) = args.patience {
+        if p == 0 {
+            bail!("--patience 0: give at least 1 epoch without improvement, e.g. --patience 3");
+        }
+        r.patience = Some(p);
+    }
     r.expand |= args.expand;
     r.shuffle = !args.no_shuffle;
     if let Some(split) = args.split {
@@ -256,7 +437,6 @@ pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Re
         bail!("--batch-size 0: give at least 1 image per mini-batch");
     }
     check_positive("lr", r.lr)?;
-    check_positive("lr-decay", r.lr_decay)?;
     for (flag, v) in [
         ("momentum", r.momentum),
         ("weight-decay", r.weight_decay),
@@ -268,6 +448,189 @@ pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Re
     }
     r.normalize = args.normalize.as_deref().map(parse_normalize).transpose()?;
     Ok(r)
+}
+
+/// The `--schedule` chosen, from its options and PyTorch's defaults; `lr` is the
+/// recipe's rate (OneCycle's default max_lr).
+fn schedule(args: &Args, kind: ScheduleArg, lr: f32) -> Result<Schedule> {
+    let warmup = match (args.warmup_epochs, args.warmup_steps) {
+        (Some(n), _) => Some(Warmup::new(n, Per::Epoch)),
+        (None, Some(n)) => Some(Warmup::new(n, Per::Step)),
+        (None, None) => None,
+    }
+    .map(|w| Warmup {
+        start_factor: args.warmup_start_factor.unwrap_or(w.start_factor),
+        ..w
+    });
+    if let Some(w) = &warmup {
+        if w.iters == 0 {
+            bail!("a warm-up of 0 epochs or mini-batches: give at least 1, e.g. --warmup-epochs 2");
+        }
+        if !(w.start_factor > 0.0 && w.start_factor <= 1.0) {
+            bail!(
+                "--warmup-start-factor {} must be in (0, 1], as LinearLR's start_factor, e.g. 0.1",
+                w.start_factor
+            );
+        }
+    }
+    let gamma = args.gamma.unwrap_or(0.1);
+    if !(gamma.is_finite() && gamma > 0.0) {
+        bail!("--gamma {gamma} must be a positive finite number, e.g. 0.5");
+    }
+    Ok(match kind {
+        ScheduleArg::Step => {
+            let Some(step_size) = args.step_size else {
+                bail!(
+                    "--schedule step needs --step-size, the epochs between decays, e.g. --step-size 10"
+                );
+            };
+            if step_size == 0 {
+                bail!("--step-size 0: give at least 1 epoch between decays");
+            }
+            Schedule::Step { step_size, gamma }
+        }
+        ScheduleArg::Multistep => {
+            let Some(text) = &args.milestones else {
+                bail!(
+                    "--schedule multistep needs --milestones, the epochs of each decay, e.g. --milestones 10,20"
+                );
+            };
+            let milestones: Vec<usize> = text
+                .split(',')
+                .map(|m| m.trim().parse::<usize>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--milestones '{text}' is not epochs separated by commas, e.g. 10,20"
+                    )
+                })?;
+            if milestones.windows(2).any(|p| p[0] >= p[1]) {
+                bail!("--milestones {text} must increase, e.g. 10,20");
+            }
+            Schedule::MultiStep { milestones, gamma }
+        }
+        ScheduleArg::Cosine => {
+            let eta_min = args.eta_min.unwrap_or(0.0);
+            if !(eta_min.is_finite() && eta_min >= 0.0) {
+                bail!("--eta-min {eta_min} must be a finite number ≥ 0, e.g. 1e-5");
+            }
+            if args.t_max == Some(0) {
+                bail!("--t-max 0: give at least 1");
+            }
+            Schedule::Cosine {
+                t_max: args.t_max,
+                eta_min,
+                warmup,
+            }
+        }
+        ScheduleArg::Onecycle => {
+            let d = OneCycle::new(args.max_lr.unwrap_or(seqnet::schedule::typed(lr)));
+            let c = OneCycle {
+                pct_start: args.pct_start.unwrap_or(d.pct_start),
+                div_factor: args.div_factor.unwrap_or(d.div_factor),
+                final_div_factor: args.final_div_factor.unwrap_or(d.final_div_factor),
+                cycle_momentum: !args.no_cycle_momentum,
+                base_momentum: args.base_momentum.unwrap_or(d.base_momentum),
+                max_momentum: args.max_momentum.unwrap_or(d.max_momentum),
+                ..d
+            };
+            for (flag, v) in [
+                ("max-lr", c.max_lr),
+                ("div-factor", c.div_factor),
+                ("final-div-factor", c.final_div_factor),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    bail!("--{flag} {v} must be a positive finite number");
+                }
+            }
+            if !(0.0..=1.0).contains(&c.pct_start) {
+                bail!("--pct-start {} must be in [0, 1], e.g. 0.3", c.pct_start);
+            }
+            for (flag, v) in [
+                ("base-momentum", c.base_momentum),
+                ("max-momentum", c.max_momentum),
+            ] {
+                if !(0.0..1.0).contains(&v) {
+                    bail!("--{flag} {v} must be in [0, 1)");
+                }
+            }
+            Schedule::OneCycle(c)
+        }
+        ScheduleArg::LinearWarmup => match warmup {
+            Some(w) => Schedule::LinearWarmup(w),
+            None => bail!(
+                "--schedule linear-warmup needs --warmup-epochs or --warmup-steps, e.g. \
+                 --warmup-epochs 2"
+            ),
+        },
+    })
+}
+
+/// A schedule option given for a schedule that does not use it is a mistake worth
+/// saying, not something to ignore.
+fn refuse_unused_schedule_options(args: &Args, s: &Schedule) -> Result<()> {
+    let name = match s {
+        Schedule::Exponential { .. } => "none (--lr-decay)",
+        _ => s.name(),
+    };
+    let uses = |names: &[&str]| names.contains(&s.name());
+    let given: [(&str, bool, &[&str]); 15] = [
+        ("--step-size", args.step_size.is_some(), &["step"]),
+        ("--gamma", args.gamma.is_some(), &["step", "multistep"]),
+        ("--milestones", args.milestones.is_some(), &["multistep"]),
+        ("--eta-min", args.eta_min.is_some(), &["cosine"]),
+        ("--t-max", args.t_max.is_some(), &["cosine"]),
+        (
+            "--warmup-epochs",
+            args.warmup_epochs.is_some(),
+            &["cosine", "linear-warmup"],
+        ),
+        (
+            "--warmup-steps",
+            args.warmup_steps.is_some(),
+            &["cosine", "linear-warmup"],
+        ),
+        (
+            "--warmup-start-factor",
+            args.warmup_start_factor.is_some(),
+            &["cosine", "linear-warmup"],
+        ),
+        ("--max-lr", args.max_lr.is_some(), &["onecycle"]),
+        ("--pct-start", args.pct_start.is_some(), &["onecycle"]),
+        ("--div-factor", args.div_factor.is_some(), &["onecycle"]),
+        (
+            "--final-div-factor",
+            args.final_div_factor.is_some(),
+            &["onecycle"],
+        ),
+        (
+            "--base-momentum",
+            args.base_momentum.is_some(),
+            &["onecycle"],
+        ),
+        ("--max-momentum", args.max_momentum.is_some(), &["onecycle"]),
+        ("--no-cycle-momentum", args.no_cycle_momentum, &["onecycle"]),
+    ];
+    for (flag, typed, schedules) in given {
+        if typed && !uses(schedules) {
+            let with: Vec<String> = schedules
+                .iter()
+                .map(|s| format!("--schedule {s}"))
+                .collect();
+            bail!(
+                "{flag} is an option of {}, but this run's schedule is {name}; add {} or leave \
+                 {flag} out",
+                with.join(" or "),
+                with[0]
+            );
+        }
+    }
+    if let Schedule::Cosine { warmup: None, .. } = s {
+        if args.warmup_start_factor.is_some() {
+            bail!("--warmup-start-factor needs --warmup-epochs or --warmup-steps");
+        }
+    }
+    Ok(())
 }
 
 fn parse_normalize(text: &str) -> Result<Normalize> {
