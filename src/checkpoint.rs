@@ -1,7 +1,10 @@
 //! Checkpoints: everything a run needs to continue exactly where it was — the weights,
-//! the optimiser's buffers and step count, the learning rate, the position in the epoch
-//! and that epoch's data order, and every random stream (data order, dropout masks).
-//! Resuming from one gives weights bitwise identical to the run left alone.
+//! the optimiser's buffers and step count, the learning-rate schedule (its arguments,
+//! base rate and the rates of the last step), the position in the epoch and that
+//! epoch's data order, every random stream (data order, dropout masks), and the early
+//! stopping's best validation accuracy. Resuming from one gives weights bitwise
+//! identical to the run left alone. A checkpoint refuses to resume a run whose optimiser
+//! or schedule differs from the one that wrote it.
 //!
 //! The file is safetensors (so it is bounded and safe to read): tensors `model.<name>`,
 //! `optim.m.<i>`, `optim.v.<i>`, `order` (u32), and a JSON document under the metadata
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::safetensors_file::{self as stf, Entry};
 use crate::rng::Rng;
+use crate::schedule::Schedule;
 use crate::sequential::Sequential;
 use crate::tensor::Tensor;
 use crate::train::TrainState;
@@ -33,8 +37,31 @@ struct Scalars {
     data_rng: [String; 4],
     /// Per layer, the state of its random stream (dropout), if it has one.
     layer_rngs: Vec<Option<[String; 4]>>,
+    /// "sgd", "adam" or "adamw" (absent in checkpoints of seqnet 0.1).
+    #[serde(default)]
+    optimizer: Option<String>,
+    /// The scheduler: its schedule, base rate, and the momentum (SGD) or β1 (Adam) of
+    /// the last step, which OneCycle cycles (absent in checkpoints of seqnet 0.1).
+    #[serde(default)]
+    scheduler: Option<SchedulerState>,
+    /// Early stopping: the best validation accuracy's epoch and bits, and whether the
+    /// run was stopped.
+    #[serde(default)]
+    best_val: Option<(usize, u64)>,
+    #[serde(default)]
+    stopped_early: bool,
     /// Whatever the caller wants back on resume (best epoch so far, …).
     extra: serde_json::Value,
+}
+
+/// PyTorch's scheduler state_dict, as far as a schedule that is a function of the
+/// position needs one: the schedule itself (to refuse resuming under another), the rate
+/// it starts from, and the momentum the last step used.
+#[derive(Serialize, Deserialize, Debug)]
+struct SchedulerState {
+    schedule: Schedule,
+    base_lr_bits: u32,
+    momentum_bits: u32,
 }
 
 fn words(s: [u64; 4]) -> [String; 4] {
@@ -109,6 +136,14 @@ pub fn save(
             .iter_mut()
             .map(|l| l.rng_mut().map(|r| words(r.state())))
             .collect(),
+        optimizer: Some(state.optimizer.kind.name().to_string()),
+        scheduler: Some(SchedulerState {
+            schedule: state.schedule.clone(),
+            base_lr_bits: state.base_lr.to_bits(),
+            momentum_bits: momentum(&state.optimizer.kind).to_bits(),
+        }),
+        best_val: state.best_val.map(|(e, v)| (e, v.to_bits())),
+        stopped_early: state.stopped_early,
         extra,
     };
     let json = serde_json::to_string(&scalars).map_err(|e| bad(path, e.to_string()))?;
@@ -117,6 +152,15 @@ pub fn save(
         &entries,
         HashMap::from([("seqnet.checkpoint".to_string(), json)]),
     )
+}
+
+/// SGD's momentum or Adam's β1, as a schedule sets it.
+fn momentum(kind: &crate::optim::OptimizerKind) -> f32 {
+    use crate::optim::OptimizerKind::*;
+    match *kind {
+        Sgd { momentum, .. } => momentum,
+        Adam { beta1, .. } | AdamW { beta1, .. } => beta1,
+    }
 }
 
 /// Restores `net` and `state` from a checkpoint written by [`save`] for the same network
@@ -163,6 +207,27 @@ pub fn load(
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
 
+    if let Some(name) = &s.optimizer {
+        let now = state.optimizer.kind.name();
+        if name != now {
+            return Err(bad(
+                path,
+                format!("it was written by a run with the {name} optimiser, not {now}"),
+            ));
+        }
+    }
+    if let Some(sched) = &s.scheduler
+        && (sched.schedule != state.schedule || sched.base_lr_bits != state.base_lr.to_bits())
+    {
+        return Err(bad(
+            path,
+            format!(
+                "it was written by a run with the schedule '{}', not '{}'",
+                sched.schedule.describe(f32::from_bits(sched.base_lr_bits)),
+                state.schedule.describe(state.base_lr)
+            ),
+        ));
+    }
     if s.layer_rngs.len() != net.layers().len() {
         return Err(bad(
             path,
@@ -184,6 +249,13 @@ pub fn load(
     state.optimizer.lr = f32::from_bits(s.lr_bits);
     state.optimizer.m = m;
     state.optimizer.v = v;
+    if let Some(sched) = &s.scheduler {
+        state
+            .optimizer
+            .set_momentum(f32::from_bits(sched.momentum_bits));
+    }
+    state.best_val = s.best_val.map(|(e, bits)| (e, f64::from_bits(bits)));
+    state.stopped_early = s.stopped_early;
     state.loss_sum = f64::from_bits(s.loss_sum_bits);
     state.seconds = s.seconds;
     Ok(s.extra)

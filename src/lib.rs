@@ -77,6 +77,7 @@ pub mod presets;
 pub mod recipe;
 pub mod rng;
 pub mod run_dir;
+pub mod schedule;
 pub mod sequential;
 pub mod shape;
 pub mod spec;

@@ -1,9 +1,9 @@
 //! How a network is trained: a [`Recipe`] names every hyper-parameter of a run in one
-//! value — optimiser, learning rate and its decay, mini-batch size, epochs, weight
-//! decay, initialisation, data split, expansion and augmentation — so that a preset's
-//! recipe, the defaults for a network given as text, and the command line's overrides
-//! are all the same kind of thing, and the library (not the command line) turns it into
-//! an [`Optimizer`] and a [`TrainConfig`].
+//! value — optimiser, learning rate and its schedule, mini-batch size, epochs, weight
+//! decay, label smoothing, early stopping, initialisation, data split, expansion and
+//! augmentation — so that a preset's recipe, the defaults for a network given as text,
+//! and the command line's overrides are all the same kind of thing, and the library (not
+//! the command line) turns it into an [`Optimizer`] and a [`TrainConfig`].
 //!
 //! ```
 //! use seqnet::recipe::{OptimizerChoice, Recipe};
@@ -23,27 +23,32 @@ use crate::data::Split;
 use crate::data::augment::Augment;
 use crate::io::model::Normalize;
 use crate::layers::Init;
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::optim::{AdamW, Optimizer, OptimizerKind};
+use crate::schedule::Schedule;
 use crate::sequential::Sequential;
 use crate::train::{TrainConfig, TrainState};
 
 /// Which update rule a recipe uses; its hyper-parameters are the recipe's (`momentum`
-/// for SGD, PyTorch's defaults for Adam).
+/// and `nesterov` for SGD, PyTorch's defaults for Adam and AdamW).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OptimizerChoice {
-    /// `torch.optim.SGD` with the recipe's momentum.
+    /// `torch.optim.SGD` with the recipe's momentum (and Nesterov's form if asked).
     #[default]
     Sgd,
     /// `torch.optim.Adam` with β = (0.9, 0.999), ε = 1e-8.
     Adam,
+    /// `torch.optim.AdamW` with β = (0.9, 0.999), ε = 1e-8; the recipe's `weight_decay`
+    /// is its decoupled decay.
+    AdamW,
 }
 
 impl OptimizerChoice {
-    /// Lower-case, as config.json records it: "sgd" or "adam".
+    /// Lower-case, as config.json records it: "sgd", "adam" or "adamw".
     pub fn name(self) -> &'static str {
         match self {
             OptimizerChoice::Sgd => "sgd",
             OptimizerChoice::Adam => "adam",
+            OptimizerChoice::AdamW => "adamw",
         }
     }
 }
@@ -58,9 +63,13 @@ pub struct Recipe {
     pub optimizer: OptimizerChoice,
     /// Learning rate (η) of the first epoch.
     pub lr: f32,
-    /// SGD momentum, as torch.optim.SGD's (unused by Adam, still recorded).
+    /// SGD momentum, as torch.optim.SGD's (unused by Adam, still recorded; replaced at
+    /// every step by a OneCycle schedule that cycles it).
     pub momentum: f32,
-    /// PyTorch's `weight_decay`: an L2 penalty on every parameter.
+    /// SGD's Nesterov form (torch.optim.SGD's `nesterov=True`); needs momentum > 0.
+    pub nesterov: bool,
+    /// PyTorch's `weight_decay` on every parameter: an L2 penalty added to the gradient
+    /// for SGD and Adam, the decoupled decay `p ← p·(1 − lr·wd)` for AdamW.
     pub weight_decay: f32,
     /// The book's λ: L2 decay of λ / (mini-batches per epoch) on weights only.
     pub l2: f32,
@@ -70,8 +79,15 @@ pub struct Recipe {
     /// reporting the test accuracy at the best validation epoch. Otherwise the official
     /// split (60,000 training images, no validation set).
     pub book_protocol: bool,
-    /// Multiply the learning rate by this after every epoch (1 = constant).
-    pub lr_decay: f32,
+    /// The learning rate at each step: seqnet's per-epoch decay
+    /// ([`Schedule::Exponential`], γ 1 for a constant rate) or one of PyTorch's
+    /// schedulers.
+    pub schedule: Schedule,
+    /// ε of `nn.CrossEntropyLoss(label_smoothing=ε)`; 0 for none.
+    pub label_smoothing: f32,
+    /// Stop when the validation accuracy has not improved for this many epochs (needs a
+    /// validation set); None trains every epoch.
+    pub patience: Option<usize>,
     /// The initial weights: the book's (network3.py's) or PyTorch's defaults.
     pub init: Init,
     /// Shuffle the training set every epoch (from the run's seed).
@@ -92,11 +108,14 @@ impl Recipe {
         optimizer: OptimizerChoice::Sgd,
         lr: 0.03,
         momentum: 0.9,
+        nesterov: false,
         weight_decay: 0.0,
         l2: 0.0,
         expand: false,
         book_protocol: false,
-        lr_decay: 0.6,
+        schedule: Schedule::Exponential { gamma: 0.6 },
+        label_smoothing: 0.0,
+        patience: None,
         init: Init::PyTorch,
         shuffle: true,
         normalize: None,
@@ -123,11 +142,14 @@ impl Recipe {
             optimizer: OptimizerChoice::Sgd,
             lr,
             momentum: 0.0,
+            nesterov: false,
             weight_decay: 0.0,
             l2,
             expand,
             book_protocol: true,
-            lr_decay: 1.0,
+            schedule: Schedule::CONSTANT,
+            label_smoothing: 0.0,
+            patience: None,
             init: Init::Book,
             shuffle: true,
             normalize: None,
@@ -135,12 +157,18 @@ impl Recipe {
         }
     }
 
-    /// Switches to `choice`; switching to Adam also takes Adam's own default learning
-    /// rate ([`Recipe::ADAM_LR`]), since an SGD step size is far too large for it. Set
-    /// `lr` afterwards to choose another.
+    /// Switches to `choice`; switching from SGD to Adam or AdamW also takes Adam's own
+    /// default learning rate ([`Recipe::ADAM_LR`]), since an SGD step size is far too
+    /// large for it, and switching to AdamW takes torch.optim.AdamW's default weight
+    /// decay, 0.01 ([`AdamW::WEIGHT_DECAY`]). Set `lr` or `weight_decay` afterwards to
+    /// choose others.
     pub fn use_optimizer(&mut self, choice: OptimizerChoice) {
-        if choice == OptimizerChoice::Adam && self.optimizer != OptimizerChoice::Adam {
+        let adam = |c| matches!(c, OptimizerChoice::Adam | OptimizerChoice::AdamW);
+        if adam(choice) && !adam(self.optimizer) {
             self.lr = Self::ADAM_LR;
+        }
+        if choice == OptimizerChoice::AdamW && self.optimizer != OptimizerChoice::AdamW {
+            self.weight_decay = AdamW::WEIGHT_DECAY;
         }
         self.optimizer = choice;
     }
@@ -165,8 +193,14 @@ impl Recipe {
         let kind = match self.optimizer {
             OptimizerChoice::Sgd => OptimizerKind::Sgd {
                 momentum: self.momentum,
+                nesterov: self.nesterov,
             },
             OptimizerChoice::Adam => OptimizerKind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            OptimizerChoice::AdamW => OptimizerKind::AdamW {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
@@ -186,10 +220,10 @@ impl Recipe {
         self.init_name()
     }
 
-    /// The state of a run that has not started: a fresh optimiser, and the data order
-    /// drawn from `seed`.
+    /// The state of a run that has not started: a fresh optimiser, the recipe's
+    /// schedule at its first step, and the data order drawn from `seed`.
     pub fn new_state(&self, images: usize, seed: u64) -> TrainState {
-        TrainState::new(self.optimizer(images), seed)
+        TrainState::new(self.optimizer(images), seed).with_schedule(self.schedule.clone())
     }
 
     /// The initialisation's name as config.json records it: "book" or "pytorch".
@@ -203,8 +237,9 @@ impl Recipe {
     /// The recipe in one line, as `seqnet train` prints it when a run starts and
     /// `seqnet summary --net` shows a preset's: optimiser, learning rate and its
     /// schedule, mini-batch, epochs, weight decay and L2, initialisation (`init`: "book",
-    /// "pytorch" or "from model"), split, and the data options that are on (expansion,
-    /// no shuffling, normalisation, augmentation).
+    /// "pytorch" or "from model"), split, and the options that are on (label smoothing,
+    /// early stopping, and the data options: expansion, no shuffling, normalisation,
+    /// augmentation).
     ///
     /// ```
     /// let line = seqnet::recipe::Recipe::SEED.describe("pytorch");
@@ -215,29 +250,33 @@ impl Recipe {
     /// );
     /// ```
     pub fn describe(&self, init: &str) -> String {
+        // A OneCycle schedule that cycles the momentum says so itself.
+        let cycled = matches!(&self.schedule, Schedule::OneCycle(c) if c.cycle_momentum);
+        let nesterov = if self.nesterov { " Nesterov" } else { "" };
         let optimizer = match self.optimizer {
-            OptimizerChoice::Sgd if self.momentum == 0.0 => "SGD".to_string(),
-            OptimizerChoice::Sgd => format!("SGD momentum {}", self.momentum),
+            OptimizerChoice::Sgd if cycled => format!("SGD{nesterov}"),
+            OptimizerChoice::Sgd if self.momentum == 0.0 && !self.nesterov => "SGD".to_string(),
+            OptimizerChoice::Sgd => format!("SGD{nesterov} momentum {}", self.momentum),
             OptimizerChoice::Adam => "Adam".to_string(),
+            OptimizerChoice::AdamW => "AdamW".to_string(),
         };
-        let schedule = if self.lr_decay == 1.0 {
-            "constant".to_string()
-        } else {
-            format!("×{} per epoch", self.lr_decay)
+        let momentum = match self.optimizer {
+            OptimizerChoice::Sgd => "momentum",
+            _ => "β1",
         };
+        let schedule = self.schedule.describe_with(self.lr, momentum);
         let split = if self.book_protocol {
             "the book's split (test accuracy at the best validation epoch)"
         } else {
             "official split"
         };
-        // 0.03 as it is, 1e6 rather than 1000000.
-        let lr = if (1e-4..1e5).contains(&self.lr) {
-            format!("{}", self.lr)
+        let decoupled = if self.optimizer == OptimizerChoice::AdamW {
+            " (decoupled)"
         } else {
-            format!("{:e}", self.lr)
+            ""
         };
         let mut line = format!(
-            "{optimizer}, lr {lr} {schedule}, batch {}, {} epoch{}, weight decay {}, L2 λ {}, \
+            "{optimizer}, {schedule}, batch {}, {} epoch{}, weight decay {}{decoupled}, L2 λ {}, \
              init {init}, {split}",
             self.batch_size,
             self.epochs,
@@ -245,6 +284,15 @@ impl Recipe {
             self.weight_decay,
             self.l2,
         );
+        if self.label_smoothing != 0.0 {
+            line.push_str(&format!(", label smoothing {}", self.label_smoothing));
+        }
+        if let Some(p) = self.patience {
+            line.push_str(&format!(
+                ", early stopping after {p} epoch{} without a better validation accuracy",
+                if p == 1 { "" } else { "s" }
+            ));
+        }
         if self.expand {
             line.push_str(", expanded data (×5)");
         }
@@ -266,9 +314,10 @@ impl Recipe {
             epochs: self.epochs,
             batch_size: self.batch_size,
             shuffle: self.shuffle,
-            lr_decay: self.lr_decay,
             normalize: self.normalize,
             augment: self.augment,
+            label_smoothing: self.label_smoothing,
+            patience: self.patience,
         }
     }
 }
@@ -305,7 +354,7 @@ mod tests {
         // 1,000 images in mini-batches of 10: 100 steps.
         let o = r.optimizer(1000);
         assert_eq!(o.weight_only_decay, 0.1 / 100.0);
-        assert_eq!(o.kind, OptimizerKind::Sgd { momentum: 0.0 });
+        assert_eq!(o.kind, OptimizerKind::sgd(0.0));
         assert_eq!(r.steps_per_epoch(1001), 101);
         assert_eq!(r.train_config().epochs, 60);
         assert_eq!(Recipe::SEED.split(), Split::Official);

@@ -49,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::io::model::{self, ModelInfo};
 use crate::io::safetensors_file::{create_new_atomic, write_bytes_atomic};
 use crate::recipe::Recipe;
+use crate::schedule::Schedule;
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer, TrainConfig, TrainState};
 
@@ -81,9 +82,16 @@ pub struct RunConfig<A = serde_json::Value> {
     pub optimizer: String,
     pub lr: f32,
     pub momentum: f32,
+    pub nesterov: bool,
     pub weight_decay: f32,
     pub l2: f32,
-    pub lr_decay: f32,
+    /// The per-epoch factor of seqnet's decay ([`Schedule::Exponential`]); None for
+    /// PyTorch's schedules.
+    pub lr_decay: Option<f32>,
+    /// The learning-rate schedule with all its arguments.
+    pub schedule: Schedule,
+    pub label_smoothing: f32,
+    pub patience: Option<usize>,
     /// "book", "pytorch" or "from model".
     pub init: String,
     pub expand: bool,
@@ -132,9 +140,16 @@ impl<A> RunConfig<A> {
             optimizer: recipe.optimizer.name().to_string(),
             lr: recipe.lr,
             momentum: recipe.momentum,
+            nesterov: recipe.nesterov,
             weight_decay: recipe.weight_decay,
             l2: recipe.l2,
-            lr_decay: recipe.lr_decay,
+            lr_decay: match recipe.schedule {
+                Schedule::Exponential { gamma } => Some(gamma),
+                _ => None,
+            },
+            schedule: recipe.schedule.clone(),
+            label_smoothing: recipe.label_smoothing,
+            patience: recipe.patience,
             init: init.to_string(),
             expand: recipe.expand,
             shuffle: recipe.shuffle,
@@ -201,7 +216,8 @@ pub enum Resume {
     Fresh,
     /// The network and state were restored from the checkpoint.
     Continue,
-    /// The run had finished (final.safetensors is there): the network holds its weights.
+    /// The run had finished (final.safetensors is there), all its epochs or stopped
+    /// early: the network holds its weights.
     Finished,
 }
 
@@ -381,7 +397,8 @@ impl RunDir {
         }
         let extra = crate::checkpoint::load(&path, net, state)?;
         self.best = Best::from_json(&extra);
-        if state.epoch >= epochs && state.step_in_epoch == 0 && self.final_path().exists() {
+        let done = state.epoch >= epochs || state.stopped_early;
+        if done && state.step_in_epoch == 0 && self.final_path().exists() {
             Ok(Resume::Finished)
         } else {
             Ok(Resume::Continue)
@@ -696,9 +713,13 @@ mod tests {
             optimizer: "sgd".into(),
             lr: 0.1,
             momentum: 0.9,
+            nesterov: false,
             weight_decay: 0.0,
             l2: 0.0,
-            lr_decay: 1.0,
+            lr_decay: Some(1.0),
+            schedule: Schedule::CONSTANT,
+            label_smoothing: 0.0,
+            patience: None,
             init: "pytorch".into(),
             expand: false,
             shuffle: true,

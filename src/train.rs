@@ -1,7 +1,9 @@
-//! The training loop: mini-batch SGD (or Adam) on mean softmax cross-entropy, with
-//! evaluation after each epoch. The loop is a plain function over an explicit
-//! [`TrainState`] — epoch, position in the epoch, data order, optimiser, random
-//! streams — so that a run can be checkpointed and resumed exactly.
+//! The training loop: mini-batch SGD (or Adam, AdamW) on mean softmax cross-entropy
+//! (optionally label-smoothed), the learning rate set before every step by a
+//! [`Schedule`], with evaluation after each epoch and optional early stopping on the
+//! validation accuracy. The loop is a plain function over an explicit [`TrainState`] —
+//! epoch, position in the epoch, data order, optimiser, schedule, random streams, best
+//! validation accuracy — so that a run can be checkpointed and resumed exactly.
 
 use std::time::Instant;
 
@@ -10,26 +12,46 @@ use crate::data::augment::{self, Augment, EpochAugment};
 use crate::error::{Error, Result};
 use crate::io::model::Normalize;
 use crate::layers::Mode;
-use crate::loss::cross_entropy_part;
+use crate::loss::cross_entropy_smoothed_part;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
+use crate::schedule::{Position, Schedule};
 use crate::sequential::Sequential;
 use crate::tensor::Tensor;
 
-/// How to train, besides the optimiser.
+/// How to train, besides the optimiser and its schedule (which are [`TrainState`]'s).
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     /// Shuffle the training set each epoch (from the run's seed).
     pub shuffle: bool,
-    /// Multiply the learning rate by this after each epoch.
-    pub lr_decay: f32,
     /// Applied to every batch after u8 pixels were scaled to [0, 1].
     pub normalize: Option<Normalize>,
     /// Random transforms of the training images, drawn afresh each epoch (before the
     /// normalisation); evaluation images are never augmented.
     pub augment: Option<Augment>,
+    /// ε of `nn.CrossEntropyLoss(label_smoothing=ε)`, in [0, 1]; 0 for none.
+    pub label_smoothing: f32,
+    /// Early stopping: end the run when the validation accuracy has not improved (risen
+    /// above its best so far) for this many epochs. Needs a validation set.
+    pub patience: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    /// One epoch of mini-batches of 32, shuffled, no normalisation, plain
+    /// cross-entropy, no early stopping.
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            normalize: None,
+            label_smoothing: 0.0,
+            patience: None,
+            augment: None,
+        }
+    }
 }
 
 /// Where a run is: enough to continue it exactly.
@@ -43,27 +65,48 @@ pub struct TrainState {
     pub order: Vec<u32>,
     /// Draws each epoch's order.
     pub data_rng: Rng,
+    /// Its `lr` (and, for OneCycle, its momentum) is set from `schedule` before every
+    /// step.
     pub optimizer: Optimizer,
+    /// The learning rate the schedule starts from (PyTorch's `initial_lr`).
+    pub base_lr: f32,
+    /// Which rate each step uses (PyTorch's scheduler).
+    pub schedule: Schedule,
     /// Sum of this epoch's batch losses so far (for the epoch's mean).
     pub loss_sum: f64,
     pub seconds: f64,
     /// Keys the augmentation's draws ([`augment::key`] of the seed): with the epoch and
     /// the image's index it fixes them, so it needs no place in a checkpoint.
     pub augment_key: u64,
+    /// The best validation accuracy so far, and its epoch (from 1), for early stopping.
+    pub best_val: Option<(usize, f64)>,
+    /// The run was ended by early stopping ([`TrainConfig::patience`]).
+    pub stopped_early: bool,
 }
 
 impl TrainState {
+    /// A run not yet started, at a constant learning rate (the optimiser's).
     pub fn new(optimizer: Optimizer, seed: u64) -> Self {
         TrainState {
             epoch: 0,
             step_in_epoch: 0,
             order: Vec::new(),
             data_rng: Rng::new(seed ^ 0x5EED_DA7A),
+            base_lr: optimizer.lr,
             optimizer,
+            schedule: Schedule::CONSTANT,
             loss_sum: 0.0,
             seconds: 0.0,
             augment_key: augment::key(seed),
+            best_val: None,
+            stopped_early: false,
         }
+    }
+
+    /// The same, with the learning rate following `schedule` from the optimiser's.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
     }
 }
 
@@ -200,15 +243,17 @@ impl StepBuffers {
     }
 }
 
-/// Adds dL/dθ of the mean cross-entropy over the images `indices` of `ds` to every
-/// parameter's gradient (call `zero_grad` first for a fresh step) and returns that mean
-/// loss. The images go through the network [`MICRO_BATCH`] at a time; the result is the
-/// whole batch's gradient (each part's loss gradient is scaled by 1/batch length).
+/// Adds dL/dθ of the mean cross-entropy (label-smoothed by `label_smoothing`, 0 for
+/// none) over the images `indices` of `ds` to every parameter's gradient (call
+/// `zero_grad` first for a fresh step) and returns that mean loss. The images go through
+/// the network [`MICRO_BATCH`] at a time; the result is the whole batch's gradient (each
+/// part's loss gradient is scaled by 1/batch length).
 pub fn accumulate_gradients(
     net: &mut Sequential,
     ds: &Dataset,
     indices: &[usize],
     normalize: Option<Normalize>,
+    label_smoothing: f32,
     bufs: &mut StepBuffers,
 ) -> Result<f32> {
     let mut total = 0.0f64;
@@ -218,15 +263,17 @@ pub fn accumulate_gradients(
             None => prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y),
         }
         let logits = net.forward(&bufs.x, Mode::Train)?;
-        let (sum, dlogits) = cross_entropy_part(&logits, &bufs.y, indices.len());
+        let (sum, dlogits) =
+            cross_entropy_smoothed_part(&logits, &bufs.y, indices.len(), label_smoothing);
         net.backward_params(&dlogits)?;
         total += sum;
     }
     Ok((total / indices.len().max(1) as f64) as f32)
 }
 
-/// Trains `net` from `state` until `cfg.epochs` epochs are done, evaluating on `val` and
-/// `test` after each.
+/// Trains `net` from `state` until `cfg.epochs` epochs are done (or early stopping ends
+/// the run), evaluating on `val` and `test` after each. Before every step the optimiser's
+/// learning rate (and momentum, for OneCycle) is set from `state.schedule`.
 pub fn train(
     net: &mut Sequential,
     state: &mut TrainState,
@@ -242,38 +289,37 @@ pub fn train(
     if let Some(a) = &cfg.augment {
         a.check(train_set.shape)?;
     }
+    state.optimizer.check()?;
+    state.schedule.check(cfg.epochs, steps)?;
+    if !(0.0..=1.0).contains(&cfg.label_smoothing) {
+        return Err(Error::Input(format!(
+            "label smoothing {} must be in [0, 1], as nn.CrossEntropyLoss requires",
+            cfg.label_smoothing
+        )));
+    }
+    if let Some(p) = cfg.patience {
+        if p == 0 {
+            return Err(Error::Input(
+                "patience 0: give at least 1 epoch without improvement before stopping".into(),
+            ));
+        }
+        if val.is_none() {
+            return Err(Error::Input(format!(
+                "early stopping (patience {p}) watches the validation accuracy, but there is \
+                 no validation set"
+            )));
+        }
+    }
     let mut reports = Vec::new();
-    while state.epoch < cfg.epochs {
+    while state.epoch < cfg.epochs && !state.stopped_early {
         if state.step_in_epoch == 0 {
-            state.order = (0..n as u32).collect();
-            if cfg.shuffle {
-                state.data_rng.shuffle(&mut state.order);
-            }
-            state.loss_sum = 0.0;
-            state.seconds = 0.0;
+            begin_epoch(state, cfg, n);
         }
         let started = Instant::now();
         let mut images_this_session = 0usize;
-        let augment = cfg
-            .augment
-            .map(|a| a.for_epoch(state.augment_key, state.epoch));
-        let (mut idx, mut bufs) = (Vec::with_capacity(bs), StepBuffers::augmenting(augment));
+        let (mut idx, mut bufs) = (Vec::with_capacity(bs), epoch_buffers(state, cfg));
         while state.step_in_epoch < steps {
-            let s = state.step_in_epoch;
-            idx.clear();
-            idx.extend(
-                state.order[s * bs..((s + 1) * bs).min(n)]
-                    .iter()
-                    .map(|&i| i as usize),
-            );
-            net.zero_grad();
-            let loss = accumulate_gradients(net, train_set, &idx, cfg.normalize, &mut bufs)?;
-            if !loss.is_finite() {
-                return Err(diverged(state, steps, format!("the loss is {loss}")));
-            }
-            state.optimizer.step(net);
-            state.loss_sum += loss as f64;
-            state.step_in_epoch += 1;
+            let loss = train_step(net, state, train_set, cfg, &mut idx, &mut bufs)?;
             images_this_session += idx.len();
             observer.on_step(net, state, steps, loss)?;
         }
@@ -304,11 +350,94 @@ pub fn train(
         };
         state.epoch += 1;
         state.step_in_epoch = 0;
-        state.optimizer.lr *= cfg.lr_decay;
+        if let Some(v) = val_accuracy {
+            // Only a higher accuracy is an improvement; a tie is not.
+            if state.best_val.is_none_or(|(_, best)| v > best) {
+                state.best_val = Some((state.epoch, v));
+            }
+        }
+        if let (Some(patience), Some((best_epoch, _))) = (cfg.patience, state.best_val) {
+            state.stopped_early = state.epoch < cfg.epochs && state.epoch - best_epoch >= patience;
+        }
         observer.on_epoch(&report, net, state)?;
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Starts an epoch of [`train`]: the epoch's order of the `n` training images (shuffled
+/// from the run's stream when `cfg.shuffle`), and its sums reset.
+pub fn begin_epoch(state: &mut TrainState, cfg: &TrainConfig, n: usize) {
+    state.order = (0..n as u32).collect();
+    if cfg.shuffle {
+        state.data_rng.shuffle(&mut state.order);
+    }
+    state.loss_sum = 0.0;
+    state.seconds = 0.0;
+}
+
+/// The step buffers of the current epoch: its augmentation (drawn for this epoch), if
+/// `cfg` has one.
+pub fn epoch_buffers(state: &TrainState, cfg: &TrainConfig) -> StepBuffers {
+    let augment = cfg
+        .augment
+        .map(|a| a.for_epoch(state.augment_key, state.epoch));
+    StepBuffers::augmenting(augment)
+}
+
+/// One mini-batch of [`train`]: the next images of the epoch's order, the learning rate
+/// (and momentum) the schedule gives this step, the gradient, the optimiser's step.
+/// Returns the batch's mean loss; a non-finite loss is [`Error::Diverged`]. `idx` is a
+/// scratch buffer. [`train`] runs these in a loop; a caller that must return between
+/// steps (the browser's worker) runs them itself, with [`begin_epoch`] and
+/// [`epoch_buffers`] at each epoch's start, and gets the same weights.
+pub fn train_step(
+    net: &mut Sequential,
+    state: &mut TrainState,
+    train_set: &Dataset,
+    cfg: &TrainConfig,
+    idx: &mut Vec<usize>,
+    bufs: &mut StepBuffers,
+) -> Result<f32> {
+    let n = train_set.len();
+    let bs = cfg.batch_size.max(1);
+    let steps = n.div_ceil(bs);
+    let s = state.step_in_epoch;
+    idx.clear();
+    idx.extend(
+        state.order[s * bs..((s + 1) * bs).min(n)]
+            .iter()
+            .map(|&i| i as usize),
+    );
+    let rates = state.schedule.at(
+        state.base_lr,
+        Position {
+            epoch: state.epoch,
+            step_in_epoch: s,
+            steps_per_epoch: steps,
+            epochs: cfg.epochs,
+        },
+    );
+    state.optimizer.lr = rates.lr;
+    if let Some(m) = rates.momentum {
+        state.optimizer.set_momentum(m);
+    }
+    net.zero_grad();
+    let loss = accumulate_gradients(
+        net,
+        train_set,
+        idx,
+        cfg.normalize,
+        cfg.label_smoothing,
+        bufs,
+    )?;
+    if !loss.is_finite() {
+        return Err(diverged(state, steps, format!("the loss is {loss}")));
+    }
+    state.optimizer.step(net);
+    state.loss_sum += loss as f64;
+    state.step_in_epoch += 1;
+    Ok(loss)
 }
 
 fn diverged(state: &TrainState, steps: usize, what: String) -> Error {
@@ -373,9 +502,15 @@ mod tests {
         let indices: Vec<usize> = (0..n).rev().collect();
 
         parts.zero_grad();
-        let loss_parts =
-            accumulate_gradients(&mut parts, &ds, &indices, None, &mut StepBuffers::default())
-                .unwrap();
+        let loss_parts = accumulate_gradients(
+            &mut parts,
+            &ds,
+            &indices,
+            None,
+            0.0,
+            &mut StepBuffers::default(),
+        )
+        .unwrap();
 
         whole.zero_grad();
         let (x, y) = prepare(&ds, &indices, None);

@@ -232,8 +232,15 @@ fn predict_rejects_bad_inputs_clearly() {
 /// Writes the model and batch files a user would make from the PyTorch fixture, trains
 /// with the binary, and compares the final weights with PyTorch's.
 fn training_matches(fixture_name: &str, optimizer_args: &[&str]) {
+    training_matches_at(&fixture(fixture_name), optimizer_args, true);
+}
+
+/// [`training_matches`] for the fixture at `path`; `with_lr` adds the fixture's `--lr`
+/// (the recipe fixtures give their own in `seqnet.args`).
+fn training_matches_at(path: &Path, optimizer_args: &[&str], with_lr: bool) {
+    let fixture_name = path.file_name().unwrap().to_string_lossy().into_owned();
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(fixture(fixture_name)).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     let fx = SafeTensors::deserialize(&bytes).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let meta: HashMap<String, String> = meta.metadata().clone().unwrap();
@@ -277,17 +284,19 @@ fn training_matches(fixture_name: &str, optimizer_args: &[&str]) {
         &meta["epochs"],
         "--batch-size",
         &meta["batch_size"],
-        "--lr",
-        &meta["lr"],
         "--no-shuffle",
-        // PyTorch's steps are at a constant learning rate; seqnet's default recipe
-        // (seed's) would multiply it by 0.6 after each epoch.
-        "--lr-decay",
-        "1",
         "--out",
         "run",
         "--quiet",
     ];
+    if with_lr {
+        args.extend(["--lr", &meta["lr"]]);
+    }
+    if !optimizer_args.contains(&"--schedule") {
+        // PyTorch's steps are at a constant learning rate; seqnet's default recipe
+        // (seed's) would multiply it by 0.6 after each epoch.
+        args.extend(["--lr-decay", "1"]);
+    }
     args.extend_from_slice(optimizer_args);
     ok(&seqnet(dir.path(), &args));
 
@@ -334,6 +343,35 @@ fn sgd_training_steps_match_pytorch() {
 #[test]
 fn adam_training_steps_match_pytorch() {
     training_matches("train_adam.safetensors", &["--optimizer", "adam"]);
+}
+
+/// Each recipe of tests/fixtures/recipes (AdamW, Nesterov, every --schedule, label
+/// smoothing), given as the `seqnet train` options its fixture names, trains as PyTorch
+/// did: the options reach the library as meant.
+#[test]
+fn recipe_options_train_as_pytorch() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recipes");
+    let mut checked = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let Some(args) = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("seqnet.args").cloned())
+        else {
+            continue;
+        };
+        let args: Vec<&str> = args.split_whitespace().collect();
+        training_matches_at(&path, &args, false);
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} recipe fixtures");
 }
 
 #[test]
@@ -666,7 +704,7 @@ fn train_options_say_their_default_and_an_example() {
 
     let err = fails(&seqnet(dir.path(), &["train", "--lr-schedule", "0.5"]));
     assert!(
-        err.contains("tip: seqnet's option for --lr-schedule is --lr-decay"),
+        err.contains("tip: seqnet's option for --lr-schedule is --schedule (step,"),
         "{err}"
     );
 }

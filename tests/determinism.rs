@@ -29,15 +29,15 @@ fn train_with(
         let train = train.subset(0..images);
         let test = test.subset(0..100);
         let mut net = seqnet::spec::build(spec, &train.shape, 7).unwrap();
-        let opt = Optimizer::new(OptimizerKind::Sgd { momentum }, 0.05, 0.0, 0.0);
+        let opt = Optimizer::new(OptimizerKind::sgd(momentum), 0.05, 0.0, 0.0);
         let mut state = TrainState::new(opt, 7);
         let cfg = TrainConfig {
             epochs: 1,
             batch_size: batch,
             shuffle: true,
-            lr_decay: 1.0,
             normalize: Some(Normalize::new(0.1307, 0.3081)),
             augment,
+            ..TrainConfig::default()
         };
         seqnet::train::train(&mut net, &mut state, &train, None, None, &cfg, &mut Silent).unwrap();
         let weights = net
@@ -118,15 +118,15 @@ fn crop_and_flip_training_is_bitwise_equal_for_1_and_2_threads() {
             let spec = "Conv2d(3, 8, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> \
                         LazyLinear(10)";
             let mut net = seqnet::spec::build(spec, &train.shape, 5).unwrap();
-            let opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, 0.05, 0.0, 0.0);
+            let opt = Optimizer::new(OptimizerKind::sgd(0.9), 0.05, 0.0, 0.0);
             let mut state = TrainState::new(opt, 5);
             let cfg = TrainConfig {
                 epochs: 2,
                 batch_size: 24,
                 shuffle: true,
-                lr_decay: 1.0,
                 normalize: None,
                 augment,
+                ..TrainConfig::default()
             };
             seqnet::train::train(&mut net, &mut state, &train, None, None, &cfg, &mut Silent)
                 .unwrap();

@@ -121,7 +121,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     let test_set = splits.test.unwrap_or_else(|| train_set.clone());
     let mut net = seqnet::spec::build(preset.spec, &train_set.shape, args.seed)?;
     let lr = args.lr.unwrap_or(preset.recipe.lr);
-    let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.0 }, lr, 0.0, 0.0);
+    let mut opt = Optimizer::new(OptimizerKind::sgd(0.0), lr, 0.0, 0.0);
 
     let mut cursor = 0usize;
     let mut final_loss = f32::NAN;
@@ -330,7 +330,7 @@ fn train(
         idx.extend((0..take).map(|j| (*cursor + j) % ds.len()));
         *cursor = (*cursor + take) % ds.len();
         net.zero_grad();
-        loss = seqnet::train::accumulate_gradients(net, ds, &idx, None, &mut bufs)?;
+        loss = seqnet::train::accumulate_gradients(net, ds, &idx, None, 0.0, &mut bufs)?;
         opt.step(net);
         done += take;
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use seqnet::data::{self, Dataset};
+use seqnet::data::{self, Dataset, thousands};
 use seqnet::evaluate::{self, EvalSet, Misfit, Report, TIE_BREAK};
 use seqnet::io::model::{self, Model};
 use seqnet::shape::fmt_shape;
@@ -96,19 +96,6 @@ pub struct Args {
     /// How an image folder is read: from the (first) model, filled in after parsing.
     #[arg(skip)]
     folder: data::FolderOptions,
-}
-
-/// `60000` → `"60,000"`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {

@@ -7,8 +7,10 @@ mod export;
 mod predict;
 mod progress;
 mod resume;
+mod schedule_args;
 mod summary;
 mod train;
+mod train_recipe;
 mod train_run;
 #[cfg(feature = "viz")]
 mod viz;
@@ -204,22 +206,26 @@ fn invocation_from(
 /// Options people bring from other tools, and seqnet's option for the same thing: a
 /// tip added to clap's error (clap's own suggestion goes by spelling only, and offers
 /// --lr for --lr-schedule).
-const ALIASES: [(&str, &str); 12] = [
+const ALIASES: [(&str, &str); 14] = [
     (
         "--lr-schedule",
-        "--lr-decay (multiply the learning rate by it after each epoch)",
+        "--schedule (step, multistep, cosine, onecycle, linear-warmup) or --lr-decay (a factor \
+         per epoch)",
     ),
     (
         "--lr-scheduler",
-        "--lr-decay (multiply the learning rate by it after each epoch)",
+        "--schedule (step, multistep, cosine, onecycle, linear-warmup) or --lr-decay (a factor \
+         per epoch)",
     ),
     (
-        "--schedule",
-        "--lr-decay (multiply the learning rate by it after each epoch)",
+        "--scheduler",
+        "--schedule (step, multistep, cosine, onecycle, linear-warmup)",
     ),
+    ("--warmup", "--warmup-epochs or --warmup-steps"),
+    ("--smoothing", "--label-smoothing"),
     (
-        "--gamma",
-        "--lr-decay (as StepLR/ExponentialLR's gamma, once per epoch)",
+        "--early-stopping",
+        "--patience (epochs without a better validation accuracy)",
     ),
     ("--learning-rate", "--lr"),
     ("--batch", "--batch-size"),
@@ -382,7 +388,10 @@ mod tests {
     #[test]
     fn options_from_other_tools_are_translated() {
         let tip = super::alias_tip("--lr-schedule=0.5").unwrap();
-        assert!(tip.contains("--lr-decay"), "{tip}");
+        assert!(
+            tip.contains("--schedule (step,") && tip.contains("--lr-decay"),
+            "{tip}"
+        );
         assert_eq!(super::alias_tip("--nonsense"), None);
     }
 }

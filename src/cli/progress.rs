@@ -19,8 +19,11 @@ pub(super) struct Show {
     pub plot: Option<RunDir>,
     pub epochs: usize,
     pub batch_size: usize,
-    /// The learning rate the run was given (`--lr` or the recipe's), for warnings.
+    /// The learning rate the run was given (`--lr` or the recipe's; OneCycle's
+    /// `--max-lr`), for warnings.
     pub lr: f32,
+    /// The option that sets it: "--lr", or "--max-lr" for OneCycle.
+    pub lr_flag: &'static str,
     /// The classes the network scores, for the chance-level warning.
     pub classes: usize,
     /// Whether a warning about the learning rate has been printed (once is enough).
@@ -71,16 +74,17 @@ impl Progress for Show {
                 self.warned = true;
                 self.say(format!(
                     "warning: after epoch {}, {trouble}: training is not working. The learning \
-                     rate is probably too large (or, rarely, too small): this run has --lr {}{}; \
-                     try --lr {} (a tenth).",
+                     rate is probably too large (or, rarely, too small): this run has {flag} \
+                     {}{}; try {flag} {} (a tenth).",
                     r.epoch,
                     super::fmt_lr(self.lr),
                     if r.lr != self.lr {
-                        format!(" (now {} after decay)", super::fmt_lr(r.lr))
+                        format!(" (now {} by its schedule)", super::fmt_lr(r.lr))
                     } else {
                         String::new()
                     },
-                    super::tenth(self.lr)
+                    super::tenth(self.lr),
+                    flag = self.lr_flag,
                 ));
             }
         }
@@ -123,9 +127,12 @@ pub(super) fn final_json(
     best: &Option<Best>,
     last: &EpochReport,
     final_path: &Path,
+    stopped_early: bool,
 ) -> serde_json::Value {
     serde_json::json!({
         "final": true,
+        "epochs": last.epoch,
+        "stopped_early": stopped_early,
         "best_epoch": best.as_ref().map(|b| b.epoch),
         "test_accuracy_at_best_val": best.as_ref().and_then(|b| b.test_accuracy),
         "val_accuracy_best": best.as_ref().map(|b| b.val_accuracy),

@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         resize: args
                             .resize
                             .as_deref()
-                            .map(super::train::parse_resize)
+                            .map(super::train_recipe::parse_resize)
                             .transpose()?,
                         grey: args.grey,
                         ..Default::default()

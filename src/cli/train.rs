@@ -1,22 +1,23 @@
 //! `seqnet train`: its options, and the recipe they make (the preset's, with the
-//! options typed). Training itself is in `train_run.rs`.
+//! options typed in `train_recipe.rs`). Training itself is in `train_run.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::schedule_args::ScheduleArg;
 use anyhow::{Result, bail};
-use seqnet::Init;
-use seqnet::io::model::Normalize;
-use seqnet::presets;
-use seqnet::recipe::{OptimizerChoice, Recipe};
 
 #[derive(
     clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerArg {
+    /// torch.optim.SGD (with --momentum, --nesterov).
     Sgd,
+    /// torch.optim.Adam: β = (0.9, 0.999), ε = 1e-8, --weight-decay added to the gradient.
     Adam,
+    /// torch.optim.AdamW: Adam with --weight-decay decoupled (default 0.01).
+    Adamw,
 }
 
 #[derive(
@@ -112,26 +113,133 @@ pub struct Args {
     /// --optimizer adam).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) lr: Option<f32>,
-    /// The update rule, e.g. --optimizer adam (torch.optim.Adam's defaults).
+    /// The update rule, e.g. --optimizer adamw: sgd (torch.optim.SGD), adam
+    /// (torch.optim.Adam's defaults) or adamw (torch.optim.AdamW's, weight decay 0.01).
     #[arg(long, value_enum, default_value = "sgd")]
     pub(super) optimizer: OptimizerArg,
     /// SGD momentum, as torch.optim.SGD, e.g. --momentum 0. Default: the recipe's (0.9,
-    /// or the book's 0).
+    /// or the book's 0). With --schedule onecycle the momentum is cycled instead (see
+    /// --base-momentum).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) momentum: Option<f32>,
-    /// L2 penalty on every parameter, as torch.optim's weight_decay, e.g.
-    /// --weight-decay 5e-4.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub(super) weight_decay: f32,
-    /// The book's λ: decay λ/(mini-batches per epoch) on weights only, e.g. --l2 0.1.
+    /// SGD's Nesterov momentum, as torch.optim.SGD(nesterov=True): the step is
+    /// lr·(g + momentum·buf); needs a momentum above 0, e.g. --momentum 0.9 --nesterov.
+    /// Default: off.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) nesterov: bool,
+    /// PyTorch's weight_decay of the chosen optimizer, on every parameter: for sgd and
+    /// adam an L2 penalty added to the gradient (wd·p), for adamw the decoupled decay
+    /// p ← p·(1 − lr·wd) before each step, e.g. --weight-decay 5e-4. Default: 0, or
+    /// 0.01 with --optimizer adamw (torch.optim.AdamW's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) weight_decay: Option<f32>,
+    /// The book's λ: decay λ/(mini-batches per epoch) on weights only, added to the
+    /// gradient whatever the optimizer (not decoupled, even with adamw), e.g. --l2 0.1.
     /// Default: the recipe's (0, or the book's λ).
     #[arg(long, allow_negative_numbers = true)]
-    l2: Option<f32>,
-    /// The learning-rate schedule: multiply it by this after each epoch, e.g.
-    /// --lr-decay 1 for a constant rate. Default: the recipe's (0.6 for seed and
-    /// --spec/--model networks, 1 for the book's presets).
-    #[arg(long, allow_negative_numbers = true)]
+    pub(super) l2: Option<f32>,
+    /// seqnet's per-epoch schedule: multiply the learning rate by this after each epoch
+    /// (as ExponentialLR), e.g. --lr-decay 1 for a constant rate. Default: the recipe's
+    /// (0.6 for seed and --spec/--model networks, 1 for the book's presets); not used
+    /// with --schedule.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "schedule")]
     pub(super) lr_decay: Option<f32>,
+    /// A PyTorch learning-rate scheduler instead of --lr-decay, e.g. --schedule onecycle:
+    /// step (StepLR), multistep (MultiStepLR), cosine (CosineAnnealingLR), onecycle
+    /// (OneCycleLR, per mini-batch) or linear-warmup (LinearLR, then constant). Default:
+    /// the recipe's --lr-decay.
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub(super) schedule: Option<ScheduleArg>,
+    /// --schedule step: epochs between decays (StepLR's step_size), e.g. --step-size 10.
+    /// Default: none, it must be given.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) step_size: Option<usize>,
+    /// --schedule step or multistep: the factor of each decay (gamma), e.g. --gamma 0.5.
+    /// Default: 0.1, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) gamma: Option<f64>,
+    /// --schedule multistep: the epochs (from 0, increasing) after which the rate is
+    /// multiplied by --gamma, e.g. --milestones 10,20. Default: none, they must be given.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) milestones: Option<String>,
+    /// --schedule cosine: the lowest rate (eta_min), e.g. --eta-min 1e-5. Default: 0.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) eta_min: Option<f64>,
+    /// --schedule cosine: the half period in epochs (T_max; in mini-batches after
+    /// --warmup-steps), e.g. --t-max 30. Default: the run's epochs (or mini-batches) left
+    /// after the warm-up.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) t_max: Option<usize>,
+    /// --schedule linear-warmup or cosine: warm up linearly over this many epochs, e.g.
+    /// --warmup-epochs 2. Default: no warm-up for cosine; linear-warmup needs this or
+    /// --warmup-steps.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "warmup_steps")]
+    #[serde(default)]
+    pub(super) warmup_epochs: Option<usize>,
+    /// --schedule linear-warmup or cosine: warm up linearly over this many mini-batches
+    /// (the cosine after it then counts mini-batches too), e.g. --warmup-steps 500.
+    /// Default: none.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) warmup_steps: Option<usize>,
+    /// The warm-up's first rate as a fraction of lr (LinearLR's start_factor, in (0, 1]),
+    /// e.g. --warmup-start-factor 0.1. Default: 1/3, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) warmup_start_factor: Option<f64>,
+    /// --schedule onecycle: the peak rate (max_lr), e.g. --max-lr 0.1. Default: --lr (the
+    /// recipe's).
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) max_lr: Option<f64>,
+    /// --schedule onecycle: the fraction of mini-batches spent rising (pct_start), e.g.
+    /// --pct-start 0.25. Default: 0.3.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) pct_start: Option<f64>,
+    /// --schedule onecycle: the first rate is max_lr/div_factor, e.g. --div-factor 10.
+    /// Default: 25.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) div_factor: Option<f64>,
+    /// --schedule onecycle: the last rate is max_lr/div_factor/final_div_factor, e.g.
+    /// --final-div-factor 100. Default: 1e4.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) final_div_factor: Option<f64>,
+    /// --schedule onecycle: the momentum (Adam's β1) at the peak rate, e.g.
+    /// --base-momentum 0.8. Default: 0.85, as PyTorch's (cycle_momentum=True).
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) base_momentum: Option<f64>,
+    /// --schedule onecycle: the momentum (Adam's β1) at the lowest rates, e.g.
+    /// --max-momentum 0.9. Default: 0.95, as PyTorch's.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) max_momentum: Option<f64>,
+    /// --schedule onecycle: keep the momentum (or β1) fixed (cycle_momentum=False).
+    /// Default: cycled, as PyTorch's.
+    #[arg(long)]
+    #[serde(default)]
+    pub(super) no_cycle_momentum: bool,
+    /// Label smoothing ε of the loss, as nn.CrossEntropyLoss(label_smoothing=ε): the
+    /// target is (1 − ε)·one-hot + ε/classes, e.g. --label-smoothing 0.1. Default: 0.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) label_smoothing: Option<f32>,
+    /// Early stopping: end the run when the validation accuracy has not improved for N
+    /// epochs (needs a validation set, e.g. --split book), e.g. --patience 3. The final
+    /// model is the last epoch's; best.safetensors holds the best one. Default: off.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[serde(default)]
+    pub(super) patience: Option<usize>,
     /// Parameter initialisation, e.g. --init book. Default: the preset's (book for the
     /// book's presets), else pytorch.
     #[arg(long, value_enum)]
@@ -197,13 +305,6 @@ pub struct Args {
     pub(super) typed: Vec<(String, String)>,
 }
 
-fn check_positive(name: &str, v: f32) -> Result<()> {
-    if !v.is_finite() || v <= 0.0 {
-        bail!("--{name} {v} must be a positive finite number");
-    }
-    Ok(())
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
     let args = match &args.resume {
         Some(dir) => super::resume::resumed_args(dir, &args)?,
@@ -247,97 +348,5 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     super::in_pool(args.threads, |threads| {
         super::train_run::run_in_pool(args, threads)
-    })
-}
-
-/// The recipe of the preset (or the one for other networks), with the options typed.
-pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Recipe> {
-    let mut r = preset.map_or(Recipe::CUSTOM, |p| p.recipe.clone());
-    r.use_optimizer(match args.optimizer {
-        OptimizerArg::Sgd => OptimizerChoice::Sgd,
-        OptimizerArg::Adam => OptimizerChoice::Adam,
-    });
-    r.epochs = args.epochs.unwrap_or(r.epochs);
-    r.batch_size = args.batch_size.unwrap_or(r.batch_size);
-    r.lr = args.lr.unwrap_or(r.lr);
-    r.momentum = args.momentum.unwrap_or(r.momentum);
-    r.weight_decay = args.weight_decay;
-    r.l2 = args.l2.unwrap_or(r.l2);
-    r.lr_decay = args.lr_decay.unwrap_or(r.lr_decay);
-    r.expand |= args.expand;
-    r.shuffle = !args.no_shuffle;
-    if let Some(split) = args.split {
-        r.book_protocol = split == SplitArg::Book;
-    }
-    if let Some(init) = args.init {
-        r.init = match init {
-            InitArg::Book => Init::Book,
-            InitArg::Pytorch => Init::PyTorch,
-        };
-    }
-    if r.epochs == 0 {
-        bail!("--epochs 0: give at least 1 epoch");
-    }
-    if r.batch_size == 0 {
-        bail!("--batch-size 0: give at least 1 image per mini-batch");
-    }
-    check_positive("lr", r.lr)?;
-    check_positive("lr-decay", r.lr_decay)?;
-    for (flag, v) in [
-        ("momentum", r.momentum),
-        ("weight-decay", r.weight_decay),
-        ("l2", r.l2),
-    ] {
-        if !v.is_finite() || v < 0.0 {
-            bail!("--{flag} {v} must be a finite number ≥ 0");
-        }
-    }
-    r.normalize = args.normalize.as_deref().map(parse_normalize).transpose()?;
-    Ok(r)
-}
-
-/// The image folder options typed: --resize, --grey, --holdout.
-pub(super) fn folder_options(args: &Args) -> Result<seqnet::data::FolderOptions> {
-    let mut o = seqnet::data::FolderOptions {
-        grey: args.grey,
-        ..Default::default()
-    };
-    if let Some(text) = &args.resize {
-        o.resize = Some(parse_resize(text)?);
-    }
-    if let Some(f) = args.holdout {
-        if !(f > 0.0 && f < 1.0) {
-            bail!(
-                "--holdout {f} must be a fraction between 0 and 1 (exclusive), e.g. 0.2 to \
-                 test on a fifth of each class"
-            );
-        }
-        o.holdout = f;
-    }
-    Ok(o)
-}
-
-/// `32x32` → (32, 32): height, then width.
-pub(super) fn parse_resize(text: &str) -> Result<(usize, usize)> {
-    let parts: Vec<Option<usize>> = text
-        .split(['x', 'X', '×'])
-        .map(|p| p.trim().parse().ok())
-        .collect();
-    match parts[..] {
-        [Some(h), Some(w)] if h > 0 && w > 0 && h <= 4096 && w <= 4096 => Ok((h, w)),
-        _ => bail!(
-            "--resize '{text}' is not HxW (height x width, 1 to 4096 each), e.g. --resize \
-             32x32"
-        ),
-    }
-}
-
-fn parse_normalize(text: &str) -> Result<Normalize> {
-    Normalize::parse(text).map_err(|why| {
-        anyhow::anyhow!(
-            "--normalize '{text}' is not MEAN,STD with STD > 0, e.g. 0.1307,0.3081, nor the \
-             means then the stds, one per channel, e.g. \
-             0.4914,0.4822,0.4465,0.2470,0.2435,0.2616 ({why})"
-        )
     })
 }

@@ -13,10 +13,12 @@ use seqnet::evaluate::Misfit;
 use seqnet::io::model::{self, ModelInfo};
 use seqnet::presets;
 use seqnet::run_dir::{self, Resume, RunConfig, RunDir, RunOptions};
+use seqnet::schedule::Schedule;
 
 use super::progress::{Show, final_json, install_signal_handler, new_bar, print_summary};
 use super::resume::refuse_to_overwrite;
-use super::train::{Args, recipe};
+use super::train::Args;
+use super::train_recipe::recipe;
 
 pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     // The network's name and its default recipe.
@@ -56,7 +58,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             args.dataset.as_deref(),
             args.data_dir.as_deref(),
             recipe.split(),
-            &super::train::folder_options(&args)?,
+            &super::train_recipe::folder_options(&args)?,
         )?,
     };
     // The data's own normalisation (CIFAR-10's per-channel means and stds) unless
@@ -87,6 +89,18 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     // Read against the images' shape: `--augment` alone picks by their channels.
     if let Some(text) = &args.augment {
         recipe.augment = data::augment::Augment::parse(text, data.train.shape)?;
+    }
+    if let (Some(p), None) = (recipe.patience, &data.val) {
+        let why = if args.train_data.is_some() {
+            "--train-data makes no validation split"
+        } else {
+            "the official split has none; --split book keeps the last 10,000 training images \
+             for validation"
+        };
+        bail!(
+            "--patience {p} stops when the validation accuracy stops improving, but this run \
+             has no validation set: {why}"
+        );
     }
     if !quiet {
         eprintln!(
@@ -234,16 +248,26 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                 }
                 if args.json {
                     let last = run.last_metrics()?;
-                    println!("{}", final_json(&run.best(), &last, &run.final_path()));
+                    println!(
+                        "{}",
+                        final_json(&run.best(), &last, &run.final_path(), state.stopped_early)
+                    );
                 }
                 if !quiet {
                     let final_path = run.final_path();
+                    let finished = if state.stopped_early {
+                        format!("stopped early after epoch {}", state.epoch)
+                    } else {
+                        format!(
+                            "already finished its {epochs} epoch{}",
+                            super::plural(epochs)
+                        )
+                    };
                     eprintln!(
-                        "{} already finished its {epochs} epoch{}: the trained model is {}; \
+                        "{} {finished}: the trained model is {}; \
                          nothing to resume. To train further, start a new run from it: {} \
                          train --model {} --out NEW_FOLDER",
                         out_dir.display(),
-                        super::plural(epochs),
                         final_path.display(),
                         super::invocation(),
                         final_path.display()
@@ -270,6 +294,11 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         ..RunOptions::new(recipe.train_config(), info.clone())
     };
     let show_bar = !quiet && std::io::stderr().is_terminal();
+    // The rate a warning names: OneCycle's peak is --max-lr, every other's start --lr.
+    let (lr_flag, lr) = match &recipe.schedule {
+        Schedule::OneCycle(c) => ("--max-lr", c.max_lr as f32),
+        _ => ("--lr", recipe.lr),
+    };
     let mut show = Show {
         bar: show_bar.then(|| new_bar(steps_per_epoch)),
         json: args.json,
@@ -277,7 +306,8 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         plot: args.plot.then(|| run.clone()),
         epochs,
         batch_size: recipe.batch_size,
-        lr: recipe.lr,
+        lr,
+        lr_flag,
         classes: data.train.classes,
         warned: false,
     };
@@ -305,10 +335,10 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             "config.json is"
         };
         bail!(
-            "{what}. Try a smaller learning rate: this run has --lr {}; --lr {} is a tenth. \
-             The run's {kept} kept in {}",
-            super::fmt_lr(recipe.lr),
-            super::tenth(recipe.lr),
+            "{what}. Try a smaller learning rate: this run has {lr_flag} {}; {lr_flag} {} is a \
+             tenth. The run's {kept} kept in {}",
+            super::fmt_lr(lr),
+            super::tenth(lr),
             out_dir.display()
         );
     }
@@ -324,7 +354,23 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     // Every run folder holds a digit to try `seqnet predict` on, --quiet or not.
     let sample = run.write_sample_digit(data.test.as_ref().unwrap_or(&data.train));
     if args.json {
-        println!("{}", final_json(&best, &last, &final_path));
+        println!(
+            "{}",
+            final_json(&best, &last, &final_path, state.stopped_early)
+        );
+    }
+    if !quiet
+        && state.stopped_early
+        && let (Some(p), Some((epoch, acc))) = (recipe.patience, state.best_val)
+    {
+        eprintln!(
+            "stopped early after epoch {} of {epochs}: the validation accuracy has not \
+                 improved for {p} epoch{} (--patience {p}); its best was {:.2}% at epoch \
+                 {epoch} (best.safetensors)",
+            state.epoch,
+            super::plural(p),
+            100.0 * acc
+        );
     }
     if !quiet {
         print_summary(&last, best.as_ref(), &final_path, sample.as_deref());

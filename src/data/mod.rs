@@ -431,8 +431,8 @@ impl Default for FolderOptions {
     }
 }
 
-/// `60000` → `"60,000"`.
-pub(crate) fn thousands(n: usize) -> String {
+/// `60000` → `"60,000"`: counts as the messages and reports print them.
+pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

@@ -12,7 +12,7 @@ use seqnet::io::model::{self, ModelInfo, TrainedOn};
 use seqnet::layers::Layer;
 use seqnet::recipe::{OptimizerChoice, Recipe};
 use seqnet::summary::Summary;
-use seqnet::train::{StepBuffers, TrainState, accumulate_gradients};
+use seqnet::train::{self, StepBuffers, TrainState, accumulate_gradients};
 use seqnet::{Mode, Sequential, Tensor};
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
@@ -296,35 +296,12 @@ impl Session {
         let mut losses = Vec::new();
         for _ in 0..max_steps {
             if state.step_in_epoch == 0 {
-                state.order = (0..n as u32).collect();
-                if cfg.shuffle {
-                    state.data_rng.shuffle(&mut state.order);
-                }
-                state.loss_sum = 0.0;
-                state.seconds = 0.0;
+                train::begin_epoch(state, &cfg, n);
+                self.bufs = train::epoch_buffers(state, &cfg);
             }
-            let s = state.step_in_epoch;
-            self.idx.clear();
-            self.idx.extend(
-                state.order[s * bs..((s + 1) * bs).min(n)]
-                    .iter()
-                    .map(|&i| i as usize),
-            );
-            net.zero_grad();
-            let loss = accumulate_gradients(net, train, &self.idx, cfg.normalize, &mut self.bufs)
+            // The library's step: the schedule's rate, the gradient, the optimiser.
+            let loss = train::train_step(net, state, train, &cfg, &mut self.idx, &mut self.bufs)
                 .map_err(js_err)?;
-            if !loss.is_finite() {
-                return Err(js_err(format!(
-                    "training diverged in epoch {}, step {} of {steps}: the loss is {loss}; \
-                     try a smaller learning rate (now {:?})",
-                    state.epoch + 1,
-                    s + 1,
-                    state.optimizer.lr
-                )));
-            }
-            state.optimizer.step(net);
-            state.loss_sum += loss as f64;
-            state.step_in_epoch += 1;
             losses.push(loss);
             if state.step_in_epoch == steps {
                 break;
@@ -343,7 +320,6 @@ impl Session {
             let lr = state.optimizer.lr;
             state.epoch += 1;
             state.step_in_epoch = 0;
-            state.optimizer.lr *= cfg.lr_decay;
             out["epoch_end"] = json!({
                 "epoch": state.epoch, "train_loss": train_loss, "lr": lr,
             });
@@ -560,7 +536,7 @@ impl Bench {
         let (train, test) = embedded::mnist_5k().map_err(js_err)?;
         let net = seqnet::spec::build(preset.spec, &train.shape, seed).map_err(js_err)?;
         let opt = seqnet::optim::Optimizer::new(
-            seqnet::optim::OptimizerKind::Sgd { momentum: 0.0 },
+            seqnet::optim::OptimizerKind::sgd(0.0),
             preset.recipe.lr,
             0.0,
             0.0,
@@ -586,7 +562,7 @@ impl Bench {
             idx.extend((0..take).map(|j| (self.cursor + j) % n));
             self.cursor = (self.cursor + take) % n;
             self.net.zero_grad();
-            loss = accumulate_gradients(&mut self.net, &self.train, &idx, None, &mut self.bufs)
+            loss = accumulate_gradients(&mut self.net, &self.train, &idx, None, 0.0, &mut self.bufs)
                 .map_err(js_err)?;
             self.opt.step(&mut self.net);
             done += take;
