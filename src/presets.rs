@@ -97,6 +97,17 @@ pub fn all() -> Vec<Preset> {
             book_row: "FC 1000–1000, dropout 0.5 before each FC, expanded",
             book_accuracy: Some(99.60),
         },
+        Preset {
+            name: "fast-mnist",
+            // Past the book: two blocks of two 3×3 convolutions with BatchNorm (no bias:
+            // BatchNorm's β is the shift), global max-pooling by 2 after each, one Linear.
+            // 28 → 26 → 24 → 12 → 10 → 8 → 4: 64·4·4 = 1024 features.
+            spec: "Conv2d(1, 32, 3, bias=False) -> BatchNorm2d(32) -> ReLU() -> Conv2d(32, 32, 3, bias=False) -> BatchNorm2d(32) -> ReLU() -> MaxPool2d(2) -> Conv2d(32, 64, 3, bias=False) -> BatchNorm2d(64) -> ReLU() -> Conv2d(64, 64, 3, bias=False) -> BatchNorm2d(64) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Linear(1024, 10)",
+            input: [1, 28, 28],
+            recipe: Recipe::fast_mnist(),
+            book_row: "(past the book: BatchNorm, augmentation, OneCycle)",
+            book_accuracy: None,
+        },
     ]
 }
 

@@ -678,7 +678,11 @@ fn train_options_say_their_default_and_an_example() {
     let help = ok(&seqnet(dir.path(), &["train", "--help"]));
     let mut blocks: Vec<String> = Vec::new();
     for line in help.lines() {
-        if line.trim_start().starts_with("--") || line.trim_start().starts_with("-h,") {
+        // An option's first line is indented less than its description (which may
+        // itself have a line starting with `--`, wrapped).
+        let indent = line.len() - line.trim_start().len();
+        let head = line.trim_start();
+        if indent <= 6 && (head.starts_with("--") || head.starts_with("-h,")) {
             blocks.push(String::new());
         }
         if let Some(b) = blocks.last_mut() {

@@ -115,8 +115,9 @@ pub struct Args {
     pub(super) lr: Option<f32>,
     /// The update rule, e.g. --optimizer adamw: sgd (torch.optim.SGD), adam
     /// (torch.optim.Adam's defaults) or adamw (torch.optim.AdamW's, weight decay 0.01).
-    #[arg(long, value_enum, default_value = "sgd")]
-    pub(super) optimizer: OptimizerArg,
+    /// Default: the recipe's (sgd, or adamw for fast-mnist).
+    #[arg(long, value_enum)]
+    pub(super) optimizer: Option<OptimizerArg>,
     /// SGD momentum, as torch.optim.SGD, e.g. --momentum 0. Default: the recipe's (0.9,
     /// or the book's 0). With --schedule onecycle the momentum is cycled instead (see
     /// --base-momentum).
@@ -152,38 +153,38 @@ pub struct Args {
     #[arg(long, value_enum)]
     #[serde(default)]
     pub(super) schedule: Option<ScheduleArg>,
-    /// --schedule step: epochs between decays (StepLR's step_size), e.g. --step-size 10.
+    /// With --schedule step: epochs between decays (StepLR's step_size), e.g. --step-size 10.
     /// Default: none, it must be given.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) step_size: Option<usize>,
-    /// --schedule step or multistep: the factor of each decay (gamma), e.g. --gamma 0.5.
+    /// With --schedule step or multistep: the factor of each decay (gamma), e.g. --gamma 0.5.
     /// Default: 0.1, as PyTorch's.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) gamma: Option<f64>,
-    /// --schedule multistep: the epochs (from 0, increasing) after which the rate is
+    /// With --schedule multistep: the epochs (from 0, increasing) after which the rate is
     /// multiplied by --gamma, e.g. --milestones 10,20. Default: none, they must be given.
     #[arg(long)]
     #[serde(default)]
     pub(super) milestones: Option<String>,
-    /// --schedule cosine: the lowest rate (eta_min), e.g. --eta-min 1e-5. Default: 0.
+    /// With --schedule cosine: the lowest rate (eta_min), e.g. --eta-min 1e-5. Default: 0.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) eta_min: Option<f64>,
-    /// --schedule cosine: the half period in epochs (T_max; in mini-batches after
+    /// With --schedule cosine: the half period in epochs (T_max; in mini-batches after
     /// --warmup-steps), e.g. --t-max 30. Default: the run's epochs (or mini-batches) left
     /// after the warm-up.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) t_max: Option<usize>,
-    /// --schedule linear-warmup or cosine: warm up linearly over this many epochs, e.g.
+    /// With --schedule linear-warmup or cosine: warm up linearly over this many epochs, e.g.
     /// --warmup-epochs 2. Default: no warm-up for cosine; linear-warmup needs this or
     /// --warmup-steps.
     #[arg(long, allow_negative_numbers = true, conflicts_with = "warmup_steps")]
     #[serde(default)]
     pub(super) warmup_epochs: Option<usize>,
-    /// --schedule linear-warmup or cosine: warm up linearly over this many mini-batches
+    /// With --schedule linear-warmup or cosine: warm up linearly over this many mini-batches
     /// (the cosine after it then counts mini-batches too), e.g. --warmup-steps 500.
     /// Default: none.
     #[arg(long, allow_negative_numbers = true)]
@@ -194,37 +195,37 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) warmup_start_factor: Option<f64>,
-    /// --schedule onecycle: the peak rate (max_lr), e.g. --max-lr 0.1. Default: --lr (the
+    /// With --schedule onecycle: the peak rate (max_lr), e.g. --max-lr 0.1. Default: --lr (the
     /// recipe's).
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) max_lr: Option<f64>,
-    /// --schedule onecycle: the fraction of mini-batches spent rising (pct_start), e.g.
+    /// With --schedule onecycle: the fraction of mini-batches spent rising (pct_start), e.g.
     /// --pct-start 0.25. Default: 0.3.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) pct_start: Option<f64>,
-    /// --schedule onecycle: the first rate is max_lr/div_factor, e.g. --div-factor 10.
+    /// With --schedule onecycle: the first rate is max_lr/div_factor, e.g. --div-factor 10.
     /// Default: 25.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) div_factor: Option<f64>,
-    /// --schedule onecycle: the last rate is max_lr/div_factor/final_div_factor, e.g.
+    /// With --schedule onecycle: the last rate is max_lr/div_factor/final_div_factor, e.g.
     /// --final-div-factor 100. Default: 1e4.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) final_div_factor: Option<f64>,
-    /// --schedule onecycle: the momentum (Adam's β1) at the peak rate, e.g.
+    /// With --schedule onecycle: the momentum (Adam's β1) at the peak rate, e.g.
     /// --base-momentum 0.8. Default: 0.85, as PyTorch's (cycle_momentum=True).
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) base_momentum: Option<f64>,
-    /// --schedule onecycle: the momentum (Adam's β1) at the lowest rates, e.g.
+    /// With --schedule onecycle: the momentum (Adam's β1) at the lowest rates, e.g.
     /// --max-momentum 0.9. Default: 0.95, as PyTorch's.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) max_momentum: Option<f64>,
-    /// --schedule onecycle: keep the momentum (or β1) fixed (cycle_momentum=False).
+    /// With --schedule onecycle: keep the momentum (or β1) fixed (cycle_momentum=False).
     /// Default: cycled, as PyTorch's.
     #[arg(long)]
     #[serde(default)]

@@ -21,11 +21,13 @@ fn check_positive(name: &str, v: f32) -> Result<()> {
 /// The recipe of the preset (or the one for other networks), with the options typed.
 pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Recipe> {
     let mut r = preset.map_or(Recipe::CUSTOM, |p| p.recipe.clone());
-    r.use_optimizer(match args.optimizer {
-        OptimizerArg::Sgd => OptimizerChoice::Sgd,
-        OptimizerArg::Adam => OptimizerChoice::Adam,
-        OptimizerArg::Adamw => OptimizerChoice::AdamW,
-    });
+    if let Some(choice) = args.optimizer {
+        r.use_optimizer(match choice {
+            OptimizerArg::Sgd => OptimizerChoice::Sgd,
+            OptimizerArg::Adam => OptimizerChoice::Adam,
+            OptimizerArg::Adamw => OptimizerChoice::AdamW,
+        });
+    }
     r.epochs = args.epochs.unwrap_or(r.epochs);
     r.batch_size = args.batch_size.unwrap_or(r.batch_size);
     r.lr = args.lr.unwrap_or(r.lr);
@@ -38,6 +40,9 @@ pub(super) fn recipe(args: &Args, preset: Option<&presets::Preset>) -> Result<Re
     }
     if let Some(kind) = args.schedule {
         r.schedule = schedule(args, kind, r.lr)?;
+    } else if let (Some(lr), Schedule::OneCycle(c)) = (args.lr, &mut r.schedule) {
+        // A preset's OneCycle (fast-mnist's): --lr is its peak, as with --schedule onecycle.
+        c.max_lr = seqnet::schedule::typed(lr);
     }
     refuse_unused_schedule_options(args, &r.schedule)?;
     if args.nesterov {
