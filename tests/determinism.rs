@@ -33,11 +33,11 @@ fn train_with(
             epochs: 1,
             batch_size: batch,
             shuffle: true,
-            lr_decay: 1.0,
             normalize: Some(Normalize {
                 mean: 0.1307,
                 std: 0.3081,
             }),
+            ..TrainConfig::default()
         };
         seqnet::train::train(&mut net, &mut state, &train, None, None, &cfg, &mut Silent).unwrap();
         let weights = net

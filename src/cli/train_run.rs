@@ -65,6 +65,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     if recipe.expand {
         data.train = data::expand_book(&data.train);
     }
+    recipe.check(data.train.len())?;
     if let (Some(p), None) = (recipe.patience, &data.val) {
         let why = if args.train_data.is_some() {
             "--train-data makes no validation split"
