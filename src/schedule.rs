@@ -98,7 +98,7 @@ impl Warmup {
     pub const START_FACTOR: f64 = 1.0 / 3.0;
 
     /// `iters` epochs or mini-batches from LinearLR's default start factor (1/3).
-    pub fn new(iters: usize, per: Per) -> Warmup {
+    pub const fn new(iters: usize, per: Per) -> Warmup {
         Warmup {
             iters,
             per,
@@ -141,7 +141,7 @@ pub struct OneCycle {
 impl OneCycle {
     /// PyTorch's defaults: `pct_start=0.3`, `div_factor=25`, `final_div_factor=1e4`,
     /// `cycle_momentum=True`, `base_momentum=0.85`, `max_momentum=0.95`.
-    pub fn new(max_lr: f64) -> OneCycle {
+    pub const fn new(max_lr: f64) -> OneCycle {
         OneCycle {
             max_lr,
             pct_start: 0.3,
