@@ -140,7 +140,7 @@ pub fn save(
         scheduler: Some(SchedulerState {
             schedule: state.schedule.clone(),
             base_lr_bits: state.base_lr.to_bits(),
-            momentum_bits: momentum(&state.optimizer.kind).to_bits(),
+            momentum_bits: state.optimizer.kind.momentum().to_bits(),
         }),
         best_val: state.best_val.map(|(e, v)| (e, v.to_bits())),
         stopped_early: state.stopped_early,
@@ -152,15 +152,6 @@ pub fn save(
         &entries,
         HashMap::from([("seqnet.checkpoint".to_string(), json)]),
     )
-}
-
-/// SGD's momentum or Adam's β1, as a schedule sets it.
-fn momentum(kind: &crate::optim::OptimizerKind) -> f32 {
-    use crate::optim::OptimizerKind::*;
-    match *kind {
-        Sgd { momentum, .. } => momentum,
-        Adam { beta1, .. } | AdamW { beta1, .. } => beta1,
-    }
 }
 
 /// Restores `net` and `state` from a checkpoint written by [`save`] for the same network

@@ -83,6 +83,14 @@ impl OptimizerKind {
         }
     }
 
+    /// SGD's momentum, or Adam's β1: what a OneCycle schedule cycles.
+    pub fn momentum(&self) -> f32 {
+        match *self {
+            OptimizerKind::Sgd { momentum, .. } => momentum,
+            OptimizerKind::Adam { beta1, .. } | OptimizerKind::AdamW { beta1, .. } => beta1,
+        }
+    }
+
     /// Lower-case, as checkpoints record it: "sgd", "adam" or "adamw".
     pub fn name(&self) -> &'static str {
         match self {

@@ -333,6 +333,15 @@ impl Recipe {
         line
     }
 
+    /// Refuses what PyTorch would refuse (Nesterov without momentum, a schedule's
+    /// impossible arguments) for a training set of `images` images, before anything is
+    /// written; [`crate::train::train`] checks the same when it starts.
+    pub fn check(&self, images: usize) -> crate::Result<()> {
+        self.optimizer(images).check()?;
+        self.schedule
+            .check(self.epochs, self.steps_per_epoch(images))
+    }
+
     /// The training loop's settings.
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig {
@@ -424,6 +433,55 @@ mod tests {
             adam.describe("from model"),
             "Adam, lr 0.001 ×0.6 per epoch, batch 32, 1 epoch, weight decay 0, L2 λ 0, \
              init from model, official split, no shuffling, pixels (x − 0.5)/0.25"
+        );
+    }
+
+    #[test]
+    fn the_recipe_line_names_the_newer_choices() {
+        use crate::schedule::{OneCycle, Per, Warmup};
+        let mut r = Recipe {
+            nesterov: true,
+            schedule: Schedule::OneCycle(OneCycle::new(0.1)),
+            label_smoothing: 0.1,
+            patience: Some(3),
+            ..Recipe::SEED
+        };
+        assert_eq!(
+            r.describe("pytorch"),
+            "SGD Nesterov, OneCycle lr 0.004 → 0.1 → 4e-7 per mini-batch (30% up), momentum \
+             0.95 → 0.85 → 0.95, batch 32, 5 epochs, weight decay 0, L2 λ 0, init pytorch, \
+             official split, label smoothing 0.1, early stopping after 3 epochs without a \
+             better validation accuracy"
+        );
+        r.use_optimizer(OptimizerChoice::AdamW);
+        r.schedule = Schedule::Cosine {
+            t_max: None,
+            eta_min: 0.0,
+            warmup: Some(Warmup::new(2, Per::Epoch)),
+        };
+        r.label_smoothing = 0.0;
+        r.patience = None;
+        assert_eq!(
+            r.describe("pytorch"),
+            "AdamW, lr 0.001, linear warm-up from ×1/3 over 2 epochs (LinearLR), then cosine to \
+             0 over the rest of the run (CosineAnnealingLR), batch 32, 5 epochs, weight decay \
+             0.01 (decoupled), L2 λ 0, init pytorch, official split"
+        );
+        let o = r.optimizer(100);
+        assert!(matches!(o.kind, OptimizerKind::AdamW { .. }));
+        assert_eq!(o.weight_decay, 0.01);
+        // A weight decay set after switching is kept.
+        r.weight_decay = 0.05;
+        r.use_optimizer(OptimizerChoice::AdamW);
+        assert_eq!(r.weight_decay, 0.05);
+        assert!(
+            Recipe {
+                nesterov: true,
+                momentum: 0.0,
+                ..Recipe::SEED
+            }
+            .check(100)
+            .is_err()
         );
     }
 }

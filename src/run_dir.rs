@@ -886,6 +886,151 @@ mod tests {
         );
     }
 
+    /// Stops the run (through its interrupt flag) after `after` steps, and records the
+    /// learning rate and β1 of every step.
+    struct StopAfter<'a> {
+        flag: &'a AtomicBool,
+        after: usize,
+        rates: Vec<(f32, f32)>,
+    }
+
+    impl Progress for StopAfter<'_> {
+        fn step(&mut self, state: &TrainState, _steps: usize, _loss: f32) -> Result<()> {
+            self.rates
+                .push((state.optimizer.lr, state.optimizer.kind.momentum()));
+            if self.rates.len() == self.after {
+                self.flag.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    }
+
+    /// A run stopped in the middle of an epoch under a per-step schedule (OneCycle,
+    /// cycling AdamW's β1, with label smoothing) resumes at the same step of the
+    /// schedule: the same rates from there on, and bitwise the same weights.
+    #[test]
+    fn a_run_stopped_mid_epoch_resumes_its_schedule_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut recipe = Recipe {
+            epochs: 3,
+            batch_size: 4,
+            label_smoothing: 0.1,
+            schedule: Schedule::OneCycle(crate::schedule::OneCycle::new(0.02)),
+            ..Recipe::CUSTOM
+        };
+        recipe.use_optimizer(crate::recipe::OptimizerChoice::AdamW);
+        let (mut whole, data) = tiny();
+        let info = ModelInfo::for_net(&whole);
+        let opts = RunOptions::new(recipe.train_config(), info.clone());
+        let never = AtomicBool::new(false);
+        let mut all = StopAfter {
+            flag: &never,
+            after: usize::MAX,
+            rates: Vec::new(),
+        };
+        let mut run = RunDir::open(tmp.path().join("whole")).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        run.train(&mut whole, &mut state, &data, &opts, &mut all)
+            .unwrap();
+        assert_eq!(all.rates.len(), 9);
+
+        // The flag set after step 4 is seen at the end of step 5: mid-epoch 2.
+        let stop = AtomicBool::new(false);
+        let mut first = StopAfter {
+            flag: &stop,
+            after: 4,
+            rates: Vec::new(),
+        };
+        let interrupting = RunOptions {
+            interrupt: Some(&stop),
+            ..opts.clone()
+        };
+        let (mut parts, _) = tiny();
+        let mut run = RunDir::open(tmp.path().join("parts")).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        let err = run
+            .train(&mut parts, &mut state, &data, &interrupting, &mut first)
+            .unwrap_err();
+        assert!(matches!(err, Error::Interrupted(_)), "{err}");
+        assert_eq!((state.epoch, state.step_in_epoch), (1, 2));
+
+        // Another schedule cannot take the run over.
+        let mut other = Recipe {
+            schedule: Schedule::CONSTANT,
+            ..recipe.clone()
+        }
+        .new_state(data.train.len(), 1);
+        let (mut net, _) = tiny();
+        let err = run.resume(&mut net, &mut other, 3).unwrap_err().to_string();
+        assert!(err.contains("schedule"), "{err}");
+
+        let (mut resumed, _) = tiny();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        assert_eq!(
+            run.resume(&mut resumed, &mut state, 3).unwrap(),
+            Resume::Continue
+        );
+        let mut rest = StopAfter {
+            flag: &never,
+            after: usize::MAX,
+            rates: Vec::new(),
+        };
+        run.train(&mut resumed, &mut state, &data, &opts, &mut rest)
+            .unwrap();
+        // The interrupted step's own progress report never came (the run stopped first).
+        assert_eq!(first.rates, all.rates[..4]);
+        assert_eq!(rest.rates, all.rates[5..]);
+        for ((name, a), (_, b)) in whole.named_params().into_iter().zip(resumed.named_params()) {
+            assert_eq!(a.value.data(), b.value.data(), "{name}");
+        }
+    }
+
+    /// With a learning rate of 0 the validation accuracy never rises after the first
+    /// epoch: patience 2 stops the run after epoch 3 of 10, and a resume of it finds it
+    /// finished.
+    #[test]
+    fn patience_stops_a_run_that_no_longer_improves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = Recipe {
+            epochs: 10,
+            batch_size: 4,
+            lr: 0.0,
+            patience: Some(2),
+            ..Recipe::CUSTOM
+        };
+        let (mut net, data) = tiny();
+        let info = ModelInfo::for_net(&net);
+        let opts = RunOptions::new(recipe.train_config(), info.clone());
+        let mut run = RunDir::open(tmp.path()).unwrap();
+        let mut state = recipe.new_state(data.train.len(), 1);
+        run.train(&mut net, &mut state, &data, &opts, &mut ())
+            .unwrap();
+        assert!(state.stopped_early);
+        assert_eq!(state.epoch, 3);
+        assert_eq!(state.best_val.map(|(e, _)| e), Some(1));
+        assert_eq!(run.last_metrics().unwrap().epoch, 3);
+        run.save_final(&net, &info).unwrap();
+        let mut again = recipe.new_state(data.train.len(), 1);
+        assert_eq!(
+            run.resume(&mut net, &mut again, 10).unwrap(),
+            Resume::Finished
+        );
+        assert!(again.stopped_early);
+
+        // Without a validation set there is nothing to watch.
+        let no_val = Splits {
+            val: None,
+            ..data.clone()
+        };
+        let mut state = recipe.new_state(data.train.len(), 1);
+        let err = RunDir::open(tmp.path().join("b"))
+            .unwrap()
+            .train(&mut net, &mut state, &no_val, &opts, &mut ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no validation set"), "{err}");
+    }
+
     #[test]
     fn an_interrupted_run_saves_a_checkpoint() {
         let tmp = tempfile::tempdir().unwrap();

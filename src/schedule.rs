@@ -98,7 +98,7 @@ impl Warmup {
     pub const START_FACTOR: f64 = 1.0 / 3.0;
 
     /// `iters` epochs or mini-batches from LinearLR's default start factor (1/3).
-    pub fn new(iters: usize, per: Per) -> Warmup {
+    pub const fn new(iters: usize, per: Per) -> Warmup {
         Warmup {
             iters,
             per,
@@ -141,7 +141,7 @@ pub struct OneCycle {
 impl OneCycle {
     /// PyTorch's defaults: `pct_start=0.3`, `div_factor=25`, `final_div_factor=1e4`,
     /// `cycle_momentum=True`, `base_momentum=0.85`, `max_momentum=0.95`.
-    pub fn new(max_lr: f64) -> OneCycle {
+    pub const fn new(max_lr: f64) -> OneCycle {
         OneCycle {
             max_lr,
             pct_start: 0.3,
@@ -467,7 +467,12 @@ impl Schedule {
                 Per::Epoch => plural(w.iters, "epoch"),
                 Per::Step => plural(w.iters, "mini-batch"),
             };
-            format!("linear warm-up from ×{} over {unit}", num(w.start_factor))
+            let from = if w.start_factor == Warmup::START_FACTOR {
+                "1/3".to_string()
+            } else {
+                num(w.start_factor)
+            };
+            format!("linear warm-up from ×{from} over {unit}")
         };
         match self {
             Schedule::Exponential { gamma } if *gamma == 1.0 => format!("lr {lr} constant"),
@@ -681,5 +686,41 @@ mod tests {
             "OneCycle lr 0.004 → 0.1 → 4e-7 per mini-batch (30% up), momentum 0.95 → 0.85 → 0.95"
         );
         assert_eq!(typed(0.01), 0.01);
+    }
+
+    /// config.json and checkpoints hold a schedule as JSON: it must come back the same
+    /// bits, or a resumed run would train (or be refused) differently.
+    #[test]
+    fn schedules_round_trip_through_json_exactly() {
+        for s in [
+            Schedule::OneCycle(OneCycle {
+                max_lr: 0.1 + 0.2,
+                pct_start: 1.0 / 3.0,
+                ..OneCycle::new(0.1)
+            }),
+            Schedule::Cosine {
+                t_max: Some(7),
+                eta_min: 1e-5 / 3.0,
+                warmup: Some(Warmup::new(3, Per::Step)),
+            },
+            Schedule::MultiStep {
+                milestones: vec![2, 9],
+                gamma: 0.7f32 as f64,
+            },
+            Schedule::Exponential { gamma: 0.6 },
+        ] {
+            let text = serde_json::to_string(&s).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Schedule>(&text).unwrap(),
+                s,
+                "{text}"
+            );
+        }
+        let text = serde_json::to_string(&Schedule::Step {
+            step_size: 3,
+            gamma: 0.5,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"kind":"step","step_size":3,"gamma":0.5}"#);
     }
 }

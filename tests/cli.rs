@@ -406,6 +406,59 @@ fn training_rejects_bad_arguments() {
             vec!["--model", "m.safetensors", "--init", "book"],
             "--init draws new weights",
         ),
+        (
+            vec!["--momentum", "0", "--nesterov"],
+            "--nesterov needs a momentum above 0",
+        ),
+        (
+            vec!["--optimizer", "adam", "--nesterov"],
+            "--nesterov is SGD's",
+        ),
+        (vec!["--schedule", "multistep"], "needs --milestones"),
+        (
+            vec!["--schedule", "multistep", "--milestones", "5,3"],
+            "must increase",
+        ),
+        (vec!["--schedule", "step"], "needs --step-size"),
+        (
+            vec!["--milestones", "3"],
+            "--milestones is an option of --schedule multistep",
+        ),
+        (
+            vec!["--schedule", "cosine", "--max-lr", "0.1"],
+            "--max-lr is an option of --schedule onecycle, but this run's schedule is \
+             --schedule cosine",
+        ),
+        (
+            vec!["--schedule", "linear-warmup"],
+            "needs --warmup-epochs or --warmup-steps",
+        ),
+        (
+            vec![
+                "--schedule",
+                "cosine",
+                "--warmup-epochs",
+                "5",
+                "--epochs",
+                "5",
+            ],
+            "warm up for fewer",
+        ),
+        (
+            vec!["--schedule", "onecycle", "--momentum", "0.9"],
+            "cycles the momentum",
+        ),
+        (
+            vec!["--schedule", "onecycle", "--pct-start", "1.5"],
+            "--pct-start 1.5",
+        ),
+        (
+            vec!["--lr-decay", "0.5", "--schedule", "cosine"],
+            "--lr-decay",
+        ),
+        (vec!["--label-smoothing", "1.5"], "--label-smoothing 1.5"),
+        (vec!["--patience", "0"], "--patience 0"),
+        (vec!["--patience", "3"], "no validation set"),
     ] {
         let mut full = vec!["train", "--dataset", "mnist-5k", "--quiet", "--out", "run"];
         if args[0] == "--dataset" {
@@ -593,6 +646,104 @@ fn a_learning_rate_far_too_large_is_named() {
     assert!(err.contains("the loss is NaN"), "{err}");
     assert!(err.contains("--lr 1e6;"), "{err}");
     assert!(dir.path().join("huge/config.json").exists());
+
+    // A loss that grows far past its start but stays finite (Adam's steps are bounded
+    // by lr, so the weights grow without overflowing): a warning naming --lr, not
+    // silence.
+    let mut args = base.to_vec();
+    args.extend(["--optimizer", "adam", "--lr", "100", "--out", "adam"]);
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: after epoch 1"))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    assert!(warning.contains("the training loss is "), "{warning}");
+    assert!(warning.contains("far above the 2.30"), "{warning}");
+    assert!(
+        warning.contains("--lr 100; try --lr 10 (a tenth)"),
+        "{warning}"
+    );
+    // Under OneCycle the rate to lower is its peak, --max-lr.
+    let mut args = base.to_vec();
+    args.extend([
+        "--optimizer",
+        "adam",
+        "--schedule",
+        "onecycle",
+        "--max-lr",
+        "1000",
+        "--out",
+        "cycle",
+    ]);
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    assert!(
+        err.contains("this run has --max-lr 1000") && err.contains("try --max-lr 100 (a tenth)"),
+        "{err}"
+    );
+}
+
+/// --patience ends a run whose validation accuracy stops improving, says so, and
+/// --json tells; the recipe line and config.json record it with the other new options.
+#[test]
+fn patience_stops_early_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A rate too small to move any weight: the validation accuracy stays where it is.
+    let args = [
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--split",
+        "book",
+        "--limit",
+        "200",
+        "--epochs",
+        "6",
+        "--lr",
+        "1e-20",
+        "--patience",
+        "2",
+        "--nesterov",
+        "--label-smoothing",
+        "0.05",
+        "--out",
+        "run",
+        "--json",
+    ];
+    let (out, err) = ok_out_err(&seqnet(dir.path(), &args));
+    assert!(
+        err.contains(
+            "stopped early after epoch 3 of 6: the validation accuracy has not improved for 2 \
+             epochs (--patience 2); its best was"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("at epoch 1 (best.safetensors)"), "{err}");
+    let line = err.lines().find(|l| l.starts_with("recipe (")).unwrap();
+    assert!(
+        line.contains("SGD Nesterov momentum 0.9, lr 1e-20 ×0.6 per epoch")
+            && line.contains("label smoothing 0.05")
+            && line.contains("early stopping after 2 epochs without a better validation accuracy"),
+        "{line}"
+    );
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["stopped_early"], true, "{out}");
+    assert_eq!(last["epochs"], 3, "{out}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["patience"], 2);
+    assert_eq!(config["nesterov"], true);
+    assert_eq!(config["label_smoothing"], 0.05);
+    assert_eq!(config["schedule"]["kind"], "exponential");
+    assert_eq!(
+        config["recipe"].as_str(),
+        line.split(": ")
+            .nth(1)
+            .map(|r| r.split("; data").next().unwrap())
+    );
+    // Resuming the finished run finds nothing to do.
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &["train", "--resume", "run"]));
+    assert!(err.contains("stopped early after epoch 3"), "{err}");
 }
 
 /// A model file records its training data; eval and viz say which data they score and

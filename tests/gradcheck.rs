@@ -358,3 +358,98 @@ fn a_backward_that_ignored_dout_would_be_caught() {
         .unwrap();
     assert_ne!(d1.data(), d2.data());
 }
+
+/// Label-smoothed cross-entropy (PyTorch's `CrossEntropyLoss(label_smoothing=ε)`) in f64,
+/// from the definition: the target is (1 − ε)·onehot + ε/K, the loss its cross-entropy
+/// with softmax(z), averaged over the rows.
+fn smoothed_loss_f64(z: &[f64], labels: &[usize], k: usize, eps: f64) -> f64 {
+    let rows = labels.len() as f64;
+    z.chunks(k)
+        .zip(labels)
+        .map(|(row, &y)| {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let log_sum = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln() + m;
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| {
+                    let target = eps / k as f64 + if j == y { 1.0 - eps } else { 0.0 };
+                    target * (log_sum - v)
+                })
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / rows
+}
+
+#[test]
+fn label_smoothing_loss_and_gradient_match_f64_finite_differences() {
+    let (n, k, eps) = (3, 7, 0.15);
+    let mut rng = Rng::new(31);
+    let z: Vec<f32> = (0..n * k).map(|_| rng.symmetric(3.0)).collect();
+    let labels = [4, 0, 6];
+    let logits = Tensor::from_vec(&[n, k], z.clone()).unwrap();
+    let (loss, grad) = seqnet::loss::cross_entropy_smoothed(&logits, &labels, eps as f32);
+
+    let z64: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+    let want = smoothed_loss_f64(&z64, &labels, k, eps);
+    assert!(
+        (loss as f64 - want).abs() <= 1e-6 * want,
+        "loss {loss}, f64 {want}"
+    );
+    // Central differences of the f64 loss, step 1e-5 (truncation ~1e-10).
+    let h = 1e-5;
+    for i in 0..n * k {
+        let (mut up, mut down) = (z64.clone(), z64.clone());
+        up[i] += h;
+        down[i] -= h;
+        let numeric = (smoothed_loss_f64(&up, &labels, k, eps)
+            - smoothed_loss_f64(&down, &labels, k, eps))
+            / (2.0 * h);
+        assert!(
+            (numeric - grad.data()[i] as f64).abs() <= 1e-6,
+            "dlogits[{i}]: finite difference {numeric:.8}, analytic {:.8}",
+            grad.data()[i]
+        );
+    }
+
+    // Through a layer: dL/dweight and dL/dbias of Linear(5, 7) under the smoothed loss,
+    // against central differences of seqnet's own loss accumulated in f64.
+    let mut net = one(&[5], Linear::new(5, 7));
+    let x = Tensor::from_vec(&[n, 5], (0..n * 5).map(|_| rng.symmetric(1.0)).collect()).unwrap();
+    let loss_of = |net: &mut Sequential| {
+        let out = net.forward(&x, Mode::Train).unwrap();
+        let (total, _) = seqnet::loss::cross_entropy_smoothed_part(&out, &labels, n, eps as f32);
+        total / n as f64
+    };
+    net.zero_grad();
+    let out = net.forward(&x, Mode::Train).unwrap();
+    let (_, dlogits) = seqnet::loss::cross_entropy_smoothed(&out, &labels, eps as f32);
+    net.backward_params(&dlogits).unwrap();
+    let grads: Vec<(String, Vec<f32>)> = net
+        .named_params()
+        .into_iter()
+        .map(|(name, p)| (name, p.grad().unwrap().data().to_vec()))
+        .collect();
+    for (name, grad) in grads {
+        for (i, &analytic) in grad.iter().enumerate() {
+            let bump = |delta: f32, net: &mut Sequential| {
+                for (n2, p) in net.named_params_mut() {
+                    if n2 == name {
+                        p.value.data_mut()[i] += delta;
+                    }
+                }
+            };
+            bump(EPS, &mut net);
+            let lp = loss_of(&mut net);
+            bump(-2.0 * EPS, &mut net);
+            let lm = loss_of(&mut net);
+            bump(EPS, &mut net);
+            assert_close(
+                &format!("smoothed loss: d{name}"),
+                i,
+                (lp - lm) / (2.0 * EPS as f64),
+                analytic,
+            );
+        }
+    }
+}

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use seqnet::data::Dataset;
 use seqnet::layers::Init;
-use seqnet::optim::OptimizerKind;
 use seqnet::recipe::{OptimizerChoice, Recipe};
 use seqnet::schedule::{Position, Schedule};
 use seqnet::train::{Observer, TrainState};
@@ -112,13 +111,6 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-fn momentum(kind: &OptimizerKind) -> f32 {
-    match *kind {
-        OptimizerKind::Sgd { momentum, .. } => momentum,
-        OptimizerKind::Adam { beta1, .. } | OptimizerKind::AdamW { beta1, .. } => beta1,
-    }
-}
-
 /// Every step's rate, momentum and loss, as the loop used them.
 #[derive(Default)]
 struct Recorder {
@@ -136,7 +128,7 @@ impl Observer for Recorder {
         loss: f32,
     ) -> Result<()> {
         self.lrs.push(state.optimizer.lr);
-        self.momentums.push(momentum(&state.optimizer.kind));
+        self.momentums.push(state.optimizer.kind.momentum());
         self.losses.push(loss);
         Ok(())
     }

@@ -62,10 +62,44 @@ fn weights(path: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn sigkill_at_random_moments_then_resume_is_bitwise_exact() {
+    killed_and_resumed_runs_end_as_one_left_alone(&[]);
+}
+
+/// The same with a recipe whose every step has its own learning rate and momentum
+/// (OneCycle, stepped per mini-batch, cycling AdamW's β1) and a label-smoothed loss: the
+/// schedule's position survives the kills too.
+#[test]
+fn onecycle_adamw_runs_resume_bitwise_exactly() {
+    killed_and_resumed_runs_end_as_one_left_alone(&[
+        "--optimizer",
+        "adamw",
+        "--schedule",
+        "onecycle",
+        "--max-lr",
+        "0.005",
+        "--label-smoothing",
+        "0.1",
+    ]);
+}
+
+/// Runs `base_args` plus `extra` once alone, then again killed with SIGKILL at random
+/// moments and resumed until it finishes, alternating thread counts, and compares the
+/// final weights bitwise.
+fn killed_and_resumed_runs_end_as_one_left_alone(extra: &[&str]) {
+    // A schedule that cycles the momentum is given none of its own.
+    let base_args = |out: &str| {
+        let mut args = base_args(out);
+        if extra.contains(&"onecycle") {
+            let m = args.iter().position(|a| a == "--momentum").unwrap();
+            args.drain(m..m + 2);
+        }
+        args
+    };
     let dir = tempfile::tempdir().unwrap();
     let t_alone = Instant::now();
     let status = seqnet(dir.path())
         .args(base_args("alone"))
+        .args(extra)
         .args(["--threads", "1"])
         .status()
         .unwrap();
@@ -86,7 +120,7 @@ fn sigkill_at_random_moments_then_resume_is_bitwise_exact() {
         if started {
             cmd.args(["train", "--resume", "killed", "--quiet"]);
         } else {
-            cmd.args(base_args("killed"));
+            cmd.args(base_args("killed")).args(extra);
         }
         // Alternate thread counts: the result must not depend on them.
         cmd.args(["--threads", if attempts % 2 == 0 { "1" } else { "2" }]);
@@ -146,6 +180,36 @@ fn sigkill_at_random_moments_then_resume_is_bitwise_exact() {
         vec![1, 2, 3],
         "one metrics line per epoch, no duplicates"
     );
+    // config.json holds the recipe as given, in full and in its line.
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("killed/config.json")).unwrap(),
+    )
+    .unwrap();
+    let alone: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("alone/config.json")).unwrap(),
+    )
+    .unwrap();
+    for key in [
+        "recipe",
+        "schedule",
+        "optimizer",
+        "label_smoothing",
+        "weight_decay",
+    ] {
+        assert_eq!(config[key], alone[key], "{key}");
+    }
+    if extra.contains(&"onecycle") {
+        assert_eq!(config["optimizer"], "adamw");
+        assert_eq!(config["schedule"]["kind"], "onecycle");
+        assert_eq!(config["schedule"]["max_lr"], 0.005);
+        assert_eq!(config["label_smoothing"], 0.1);
+        let line = config["recipe"].as_str().unwrap();
+        assert!(
+            line.starts_with("AdamW, OneCycle lr 0.0002 → 0.005 → 2e-8 per mini-batch"),
+            "{line}"
+        );
+        assert!(line.contains("label smoothing 0.1"), "{line}");
+    }
 }
 
 #[test]

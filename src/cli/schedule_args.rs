@@ -147,8 +147,8 @@ pub(super) fn schedule(args: &Args, kind: ScheduleArg, lr: f32) -> Result<Schedu
 /// saying, not something to ignore.
 pub(super) fn refuse_unused_schedule_options(args: &Args, s: &Schedule) -> Result<()> {
     let name = match s {
-        Schedule::Exponential { .. } => "none (--lr-decay)",
-        _ => s.name(),
+        Schedule::Exponential { .. } => "--lr-decay's (no --schedule)".to_string(),
+        _ => format!("--schedule {}", s.name()),
     };
     let uses = |names: &[&str]| names.contains(&s.name());
     let given: [(&str, bool, &[&str]); 15] = [
@@ -195,7 +195,7 @@ pub(super) fn refuse_unused_schedule_options(args: &Args, s: &Schedule) -> Resul
                 .map(|s| format!("--schedule {s}"))
                 .collect();
             bail!(
-                "{flag} is an option of {}, but this run's schedule is {name}; add {} or leave \
+                "{flag} is an option of {}, but this run's schedule is {name}; give {} or leave \
                  {flag} out",
                 with.join(" or "),
                 with[0]

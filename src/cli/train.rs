@@ -153,40 +153,40 @@ pub struct Args {
     #[arg(long, value_enum)]
     #[serde(default)]
     pub(super) schedule: Option<ScheduleArg>,
-    /// With --schedule step: epochs between decays (StepLR's step_size), e.g. --step-size 10.
-    /// Default: none, it must be given.
+    /// The epochs between decays of --schedule step (StepLR's step_size), e.g.
+    /// --step-size 10. Default: none, --schedule step needs it.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) step_size: Option<usize>,
-    /// With --schedule step or multistep: the factor of each decay (gamma), e.g. --gamma 0.5.
-    /// Default: 0.1, as PyTorch's.
+    /// The factor of each decay of --schedule step or multistep (gamma), e.g. --gamma
+    /// 0.5. Default: 0.1, as PyTorch's.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) gamma: Option<f64>,
-    /// With --schedule multistep: the epochs (from 0, increasing) after which the rate is
-    /// multiplied by --gamma, e.g. --milestones 10,20. Default: none, they must be given.
+    /// The epochs (from 0, increasing) at which --schedule multistep multiplies the rate
+    /// by --gamma, e.g. --milestones 10,20. Default: none, multistep needs them.
     #[arg(long)]
     #[serde(default)]
     pub(super) milestones: Option<String>,
-    /// With --schedule cosine: the lowest rate (eta_min), e.g. --eta-min 1e-5. Default: 0.
+    /// The lowest rate of --schedule cosine (eta_min), e.g. --eta-min 1e-5. Default: 0.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) eta_min: Option<f64>,
-    /// With --schedule cosine: the half period in epochs (T_max; in mini-batches after
-    /// --warmup-steps), e.g. --t-max 30. Default: the run's epochs (or mini-batches) left
-    /// after the warm-up.
+    /// The half period of --schedule cosine in epochs (T_max; in mini-batches after a
+    /// --warmup-steps warm-up), e.g. --t-max 30. Default: the run's epochs (or
+    /// mini-batches) left after the warm-up.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) t_max: Option<usize>,
-    /// With --schedule linear-warmup or cosine: warm up linearly over this many epochs, e.g.
-    /// --warmup-epochs 2. Default: no warm-up for cosine; linear-warmup needs this or
+    /// A linear warm-up over this many epochs, for --schedule linear-warmup or cosine,
+    /// e.g. --warmup-epochs 2. Default: no warm-up for cosine; linear-warmup needs this or
     /// --warmup-steps.
     #[arg(long, allow_negative_numbers = true, conflicts_with = "warmup_steps")]
     #[serde(default)]
     pub(super) warmup_epochs: Option<usize>,
-    /// With --schedule linear-warmup or cosine: warm up linearly over this many mini-batches
-    /// (the cosine after it then counts mini-batches too), e.g. --warmup-steps 500.
-    /// Default: none.
+    /// A linear warm-up over this many mini-batches, for --schedule linear-warmup or
+    /// cosine (the cosine after it then counts mini-batches too), e.g. --warmup-steps
+    /// 500. Default: none.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) warmup_steps: Option<usize>,
@@ -195,38 +195,38 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) warmup_start_factor: Option<f64>,
-    /// With --schedule onecycle: the peak rate (max_lr), e.g. --max-lr 0.1. Default: --lr (the
-    /// recipe's).
+    /// The peak rate of --schedule onecycle (max_lr), e.g. --max-lr 0.1. Default: --lr
+    /// (the recipe's).
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) max_lr: Option<f64>,
-    /// With --schedule onecycle: the fraction of mini-batches spent rising (pct_start), e.g.
+    /// The fraction of --schedule onecycle's mini-batches spent rising (pct_start), e.g.
     /// --pct-start 0.25. Default: 0.3.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) pct_start: Option<f64>,
-    /// With --schedule onecycle: the first rate is max_lr/div_factor, e.g. --div-factor 10.
+    /// The first rate of --schedule onecycle is max_lr/div_factor, e.g. --div-factor 10.
     /// Default: 25.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) div_factor: Option<f64>,
-    /// With --schedule onecycle: the last rate is max_lr/div_factor/final_div_factor, e.g.
+    /// The last rate of --schedule onecycle is max_lr/div_factor/final_div_factor, e.g.
     /// --final-div-factor 100. Default: 1e4.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) final_div_factor: Option<f64>,
-    /// With --schedule onecycle: the momentum (Adam's β1) at the peak rate, e.g.
+    /// The momentum (Adam's β1) of --schedule onecycle at its peak rate, e.g.
     /// --base-momentum 0.8. Default: 0.85, as PyTorch's (cycle_momentum=True).
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) base_momentum: Option<f64>,
-    /// With --schedule onecycle: the momentum (Adam's β1) at the lowest rates, e.g.
+    /// The momentum (Adam's β1) of --schedule onecycle at its lowest rates, e.g.
     /// --max-momentum 0.9. Default: 0.95, as PyTorch's.
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     pub(super) max_momentum: Option<f64>,
-    /// With --schedule onecycle: keep the momentum (or β1) fixed (cycle_momentum=False).
-    /// Default: cycled, as PyTorch's.
+    /// Keep the momentum (or β1) of --schedule onecycle fixed (cycle_momentum=False), as
+    /// --momentum gives it. Default: cycled, as PyTorch's.
     #[arg(long)]
     #[serde(default)]
     pub(super) no_cycle_momentum: bool,

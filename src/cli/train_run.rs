@@ -90,6 +90,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     if let Some(text) = &args.augment {
         recipe.augment = data::augment::Augment::parse(text, data.train.shape)?;
     }
+    recipe.check(data.train.len())?;
     if let (Some(p), None) = (recipe.patience, &data.val) {
         let why = if args.train_data.is_some() {
             "--train-data makes no validation split"
