@@ -234,13 +234,16 @@ pub const FUSED_MAX_ROWS: usize = 12;
 /// Linear's two backward products at a small mini-batch, in one pass over the weight.
 /// Not called by Linear yet: measured on book-dropout at mini-batch 10 (2026-12-03, a
 /// busy machine, images per CPU-second), the AVX2 version made training about 17 %
-/// slower than the two GEMMs. Each strip walks the whole weight column-wise (rows
-/// 4,000 bytes apart), and a strip narrower than a cache line, or straddling one, reads
-/// each line of w and dw twice, far apart in time. The next step is to walk the
-/// outputs in sub-blocks of about 64 rows (the dx partial sums stored between them, so
-/// the bits stay the same), so that a strip's neighbour finds the shared lines in L1.
+/// slower than the two GEMMs. Callgrind (which runs the AVX2 version) shows why: 4.6 %
+/// fewer instructions in all, but 2.0 billion data reads in the strips for 1.06
+/// billion instructions (the GEMM kernel: 0.24 billion reads for 0.75 billion), and
+/// 13 % more L1 data misses: with 16 ymm registers, 10 rows of dx partial sums plus 10
+/// rows of input do not fit, and they spill. The AVX-512 version (32 registers) was not
+/// timed on its own. Next: keep the input rows in memory operands for AVX2, time the
+/// AVX-512 version alone, and walk the outputs in sub-blocks of about 64 rows so that
+/// a strip's neighbour finds the cache lines they share in L1.
 ///
-///
+/// The products:
 /// - dw (n_out × n_in) = doutᵀ · inp, added to dw when `add`, else written;
 /// - dinp (m × n_in) = dout (m × n_out) · w (n_out × n_in), written.
 ///
