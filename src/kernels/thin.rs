@@ -234,14 +234,17 @@ pub const FUSED_MAX_ROWS: usize = 12;
 /// Linear's two backward products at a small mini-batch, in one pass over the weight.
 /// Not called by Linear yet: measured on book-dropout at mini-batch 10 (2026-12-03, a
 /// busy machine, images per CPU-second), the AVX2 version made training about 17 %
-/// slower than the two GEMMs. Callgrind (which runs the AVX2 version) shows why: 4.6 %
-/// fewer instructions in all, but 2.0 billion data reads in the strips for 1.06
-/// billion instructions (the GEMM kernel: 0.24 billion reads for 0.75 billion), and
-/// 13 % more L1 data misses: with 16 ymm registers, 10 rows of dx partial sums plus 10
-/// rows of input do not fit, and they spill. The AVX-512 version (32 registers) was not
-/// timed on its own. Next: keep the input rows in memory operands for AVX2, time the
-/// AVX-512 version alone, and walk the outputs in sub-blocks of about 64 rows so that
-/// a strip's neighbour finds the cache lines they share in L1.
+/// slower than the two GEMMs. Callgrind with --cache-sim (which runs the AVX2
+/// version; 640 images, 1 thread) shows why: 3.16 billion instructions against 3.06,
+/// 2.89 billion data reads and writes against 1.12 (the strips read 2.0 billion values
+/// for 1.06 billion instructions), and 41.7 million L1 instruction misses against 0.1
+/// (L1 data misses fell, 79 million against 107). With 16 ymm registers, 10 rows of dx
+/// partial sums plus 10 rows of input do not fit: they spill. The instruction misses
+/// point at the twelve unrolled strip functions; not examined further. The AVX-512
+/// version (32 registers) was not timed on its own. Next: keep the input rows in
+/// memory operands for AVX2, time the AVX-512 version alone, and walk the outputs in
+/// sub-blocks of about 64 rows so that a strip's neighbour finds the cache lines they
+/// share in L1.
 ///
 /// The products:
 /// - dw (n_out × n_in) = doutᵀ · inp, added to dw when `add`, else written;
