@@ -246,13 +246,19 @@ pub const FUSED_MAX_ROWS: usize = 12;
 /// Linear's two backward products at a small mini-batch, in one pass over the weight.
 /// Not called by Linear yet: measured on book-dropout at mini-batch 10 (2026-12-03, a
 /// busy machine, images per CPU-second), the AVX2 version made training about 17 %
-/// slower than the two GEMMs. Each strip walks the whole weight column-wise (rows
-/// 4,000 bytes apart), and a strip narrower than a cache line, or straddling one, reads
-/// each line of w and dw twice, far apart in time. The next step is to walk the
-/// outputs in sub-blocks of about 64 rows (the dx partial sums stored between them, so
-/// the bits stay the same), so that a strip's neighbour finds the shared lines in L1.
+/// slower than the two GEMMs. Callgrind with --cache-sim (which runs the AVX2
+/// version; 640 images, 1 thread) shows why: 3.16 billion instructions against 3.06,
+/// 2.89 billion data reads and writes against 1.12 (the strips read 2.0 billion values
+/// for 1.06 billion instructions), and 41.7 million L1 instruction misses against 0.1
+/// (L1 data misses fell, 79 million against 107). With 16 ymm registers, 10 rows of dx
+/// partial sums plus 10 rows of input do not fit: they spill. The instruction misses
+/// point at the twelve unrolled strip functions; not examined further. The AVX-512
+/// version (32 registers) was not timed on its own. Next: keep the input rows in
+/// memory operands for AVX2, time the AVX-512 version alone, and walk the outputs in
+/// sub-blocks of about 64 rows so that a strip's neighbour finds the cache lines they
+/// share in L1.
 ///
-///
+/// The products:
 /// - dw (n_out × n_in) = doutᵀ · inp, added to dw when `add`, else written;
 /// - dinp (m × n_in) = dout (m × n_out) · w (n_out × n_in), written.
 ///
