@@ -83,6 +83,32 @@ fn summary_explains_the_seed_network() {
 }
 
 #[test]
+fn summary_evaluates_the_arithmetic_of_pasted_pytorch_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(
+        dir.path(),
+        &[
+            "summary",
+            "--spec",
+            "nn.Conv2d(1, 32, kernel_size=3, padding=3//2), nn.ReLU(), nn.MaxPool2d(2), \
+             nn.Flatten(), nn.Linear(32 * 14 * 14, 10)",
+        ],
+    ));
+    // 32·(9 + 1) + 10·(6272 + 1) parameters.
+    assert!(out.contains("63,050"), "{out}");
+    assert!(out.contains("32 · 14 · 14 = 6272"), "{out}");
+    let err = fails(&seqnet(
+        dir.path(),
+        &["summary", "--spec", "nn.Flatten(), nn.Linear(28 * 28 / 2, 10)"],
+    ));
+    assert!(
+        err.contains("Linear: in_features = 28 * 28 / 2: '/' is true division"),
+        "{err}"
+    );
+    assert!(err.contains("\n                          ^^^^^^^^^^^\n"), "{err}");
+}
+
+#[test]
 fn summary_json_has_the_same_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(&seqnet(dir.path(), &["summary", SEED_SPEC, "--json"]));

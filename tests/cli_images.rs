@@ -8,10 +8,9 @@ mod support;
 
 use support::run::{fails, ok, ok_out_err, seqnet};
 
-/// The issue's RGB network: 3×32×32 in, 16 maps of 16×16 before the classifier
-/// (16·16·16 = 4096: a spec takes numbers, not Python's arithmetic).
-const RGB_SPEC: &str =
-    "Conv2d(3, 16, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> Linear(4096, 10)";
+/// The issue's RGB network: 3×32×32 in, 16 maps of 16×16 before the classifier.
+const RGB_SPEC: &str = "Conv2d(3, 16, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> \
+                        Linear(16*16*16, 10)";
 
 /// A small deterministic noise in 0..40.
 fn noise(k: u32) -> u8 {

@@ -12,6 +12,9 @@ pub struct Args {
     /// The network as text: `Conv2d(1, 20, 5) -> ReLU() -> ...`, or PyTorch's
     /// print(model) output (quote it, or pass - to read it from standard input).
     spec: Option<String>,
+    /// The same as the SPEC argument, named as `seqnet train --spec` names it.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    spec_flag: Option<String>,
     /// The shape of one input image, C×H×W. Default: 1x28x28, or the images of
     /// --dataset.
     #[arg(long, conflicts_with = "dataset")]
@@ -39,7 +42,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     // A preset's recipe: how `seqnet train --net NAME` trains it.
     let mut recipe = None;
-    let net = match (&args.spec, &args.source.net, &args.source.model) {
+    let spec = args.spec.as_ref().or(args.spec_flag.as_ref());
+    let net = match (spec, &args.source.net, &args.source.model) {
         (Some(spec), None, None) => {
             let text = if spec == "-" {
                 std::io::read_to_string(std::io::stdin())

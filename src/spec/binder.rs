@@ -193,6 +193,12 @@ impl<'a> Bound<'a> {
     }
 
     pub(crate) fn expects(&self, name: &str, node: &Node, what: &str) -> Error {
+        if let NodeKind::BadArith(why) = &node.kind {
+            return self.bad(
+                node.span.clone(),
+                format!("{name} = {}: {why}", self.src(node)),
+            );
+        }
         let hint = match &node.kind {
             NodeKind::Str(s) if ["true", "false", "none", "null"].contains(&s.as_str()) => {
                 " (Python spells them True, False and None)"

@@ -23,6 +23,12 @@ pub(super) enum Tk {
     Equals,
     Arrow,
     Minus,
+    Plus,
+    Star,
+    /// `//`, Python's floor division.
+    SlashSlash,
+    /// `/`, Python's true division: read so that its error can say to write `//`.
+    Slash,
     Eof,
 }
 
@@ -100,6 +106,21 @@ pub(super) fn lex(text: &str) -> Result<Vec<Tok>> {
                 Tk::Arrow
             }
             '-' => Tk::Minus,
+            '+' => Tk::Plus,
+            '*' if next == Some(b'*') => {
+                return Err(spec_error(
+                    text,
+                    start..start + 2,
+                    "'**' (power) is not supported in a spec; write the number, or a \
+                     product such as 2*2*2",
+                ));
+            }
+            '*' => Tk::Star,
+            '/' if next == Some(b'/') => {
+                i += 1;
+                Tk::SlashSlash
+            }
+            '/' => Tk::Slash,
             '→' => Tk::Arrow,
             '\'' | '"' => {
                 let (s, end) = lex_string(text, i, c)?;

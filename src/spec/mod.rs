@@ -12,7 +12,10 @@
 //!           | [word '='] ['nn.' | 'torch.nn.'] 'Sequential' '(' item* ')'
 //! layer    := ['nn.' | 'torch.nn.'] Name ['(' [arg (',' arg)* [',']] ')']
 //! arg      := value | keyword '=' value          (positional arguments come first)
-//! value    := int | float | True | False | None | 'string' | "string" | word
+//! value    := term (('+' | '-') term)*
+//! term     := signed (('*' | '//') signed)*
+//! signed   := ['-'] atom
+//! atom     := int | float | True | False | None | 'string' | "string" | word
 //!           | '(' value, … ')' | '[' value, … ']'
 //! ```
 //!
@@ -25,6 +28,11 @@
 //!   `padding_mode=reflect` unquoted.
 //! - Numbers follow Python: `5` is an int; `0.5`, `.5`, `1e-3` are floats; `(5)` is 5
 //!   and `(5,)` a 1-tuple.
+//! - Integer arithmetic is evaluated as Python would, so sizes can be pasted as written:
+//!   `Linear(64 * 4 * 4, 10)`, `Conv2d(1, 32, 3, padding=3//2)`, `(2 + 1) * 8`. `*` and
+//!   `//` (floor division) bind tighter than `+` and `-`; `/` (which gives a float in
+//!   Python), arithmetic on floats, division by zero and results beyond 64 bits are
+//!   errors that name the layer and the argument.
 //!
 //! Every error is an [`Error::Spec`](crate::Error::Spec) with the line and column in its
 //! message and an excerpt with a caret under the offending text.
@@ -122,7 +130,11 @@ pub fn parse(text: &str) -> Result<Vec<LayerCall>> {
             let mut args = Vec::new();
             let mut kwargs = Vec::new();
             for arg in call.args {
-                let value = public_value(text, arg.value)?;
+                let subject = match &arg.key {
+                    Some((key, _)) => format!("{}: {key}", call.name),
+                    None => format!("{} argument {}", call.name, args.len() + 1),
+                };
+                let value = public_value(text, arg.value, &subject)?;
                 match arg.key {
                     Some((key, _)) => kwargs.push((key, value)),
                     None => args.push(value),

@@ -38,6 +38,83 @@ pub(crate) enum NodeKind {
     None,
     Str(String),
     Tuple(Vec<Node>),
+    /// Arithmetic that gives no int, e.g. `16*0.5` or `4//0`: why, to follow
+    /// "in_features = 16*0.5: ". The binder reports it, naming the layer and the
+    /// argument.
+    BadArith(String),
+}
+
+/// The operators of spec arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Add,
+    Sub,
+    Mul,
+    /// `//`: Python's floor division, rounding toward minus infinity.
+    FloorDiv,
+    /// `/`: Python's true division, whose result is a float; read only to say so.
+    TrueDiv,
+}
+
+/// `lhs op rhs` over i64 as Python computes it. The result spans both operands; an
+/// overflow is a [`NodeKind::BigInt`] (reported as not fitting in 64 bits) and anything
+/// but two ints a [`NodeKind::BadArith`], so that the binder's error can name the layer
+/// and argument.
+pub(super) fn arith(text: &str, op: Op, lhs: Node, rhs: Node) -> Node {
+    let span = lhs.span.start..rhs.span.end;
+    let not_number = |n: &Node| {
+        !matches!(
+            n.kind,
+            NodeKind::Int(_) | NodeKind::BigInt | NodeKind::Float(_)
+        )
+    };
+    let kind = match (&lhs.kind, &rhs.kind) {
+        (NodeKind::BadArith(why), _) | (_, NodeKind::BadArith(why)) => {
+            NodeKind::BadArith(why.clone())
+        }
+        _ if op == Op::TrueDiv => NodeKind::BadArith(
+            "'/' is true division, which gives a float; write '//' for integer division, \
+             e.g. 3//2"
+                .to_string(),
+        ),
+        _ if not_number(&lhs) || not_number(&rhs) => {
+            let other = if not_number(&lhs) { &lhs } else { &rhs };
+            NodeKind::BadArith(format!(
+                "{} is not a number",
+                clip(&text[other.span.clone()])
+            ))
+        }
+        (NodeKind::Float(_), _) | (_, NodeKind::Float(_)) => NodeKind::BadArith(
+            "spec arithmetic (+, -, *, //) is on ints only; write the float itself".to_string(),
+        ),
+        (NodeKind::Int(a), NodeKind::Int(b)) => {
+            let (a, b) = (*a, *b);
+            match op {
+                Op::Add => a.checked_add(b).map_or(NodeKind::BigInt, NodeKind::Int),
+                Op::Sub => a.checked_sub(b).map_or(NodeKind::BigInt, NodeKind::Int),
+                Op::Mul => a.checked_mul(b).map_or(NodeKind::BigInt, NodeKind::Int),
+                Op::FloorDiv if b == 0 => {
+                    NodeKind::BadArith("division by zero".to_string())
+                }
+                Op::FloorDiv => floor_div(a, b).map_or(NodeKind::BigInt, NodeKind::Int),
+                Op::TrueDiv => NodeKind::BadArith("'/' gives a float".to_string()),
+            }
+        }
+        // A 64-bit overflow on either side.
+        _ => NodeKind::BigInt,
+    };
+    Node { kind, span }
+}
+
+/// Python's `a // b` for `b != 0`: the quotient rounded toward minus infinity (`-7 // 2`
+/// is -4). `None` when it overflows (`i64::MIN // -1`).
+pub(super) fn floor_div(a: i64, b: i64) -> Option<i64> {
+    let q = a.checked_div(b)?;
+    if a % b != 0 && (a < 0) != (b < 0) {
+        q.checked_sub(1)
+    } else {
+        Some(q)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -499,34 +576,94 @@ impl Parser<'_> {
         t.kind == Tk::LParen && !t.newline_before
     }
 
+    /// An argument value, or Python's integer arithmetic over values: `+`, `-`, `*`
+    /// and `//` with the usual precedence, evaluated as it is read (see [`arith`]).
     fn value(&mut self, open: &Open, depth: usize) -> Result<Node> {
+        let mut sum = self.product(open, depth)?;
+        loop {
+            let op = match self.peek_at(0).kind {
+                Tk::Plus => Op::Add,
+                Tk::Minus => Op::Sub,
+                _ => return Ok(sum),
+            };
+            self.operator()?;
+            let rhs = self.product(open, depth)?;
+            sum = arith(self.text, op, sum, rhs);
+        }
+    }
+
+    /// Terms joined by `*`, `//` or `/`.
+    fn product(&mut self, open: &Open, depth: usize) -> Result<Node> {
+        let mut product = self.signed(open, depth)?;
+        loop {
+            let op = match self.peek_at(0).kind {
+                Tk::Star => Op::Mul,
+                Tk::SlashSlash => Op::FloorDiv,
+                Tk::Slash => Op::TrueDiv,
+                _ => return Ok(product),
+            };
+            self.operator()?;
+            let rhs = self.signed(open, depth)?;
+            product = arith(self.text, op, product, rhs);
+        }
+    }
+
+    /// Steps over a binary operator, which must be followed by a value.
+    fn operator(&mut self) -> Result<()> {
+        let op = self.peek();
+        self.bump();
+        let next = self.peek();
+        if starts_value(&next.kind) {
+            return Ok(());
+        }
+        Err(self.err(
+            next.span.clone(),
+            format!(
+                "expected a value after '{}', found {}",
+                &self.text[op.span.clone()],
+                self.describe(&next)
+            ),
+        ))
+    }
+
+    /// A value, or `-` before a number or a parenthesised expression.
+    fn signed(&mut self, open: &Open, depth: usize) -> Result<Node> {
+        let minus = self.peek();
+        if minus.kind != Tk::Minus {
+            return self.atom(open, depth);
+        }
+        self.bump();
+        let next = self.peek();
+        if !matches!(next.kind, Tk::Int(_) | Tk::Float(_) | Tk::LParen) {
+            return Err(self.err(
+                minus.span,
+                format!("expected a number after '-', found {}", self.describe(&next)),
+            ));
+        }
+        let node = self.atom(open, depth)?;
+        let kind = match node.kind {
+            NodeKind::Int(v) => v.checked_neg().map_or(NodeKind::BigInt, NodeKind::Int),
+            NodeKind::Float(f) => NodeKind::Float(-f),
+            kind @ (NodeKind::BigInt | NodeKind::BadArith(_)) => kind,
+            _ => NodeKind::BadArith(format!(
+                "{} is not a number",
+                clip(&self.text[node.span.clone()])
+            )),
+        };
+        Ok(Node {
+            kind,
+            span: minus.span.start..node.span.end,
+        })
+    }
+
+    /// A literal, a word, or a bracketed tuple (a parenthesised expression).
+    fn atom(&mut self, open: &Open, depth: usize) -> Result<Node> {
         let tok = self.peek();
         let kind = match &tok.kind {
             Tk::Int(Some(v)) => NodeKind::Int(*v),
             Tk::Int(None) => NodeKind::BigInt,
             Tk::Float(f) => NodeKind::Float(*f),
             Tk::Str(s) => NodeKind::Str(s.clone()),
-            Tk::Minus => {
-                self.bump();
-                let num = self.peek();
-                let kind = match num.kind {
-                    // The digits are non-negative, so negating cannot overflow.
-                    Tk::Int(Some(v)) => NodeKind::Int(-v),
-                    Tk::Int(None) => NodeKind::BigInt,
-                    Tk::Float(f) => NodeKind::Float(-f),
-                    _ => {
-                        return Err(self.err(
-                            tok.span,
-                            format!("expected a number after '-', found {}", self.describe(&num)),
-                        ));
-                    }
-                };
-                self.bump();
-                return Ok(Node {
-                    kind,
-                    span: tok.span.start..num.span.end,
-                });
-            }
             Tk::Name(word) => {
                 // `Conv2d(1, 20, ReLU()`: a layer where an argument should be means the
                 // call before it was not closed.
@@ -612,7 +749,9 @@ impl Parser<'_> {
     }
 }
 
-pub(super) fn public_value(text: &str, node: Node) -> Result<Value> {
+/// The value of a parsed argument; `subject` names it in errors, e.g. `Linear argument
+/// 1` or `Linear: bias`.
+pub(super) fn public_value(text: &str, node: Node, subject: &str) -> Result<Value> {
     Ok(match node.kind {
         NodeKind::Int(v) => Value::Int(v),
         NodeKind::BigInt => {
@@ -620,9 +759,16 @@ pub(super) fn public_value(text: &str, node: Node) -> Result<Value> {
                 text,
                 node.span.clone(),
                 format!(
-                    "the integer {} does not fit in 64 bits",
+                    "{subject} = {} does not fit in 64 bits",
                     clip(&text[node.span])
                 ),
+            ));
+        }
+        NodeKind::BadArith(why) => {
+            return Err(spec_error(
+                text,
+                node.span.clone(),
+                format!("{subject} = {}: {why}", clip(&text[node.span])),
             ));
         }
         NodeKind::Float(v) => Value::Float(v),
@@ -632,7 +778,7 @@ pub(super) fn public_value(text: &str, node: Node) -> Result<Value> {
         NodeKind::Tuple(items) => Value::Tuple(
             items
                 .into_iter()
-                .map(|n| public_value(text, n))
+                .map(|n| public_value(text, n, subject))
                 .collect::<Result<_>>()?,
         ),
     })

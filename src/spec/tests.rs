@@ -245,6 +245,70 @@ fn parse_reports_values_and_spans() {
 }
 
 #[test]
+fn integer_arithmetic_is_evaluated_as_python_does() {
+    let calls = parse(
+        "Foo(2+3*4, (2+3)*4, 7//2, -7//2, 7//-2, -(2*3), 10-2-3, 1 - -1, 2*-3, \
+         (1+1, 2 * 2), [6//3], 16*16*16, 9223372036854775807 - 1)",
+    )
+    .unwrap();
+    let ints = |v: &[i64]| v.iter().map(|&i| Value::Int(i)).collect::<Vec<_>>();
+    assert_eq!(
+        calls[0].args[..9],
+        ints(&[14, 20, 3, -4, -4, -6, 5, 2, -6])[..]
+    );
+    assert_eq!(
+        calls[0].args[9..],
+        [
+            Value::Tuple(ints(&[2, 4])),
+            Value::Tuple(ints(&[2])),
+            Value::Int(4096),
+            Value::Int(i64::MAX - 1),
+        ]
+    );
+    // What a PyTorch user pastes builds the network written with the numbers.
+    let pasted = mnist(
+        "nn.Conv2d(1, 32, kernel_size=3, padding=3//2) -> nn.ReLU() -> nn.MaxPool2d(2) \
+         -> nn.Flatten() -> nn.Linear(32 * 14 * 14, 64 + 64) -> nn.Linear(128, 10 - 0)",
+    );
+    let plain = mnist(
+        "Conv2d(1, 32, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> \
+         Linear(6272, 128) -> Linear(128, 10)",
+    );
+    assert_eq!(pasted.spec(), plain.spec());
+    assert_eq!(params(&pasted), params(&plain));
+}
+
+#[test]
+fn arithmetic_that_gives_no_int_names_the_layer_and_argument() {
+    // (spec, words the message must contain, column of the caret, carets)
+    #[rustfmt::skip]
+    let table: &[(&str, &[&str], usize, usize)] = &[
+        ("Linear(16*0.5, 10)", &["Linear: in_features = 16*0.5: ", "ints only"], 8, 6),
+        ("Conv2d(1, 32, 3, padding=3/2)", &["Conv2d: padding = 3/2: ", "write '//'"], 26, 3),
+        ("Linear(10, out_features=4//0)", &["Linear: out_features = 4//0: division by zero"], 25, 4),
+        ("Linear(4294967296 * 4294967296, 10)", &["Linear: in_features = 4294967296 * 4294967296 does not fit in a 64-bit integer"], 8, 23),
+        ("Conv2d(1, 20, 5, padding=same*2)", &["Conv2d: padding = same*2: same is not a number"], 26, 6),
+        ("Conv2d(1, 20, (2, 2)*2)", &["Conv2d: kernel_size = (2, 2)*2: (2, 2) is not a number"], 15, 8),
+        ("Dropout(p=0.1*2)", &["Dropout: p = 0.1*2: ", "ints only"], 11, 5),
+        ("Linear(-(True), 3)", &["Linear: in_features = -(True): (True) is not a number"], 8, 7),
+        ("Linear(16*, 10)", &["expected a value after '*', found ','"], 11, 1),
+        ("Linear(2**10, 10)", &["'**' (power) is not supported"], 9, 2),
+        ("Linear(1, 2 + )", &["expected a value after '+', found ')'"], 15, 1),
+    ];
+    let rows: Vec<_> = table.iter().map(|&(t, w, col, _)| (t, w, 1, col)).collect();
+    let errors = assert_errors(&rows);
+    for ((text, .., width), err) in table.iter().zip(errors) {
+        let carets = err.to_string().matches('^').count();
+        assert_eq!(carets, *width, "{text:?}: the carets span the expression:\n{err}");
+    }
+    // parse names the argument by position or keyword.
+    let err = parse("Foo(1, 16*0.5)").unwrap_err();
+    assert!(caret(&err).0.contains("Foo argument 2 = 16*0.5: "), "{err}");
+    let err = parse("Foo(x=2/3)").unwrap_err();
+    assert!(caret(&err).0.contains("Foo: x = 2/3: '/' is true division"), "{err}");
+}
+
+#[test]
 fn padding_valid_and_same() {
     let repr = |t: &str| to_layers(t).unwrap()[0].repr();
     // torch 2.15 prints these strings unquoted, and reads them back.
@@ -411,7 +475,15 @@ fn malformed_specs_point_at_the_mistake() {
         ("OrderedDict", &["OrderedDict", "names its children"], 1, 1),
         ("x = ReLU()", &["unexpected '='", "nn.Sequential"], 1, 3),
     ];
+    assert_errors(table);
+}
+
+/// Checks that each spec of `table` (spec, words its error must contain, line and
+/// column of the caret) fails in [`to_layers`] so, listing every mismatch at the end;
+/// returns the errors, in order.
+fn assert_errors(table: &[(&str, &[&str], usize, usize)]) -> Vec<Error> {
     let mut failures = Vec::new();
+    let mut errors = Vec::new();
     for &(text, words, line, col) in table {
         let err = match to_layers(text) {
             Ok(_) => {
@@ -432,8 +504,10 @@ fn malformed_specs_point_at_the_mistake() {
                 "{text:?}: expected {at:?}, caret column {caret_col}:\n{err}"
             ));
         }
+        errors.push(err);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    errors
 }
 
 #[test]
