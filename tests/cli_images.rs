@@ -113,6 +113,78 @@ fn an_rgb_network_trains_on_a_folder_of_pngs_and_predicts_its_images() {
     assert!(lines[1].starts_with("pics/apple/07.png: apple ("), "{out}");
 }
 
+/// Pixels whose red and blue differ by more than 60: none in a grey picture, all of
+/// [`write_folder`]'s.
+fn coloured_pixels(png: &Path) -> usize {
+    let img = image::open(png).unwrap().to_rgb8();
+    img.pixels().filter(|p| p[0].abs_diff(p[2]) > 60).count()
+}
+
+#[test]
+fn viz_mistakes_draws_rgb_images_in_their_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("pics"), 10);
+    // The same images under each other's class names: a model that tells red from blue
+    // gets every one of them wrong.
+    for (from, to) in [("apple", "sky"), ("sky", "apple")] {
+        let target = dir.path().join("swapped").join(to);
+        std::fs::create_dir_all(&target).unwrap();
+        for entry in std::fs::read_dir(dir.path().join("pics").join(from)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, target.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    ok(&seqnet(
+        dir.path(),
+        &[
+            "train",
+            "--spec",
+            RGB_SPEC,
+            "--dataset",
+            "pics",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "4",
+            "--lr",
+            "0.01",
+            "--out",
+            "run",
+        ],
+    ));
+    let (_, err) = ok_out_err(&seqnet(
+        dir.path(),
+        &[
+            "viz",
+            "mistakes",
+            "--model",
+            "run/final.safetensors",
+            "--dataset",
+            "swapped",
+        ],
+    ));
+    assert!(err.contains("wrote mistakes.png"), "{err}");
+    // Each mistake is 32×32 values drawn 2×2 pixels each, all coloured.
+    let coloured = coloured_pixels(&dir.path().join("mistakes.png"));
+    assert!(coloured >= 64 * 64, "{coloured} coloured pixels");
+    // An image file is prepared as predict prepares it for this model (scaled, not made
+    // a digit), and the input drawn in its colours: 32×32 values of 3×3 pixels below the
+    // 58-pixel header and the block's 22-pixel title, 16 pixels from the left.
+    ok(&seqnet(
+        dir.path(),
+        &[
+            "viz",
+            "activations",
+            "--model",
+            "run/final.safetensors",
+            "--image",
+            "pics/apple/00.png",
+        ],
+    ));
+    let middle = *png(&dir.path().join("activations.png")).get_pixel(16 + 48, 58 + 22 + 48);
+    assert!(middle[0] > 150 && middle[2] < 100, "apple red: {middle:?}");
+}
+
 #[test]
 fn image_folder_options_and_mistakes_are_explained() {
     let dir = tempfile::tempdir().unwrap();

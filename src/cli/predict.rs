@@ -174,19 +174,26 @@ fn not_finite_message(what: &str) -> String {
     )
 }
 
+/// An image file as the model takes it, before its normalisation: for a model of
+/// MNIST-like digits prepared as MNIST's were; for a three-channel model, or one trained
+/// on an image folder or CIFAR-10, only scaled to its input size.
+pub(super) fn load_for(m: &Model, path: &Path) -> Result<Vec<f32>> {
+    let shape = m.net.input_shape();
+    let resized = shape.first() == Some(&3)
+        || m.info.extra.get(model::IMAGES_KEY).map(String::as_str) == Some(model::IMAGES_RESIZED);
+    Ok(if resized {
+        seqnet::data::image_folder::load_image(path, shape)?
+    } else {
+        seqnet::io::image::load_digit(path, shape)?
+    })
+}
+
 fn predict_images(m: &mut Model, images: &[PathBuf], top: usize, chunk: usize) -> Result<ExitCode> {
     let shape = m.net.input_shape().to_vec();
     let per: usize = shape.iter().product();
     let mut data = Vec::with_capacity(per * images.len());
-    // Digits are prepared as MNIST's were; other images are only scaled.
-    let resized = shape.first() == Some(&3)
-        || m.info.extra.get(model::IMAGES_KEY).map(String::as_str) == Some(model::IMAGES_RESIZED);
     for path in images {
-        let mut values = if resized {
-            seqnet::data::image_folder::load_image(path, &shape)?
-        } else {
-            seqnet::io::image::load_digit(path, &shape)?
-        };
+        let mut values = load_for(m, path)?;
         if let Some(n) = m.info.normalize {
             n.apply(&mut values);
         }

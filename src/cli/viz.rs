@@ -246,8 +246,7 @@ fn activations(a: ActivationsArgs) -> Result<ExitCode> {
     let mut m = load_model(&a.model.model)?;
     let (mut values, heading) = match &a.image {
         Some(path) => {
-            let v = seqnet::io::image::load_digit(path, m.net.input_shape())?;
-            (v, file_name(path))
+            (super::predict::load_for(&m, path)?, file_name(path))
         }
         None => {
             let test = test_set(&a.data, &m)?;
@@ -271,7 +270,7 @@ fn activations(a: ActivationsArgs) -> Result<ExitCode> {
         n.apply(&mut values);
     }
     let heading = format!("{}: {heading}", file_name(&a.model.model));
-    let pic = viz::activations(&mut m.net, &values, &heading)?;
+    let pic = viz::activations(&mut m.net, &values, m.info.normalize, &heading)?;
     save(&pic, &a.output)
 }
 

@@ -5,6 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, diverging, ink, max_abs, short};
 use crate::error::{Error, Result};
+use crate::io::model::Normalize;
 use crate::layers::Pass;
 use crate::sequential::Sequential;
 use crate::shape::fmt_shape;
@@ -61,6 +62,8 @@ pub fn layer_outputs(net: &mut Sequential, image: &[f32]) -> Result<Vec<LayerOut
 
 /// A drawn block: its height for the layout, and how to draw it.
 enum Block {
+    /// A three-channel input image in its colours, `scale` pixels per value.
+    Colour { h: usize, w: usize, scale: u32 },
     /// `C` maps of `H × W`, each `scale` pixels per value.
     Maps {
         c: usize,
@@ -91,6 +94,9 @@ fn plan(shape: &[usize], is_input: bool, is_last: bool) -> Block {
             } else {
                 (56 / side).clamp(1, 6)
             };
+            if is_input && c == 3 {
+                return Block::Colour { h, w, scale };
+            }
             let tile = w as u32 * scale;
             let fit = ((avail + GAP as usize) / (tile as usize + GAP as usize)).clamp(1, c.max(1));
             // As many rows as needed, evenly filled: 20 maps are 2 rows of 10, not 18 + 2.
@@ -124,6 +130,7 @@ fn plan(shape: &[usize], is_input: bool, is_last: bool) -> Block {
 fn block_height(b: &Block, n: usize) -> i32 {
     TITLE_H
         + match b {
+            Block::Colour { h, scale, .. } => *h as i32 * *scale as i32,
             Block::Maps {
                 c, h, scale, cols, ..
             } => {
@@ -140,9 +147,16 @@ fn block_height(b: &Block, n: usize) -> i32 {
 ///
 /// Feature maps (`C×H×W`) are grids of maps; flat outputs are bars (up to 100 values,
 /// the last layer's labelled with the classes) or a strip of cells. Each block has its
-/// own symmetric colour scale at its largest |value| (printed at its right); the input
-/// is drawn as ink on paper, from its smallest to its largest value.
-pub fn activations(net: &mut Sequential, image: &[f32], heading: &str) -> Result<Picture> {
+/// own symmetric colour scale at its largest |value| (printed at its right). A grey
+/// input is drawn as ink on paper, from its smallest to its largest value; an RGB input
+/// in its colours, after undoing `normalize` (the normalisation `image` went through)
+/// channel by channel.
+pub fn activations(
+    net: &mut Sequential,
+    image: &[f32],
+    normalize: Option<Normalize>,
+    heading: &str,
+) -> Result<Picture> {
     let outputs = layer_outputs(net, image)?;
     let last = outputs.len() - 1;
     let last_kind = net.output_kind();
@@ -184,28 +198,68 @@ pub fn activations(net: &mut Sequential, image: &[f32], heading: &str) -> Result
     )?;
     let mut y = header;
     for (i, (block, o)) in blocks.iter().zip(&outputs).enumerate() {
-        draw_block(&mut pic, y, block, &o.title, &o.values, i == 0)?;
+        if let Block::Colour { h, w, scale } = *block {
+            let stored = unnormalised(&o.values, normalize);
+            draw_title(&mut pic, y, &o.title, &stored)?;
+            let (tw, th) = (w as u32 * scale, h as u32 * scale);
+            let top = y + TITLE_H;
+            pic.image(MARGIN, top, &stored, [3, h, w], scale);
+            pic.frame(MARGIN, top, tw, th, FRAME);
+            let note = if normalize.is_some() {
+                "in its colours, before normalisation"
+            } else {
+                "in its colours"
+            };
+            pic.label(note, (MARGIN + tw as i32 + 12, top), 12.0, GREY_TEXT)?;
+        } else {
+            draw_block(&mut pic, y, block, &o.title, &o.values, i == 0)?;
+        }
         y += block_height(block, o.values.len()) + SPACING;
     }
     Ok(pic)
 }
 
-fn draw_block(
-    pic: &mut Picture,
-    y: i32,
-    block: &Block,
-    title: &str,
-    values: &[f32],
-    is_input: bool,
-) -> Result<()> {
-    let m = max_abs(values);
-    pic.label(title, (MARGIN, y), 14.0, BLACK_RGB)?;
-    let (lo, hi) = values
+/// An RGB image (`3·H·W` values) as it was before `normalize`: `x·std + mean` per
+/// channel. Values that still fall outside [0, 1] (an image normalised in a way the
+/// model does not record) are stretched from their smallest to their largest, so the
+/// picture shows its colours rather than clipped blocks.
+fn unnormalised(values: &[f32], normalize: Option<Normalize>) -> Vec<f32> {
+    let mut out = values.to_vec();
+    if let Some(n) = normalize {
+        let plane = (out.len() / 3).max(1);
+        for (c, channel) in out.chunks_mut(plane).enumerate() {
+            // One mean and std for every channel, or one per channel.
+            let k = c.min(n.mean().len() - 1);
+            let (mean, std) = (n.mean()[k], n.std()[k]);
+            for v in channel {
+                *v = *v * std + mean;
+            }
+        }
+    }
+    let (lo, hi) = range(&out);
+    const SLACK: f32 = 1e-3;
+    if lo < hi && (lo < -SLACK || hi > 1.0 + SLACK) {
+        for v in &mut out {
+            *v = (*v - lo) / (hi - lo);
+        }
+    }
+    out
+}
+
+/// The smallest and largest finite value (`lo > hi` when there is none).
+fn range(values: &[f32]) -> (f32, f32) {
+    values
         .iter()
         .filter(|v| v.is_finite())
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
             (a.min(v), b.max(v))
-        });
+        })
+}
+
+/// A block's title, and the range of its values at the right.
+fn draw_title(pic: &mut Picture, y: i32, title: &str, values: &[f32]) -> Result<()> {
+    pic.label(title, (MARGIN, y), 14.0, BLACK_RGB)?;
+    let (lo, hi) = range(values);
     let range = if lo <= hi {
         format!("values {} … {}", short(lo), short(hi))
     } else {
@@ -218,9 +272,24 @@ fn draw_block(
         GREY_TEXT,
         HPos::Right,
         VPos::Top,
-    )?;
+    )
+}
+
+fn draw_block(
+    pic: &mut Picture,
+    y: i32,
+    block: &Block,
+    title: &str,
+    values: &[f32],
+    is_input: bool,
+) -> Result<()> {
+    let m = max_abs(values);
+    draw_title(pic, y, title, values)?;
+    let (lo, hi) = range(values);
     let top = y + TITLE_H;
     match *block {
+        // Drawn by `activations`, which knows the normalisation.
+        Block::Colour { .. } => {}
         Block::Maps {
             c,
             h,
@@ -333,8 +402,32 @@ mod tests {
         assert_eq!(titles[2], "1 ReLU() → 3×6×6");
         assert_eq!(titles[4], "3 Flatten(start_dim=1, end_dim=-1) → 27");
         assert_eq!(outs[5].shape, vec![4]);
-        let pic = activations(&mut net, &img, "test").unwrap();
+        let pic = activations(&mut net, &img, None, "test").unwrap();
         assert_eq!(pic.width(), WIDTH as u32);
         assert!(layer_outputs(&mut net, &img[..10]).is_err());
+    }
+
+    #[test]
+    fn an_rgb_input_is_drawn_in_its_colours_before_normalisation() {
+        let mut net = crate::spec::build("Conv2d(3, 2, 3) -> Flatten() -> LazyLinear(2)", &[3, 8, 8], 0)
+            .unwrap();
+        // Orange (R 1.0, G 0.5, B 0.0) as stored, then normalised as CIFAR-10 is.
+        let n = crate::data::cifar::normalize();
+        let mut img: Vec<f32> = [1.0f32, 0.5, 0.0]
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, 64))
+            .collect();
+        n.apply(&mut img);
+        let pic = activations(&mut net, &img, Some(n), "test").unwrap();
+        // The middle of the input tile: 8×8 values of 6×6 pixels, below the header (58)
+        // and the block's title.
+        let (x, y) = (MARGIN as u32 + 24, 58 + TITLE_H as u32 + 24);
+        let (r, g, b) = pic.pixel(x, y);
+        assert!(r >= 254 && g.abs_diff(128) <= 1 && b <= 1, "{:?}", (r, g, b));
+        // Without the normalisation, the normalised values are stretched to [0, 1]:
+        // still red above green above blue, not grey.
+        let pic = activations(&mut net, &img, None, "test").unwrap();
+        let (r, g, b) = pic.pixel(x, y);
+        assert!(r > g && g > b, "{:?}", (r, g, b));
     }
 }

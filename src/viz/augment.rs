@@ -3,7 +3,7 @@
 
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, ink, text_width};
+use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, text_width};
 use crate::data::Dataset;
 use crate::data::augment::Augment;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ pub fn augmented(
     epochs: usize,
     heading: &str,
 ) -> Result<Picture> {
-    let [c, h, w] = ds.shape;
+    let [_, h, w] = ds.shape;
     if let Some(&i) = indices.iter().find(|&&i| i >= ds.len()) {
         return Err(Error::Input(format!(
             "image {i} is not in {}, which has {} images",
@@ -78,20 +78,7 @@ pub fn augmented(
                 epoch.write_batch(ds, &[i], &mut values);
             }
             let x = x0 + col * cell_w;
-            if c == 3 {
-                let plane = h * w;
-                for p in 0..plane {
-                    let byte = |ch: usize| (values[ch * plane + p].clamp(0.0, 1.0) * 255.0) as u8;
-                    let (px, py) = ((p % w) as u32 * scale, (p / w) as u32 * scale);
-                    let rgb = (byte(0), byte(1), byte(2));
-                    pic.fill(x + px as i32, y + py as i32, scale, scale, rgb);
-                }
-            } else {
-                let plane: Vec<f32> = (0..h * w)
-                    .map(|p| (0..c).map(|ch| values[ch * h * w + p]).sum::<f32>() / c as f32)
-                    .collect();
-                pic.map(x, y, &plane, (h, w), scale, ink);
-            }
+            pic.image(x, y, &values, ds.shape, scale);
             pic.frame(x, y, tw as u32, th as u32, FRAME);
         }
     }
@@ -114,5 +101,26 @@ mod tests {
         assert_ne!(pic, augmented(&train, &aug, 2, &[0, 1, 2], 4, "t").unwrap());
         let err = augmented(&train, &aug, 1, &[4000], 2, "t").unwrap_err();
         assert!(err.to_string().contains("has 4000 images"), "{err}");
+    }
+
+    #[test]
+    fn rgb_images_are_drawn_in_their_colours() {
+        // Pure red, green and blue 3×8×8 images.
+        let mut values = Vec::new();
+        for k in 0..3 {
+            for c in 0..3 {
+                values.extend(std::iter::repeat_n(if c == k { 1.0 } else { 0.0 }, 64));
+            }
+        }
+        let ds = Dataset::new("rgb", values, vec![0, 1, 0], [3, 8, 8], 2).unwrap();
+        let aug = Augment::default_for(ds.shape).unwrap();
+        let pic = augmented(&ds, &aug, 1, &[0, 1, 2], 2, "t").unwrap();
+        let saturated = pic
+            .rgb()
+            .chunks_exact(3)
+            .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() == 255)
+            .count();
+        // At least the three stored images, 8×8 values of 6×6 pixels each.
+        assert!(saturated >= 3 * 48 * 48, "{saturated} saturated pixels");
     }
 }

@@ -2,7 +2,7 @@
 
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, blues, ink, text_width};
+use super::{BLACK_RGB, FRAME, GREY_TEXT, MARGIN, Picture, blues, text_width};
 use crate::error::{Error, Result};
 
 /// `matrix[true][predicted]`: how many images of each class went to each prediction.
@@ -165,7 +165,7 @@ pub fn confusion(matrix: &[Vec<usize>], heading: &str) -> Result<Picture> {
 pub struct Mistake {
     /// Its index in the dataset.
     pub index: usize,
-    /// Its values (`C·H·W`, as stored: in [0, 1] for MNIST-like data).
+    /// Its values (`C·H·W`, as stored: intensities in [0, 1]).
     pub image: Vec<f32>,
     pub label: usize,
     pub predicted: usize,
@@ -177,8 +177,9 @@ pub struct Mistake {
 pub const MISTAKES_COLUMNS: usize = 10;
 
 /// Draws misclassified images in a grid, each captioned `true → predicted` with the
-/// probability of the prediction and the image's index. `shape` is `[C, H, W]` (several
-/// channels are averaged); `heading` goes on top.
+/// probability of the prediction and the image's index. `shape` is `[C, H, W]`: RGB
+/// images are drawn in their colours, grey ones in ink (see [`Picture::image`]);
+/// `heading` goes on top.
 pub fn mistakes(items: &[Mistake], shape: [usize; 3], heading: &str) -> Result<Picture> {
     let [c, h, w] = shape;
     let per = c * h * w;
@@ -215,10 +216,7 @@ pub fn mistakes(items: &[Mistake], shape: [usize; 3], heading: &str) -> Result<P
         let (r, col) = (i as i32 / cols, i as i32 % cols);
         let x = MARGIN + col * cell_w + (cell_w - 14 - tw) / 2;
         let y = header + r * cell_h;
-        let plane: Vec<f32> = (0..h * w)
-            .map(|p| (0..c).map(|ch| m.image[ch * h * w + p]).sum::<f32>() / c as f32)
-            .collect();
-        pic.map(x, y, &plane, (h, w), scale, ink);
+        pic.image(x, y, &m.image, shape, scale);
         pic.frame(x, y, tw as u32, th as u32, FRAME);
         let cx = MARGIN + col * cell_w + (cell_w - 14) / 2;
         pic.text(

@@ -11,7 +11,8 @@
 //! - weights and activations use a diverging blue–white–red scale, symmetric around 0:
 //!   white is 0, full red is `+m` and full blue is `−m`, where `m` is the largest
 //!   magnitude in the picture (filters) or in the block (activations), printed beside it;
-//! - input digits are drawn as dark ink on white paper;
+//! - grey input images (MNIST's digits) are drawn as dark ink on white paper, RGB ones
+//!   (CIFAR-10, image folders) in their colours;
 //! - the confusion matrix shades each cell by its share of the row (the true class).
 //!
 //! ```no_run
@@ -185,6 +186,37 @@ impl Picture {
                     colour(v),
                 );
             }
+        }
+    }
+
+    /// An image as seqnet stores it (`C·H·W` values, intensities in [0, 1]) with its
+    /// top-left corner at (x, y), each value a `scale × scale` square: three channels
+    /// (R, G, B planes) in their colours, any other number as the mean of its channels
+    /// in ink on paper (see [`ink`]), as MNIST's digits are drawn.
+    pub(crate) fn image(&mut self, x: i32, y: i32, values: &[f32], [c, h, w]: [usize; 3], scale: u32) {
+        let plane = h * w;
+        if c == 3 {
+            let level = |v: f32| {
+                if v.is_finite() {
+                    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+                } else {
+                    0
+                }
+            };
+            for p in 0..plane {
+                let rgb = (
+                    level(values[p]),
+                    level(values[plane + p]),
+                    level(values[2 * plane + p]),
+                );
+                let (px, py) = ((p % w) as u32 * scale, (p / w) as u32 * scale);
+                self.fill(x + px as i32, y + py as i32, scale, scale, rgb);
+            }
+        } else {
+            let mean: Vec<f32> = (0..plane)
+                .map(|p| (0..c).map(|ch| values[ch * plane + p]).sum::<f32>() / c.max(1) as f32)
+                .collect();
+            self.map(x, y, &mean, (h, w), scale, ink);
         }
     }
 
