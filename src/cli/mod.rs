@@ -100,9 +100,13 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             } else {
                 print!("{}", seqnet::layers::registry::render());
                 println!(
-                    "\nA spec joins layers with ->, e.g. 'Conv2d(1, 20, 5) -> ReLU() -> \
-                     MaxPool2d(2) -> Flatten() -> LazyLinear(10)'; PyTorch's print(model) and \
-                     nn.Sequential(...) code are read too."
+                    "\n{}",
+                    wrap(
+                        "A spec joins layers with ->, e.g. 'Conv2d(1, 20, 5) -> ReLU() -> \
+                         MaxPool2d(2) -> Flatten() -> LazyLinear(10)'; PyTorch's print(model) \
+                         and nn.Sequential(...) code are read too, with integer arithmetic \
+                         such as Linear(64 * 4 * 4, 10)."
+                    )
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -278,6 +282,21 @@ pub fn tenth(lr: f32) -> String {
     };
     let value = value.unwrap_or(f64::from(lr) / 10.0);
     fmt_num(value, value.abs())
+}
+
+/// The widest line of seqnet's messages, as of `seqnet summary`'s table: a terminal of
+/// 100 columns shows each whole.
+pub const WIDTH: usize = seqnet::summary::Summary::WIDTH;
+
+/// A message in lines of at most [`WIDTH`] characters, broken at spaces outside nested
+/// brackets, each line after the first indented by two spaces; a word longer than a
+/// line (a long path) keeps a line of its own, whole, so it can still be copied. Lines
+/// of `text` are wrapped one by one.
+pub fn wrap(text: &str) -> String {
+    text.lines()
+        .map(|line| seqnet::summary::wrap_at(line, WIDTH - 2, " ").join("\n  "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// "s" after a count other than one: "1 epoch", "2 epochs".

@@ -72,7 +72,7 @@ impl Progress for Show {
             self.say(msg);
             if let Some(trouble) = Trouble::of(r, self.classes).filter(|_| !self.warned) {
                 self.warned = true;
-                self.say(format!(
+                self.say(super::wrap(&format!(
                     "warning: after epoch {}, {trouble}: training is not working. The learning \
                      rate is probably too large (or, rarely, too small): this run has {flag} \
                      {}{}; try {flag} {} (a tenth).",
@@ -85,7 +85,7 @@ impl Progress for Show {
                     },
                     super::tenth(self.lr),
                     flag = self.lr_flag,
-                ));
+                )));
             }
         }
         Ok(())
@@ -163,12 +163,13 @@ pub(super) fn print_summary(
         test_accuracy: Some(test_acc),
     }) = best
     {
-        eprintln!(
+        let text = format!(
             "best validation accuracy {:.2}% at epoch {epoch}; test accuracy then: {:.2}% \
              (the book's protocol)",
             100.0 * val_accuracy,
             100.0 * test_acc
         );
+        eprintln!("{}", super::wrap(&text));
     }
     eprintln!("model saved to {}", final_path.display());
     let me = super::invocation();

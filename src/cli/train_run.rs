@@ -105,9 +105,12 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     }
     if !quiet {
         eprintln!(
-            "data: {}; training on {} images",
-            data.source,
-            data.train.len()
+            "{}",
+            super::wrap(&format!(
+                "data: {}; training on {} images",
+                data.source,
+                data.train.len()
+            ))
         );
     }
 
@@ -142,7 +145,7 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             Some(p) => format!("{}'s", p.name),
             None => "the default, as --net seed's".to_string(),
         };
-        eprintln!(
+        let text = format!(
             "recipe ({whose}): {}; data {}, {} training images",
             // An image folder's hold-out is its split, not the official one.
             match &data.split {
@@ -154,11 +157,15 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
             data.dataset,
             data.train.len()
         );
+        eprintln!("{}", super::wrap(&text));
     }
     if net.output_kind() == seqnet::layers::OutputKind::Probabilities && !quiet {
         eprintln!(
-            "warning: the network ends in Softmax, but training applies cross-entropy to its \
-             output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
+            "{}",
+            super::wrap(
+                "warning: the network ends in Softmax, but training applies cross-entropy to \
+                 its output as logits; end in Linear (or LogSoftmax) instead, as in PyTorch"
+            )
         );
     }
     let steps_per_epoch = recipe.steps_per_epoch(data.train.len());
@@ -264,12 +271,15 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
                             super::plural(epochs)
                         )
                     };
-                    eprintln!(
-                        "{} {finished}: the trained model is {}; \
-                         nothing to resume. To train further, start a new run from it: {} \
-                         train --model {} --out NEW_FOLDER",
+                    let text = format!(
+                        "{} {finished}: the trained model is {}; nothing to resume. To train \
+                         further, start a new run from it:",
                         out_dir.display(),
                         final_path.display(),
+                    );
+                    eprintln!(
+                        "{}\n  {} train --model {} --out NEW_FOLDER",
+                        super::wrap(&text),
                         super::invocation(),
                         final_path.display()
                     );
@@ -364,14 +374,15 @@ pub(super) fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         && state.stopped_early
         && let (Some(p), Some((epoch, acc))) = (recipe.patience, state.best_val)
     {
-        eprintln!(
+        let text = format!(
             "stopped early after epoch {} of {epochs}: the validation accuracy has not \
-                 improved for {p} epoch{} (--patience {p}); its best was {:.2}% at epoch \
-                 {epoch} (best.safetensors)",
+             improved for {p} epoch{} (--patience {p}); its best was {:.2}% at epoch {epoch} \
+             (best.safetensors)",
             state.epoch,
             super::plural(p),
             100.0 * acc
         );
+        eprintln!("{}", super::wrap(&text));
     }
     if !quiet {
         print_summary(&last, best.as_ref(), &final_path, sample.as_deref());

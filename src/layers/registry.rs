@@ -406,17 +406,28 @@ const fn names<const N: usize>() -> [&'static str; N] {
     out
 }
 
-/// The table as text: each layer's signature with PyTorch's defaults, and its doc on
-/// the next line.
+/// Widest line of [`render`], in characters: a 100-column terminal shows it whole.
+pub const RENDER_WIDTH: usize = 100;
+
+/// The table as text: each layer's signature with PyTorch's defaults, wrapped between
+/// arguments to [`RENDER_WIDTH`] with the continuation aligned after the `(`, and its
+/// doc on the next line.
 ///
 /// ```text
-/// Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, …)
+/// Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+///        bias=True, padding_mode='zeros')
 ///     2-D convolution over [C, H, W] feature maps, with weight and bias
 /// ```
 pub fn render() -> String {
     let mut out = String::new();
     for entry in LAYERS {
-        let _ = writeln!(out, "{}\n    {}", entry.signature(), entry.doc);
+        let indent = " ".repeat(entry.name.chars().count() + 1);
+        let lines = crate::summary::wrap_at(
+            &entry.signature(),
+            RENDER_WIDTH - indent.len(),
+            ", ",
+        );
+        let _ = writeln!(out, "{}\n    {}", lines.join(&format!("\n{indent}")), entry.doc);
     }
     out
 }
@@ -881,14 +892,36 @@ mod tests {
     #[test]
     fn render_lists_every_layer_with_its_doc() {
         let text = render();
-        assert_eq!(text.lines().count(), 2 * LAYERS.len());
         assert!(text.starts_with(
             "Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, \
-             groups=1, bias=True, padding_mode='zeros')\n    2-D convolution"
+             groups=1,\n       bias=True, padding_mode='zeros')\n    2-D convolution"
         ));
-        for entry in layers() {
-            assert!(text.contains(&format!("{}\n    {}\n", entry.signature(), entry.doc)));
+        let long: Vec<&str> = text
+            .lines()
+            .filter(|l| l.chars().count() > RENDER_WIDTH)
+            .collect();
+        assert!(long.is_empty(), "lines wider than {RENDER_WIDTH}: {long:?}");
+        // Each entry is its signature, wrapped (continuation lines start with spaces),
+        // then its doc indented by four.
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            match line.strip_prefix("    ") {
+                Some(doc) if !doc.starts_with(' ') => {
+                    let last = entries.last_mut().expect("a signature before its doc");
+                    last.1 = doc.to_string();
+                }
+                _ if line.starts_with(' ') => {
+                    let last = entries.last_mut().expect("a signature to continue");
+                    last.0 = format!("{} {}", last.0, line.trim_start());
+                }
+                _ => entries.push((line.to_string(), String::new())),
+            }
         }
+        let want: Vec<(String, String)> = layers()
+            .iter()
+            .map(|e| (e.signature(), e.doc.to_string()))
+            .collect();
+        assert_eq!(entries, want);
     }
 
     #[test]
