@@ -150,9 +150,7 @@ impl Recipe {
     /// For a network that is not a preset (given as text, or a saved model): the same
     /// recipe as the `seed` network's ([`Recipe::SEED`]), so that the seed network given
     /// as `--spec` (or pasted from `print(model)`) trains exactly as `--net seed` does,
-    /// and adding a layer to it changes only the layer. (Until 0.1 this was lr 0.05 at a
-    /// constant step for 10 epochs: on the book's split, 3 epochs, the seed network gave
-    /// 98.45% that way against 98.84% with the seed recipe.)
+    /// and adding a layer to it changes only the layer.
     pub const CUSTOM: Recipe = Recipe::SEED;
 
     /// Adam's learning rate when none is given: torch.optim.Adam's default.

@@ -8,7 +8,7 @@ mod support;
 
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
-use support::run::{fails, ok, ok_out_err, seqnet};
+use support::run::{fails, ok, ok_out_err, seqnet, train_sample};
 
 const SEED_SPEC: &str = "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(100) -> ReLU() -> Linear(100, 10)";
 
@@ -503,23 +503,8 @@ fn training_rejects_bad_arguments() {
 #[test]
 fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ok(&seqnet(
-        dir.path(),
-        &[
-            "train",
-            "--dataset",
-            "mnist-5k",
-            "--epochs",
-            "1",
-            "--limit",
-            "800",
-            "--out",
-            "run",
-            "--json",
-            "--save",
-            "copy.safetensors",
-        ],
-    ));
+    let args = train_sample("800", &["--out", "run", "--json", "--save", "copy.safetensors"]);
+    let out = ok(&seqnet(dir.path(), &args));
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -611,16 +596,7 @@ fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
 #[test]
 fn runs_latest_links_the_newest_run() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--epochs",
-        "1",
-        "--limit",
-        "32",
-    ];
-    let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let (_, err) = ok_out_err(&seqnet(dir.path(), &train_sample("32", &[])));
     // Under `cargo test` the binary sees cargo's CARGO_PKG_NAME, as under `cargo run`;
     // `--release` when it is the release build (`cargo test --release`).
     let release = if cfg!(debug_assertions) {
@@ -646,16 +622,8 @@ fn runs_latest_links_the_newest_run() {
 #[test]
 fn a_learning_rate_far_too_large_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let base = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--epochs",
-        "1",
-        "--limit",
-        "500",
-    ];
-    let mut args = base.to_vec();
+    let base = train_sample("500", &[]);
+    let mut args = base.clone();
     args.extend(["--lr", "10", "--out", "ten"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
     let warning = err
@@ -778,19 +746,10 @@ fn patience_stops_early_and_says_so() {
 #[test]
 fn scores_on_images_the_model_trained_on_are_warned_of() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--epochs",
-        "1",
-        "--limit",
-        "200",
-        "--out",
-        "r",
-        "--quiet",
-    ];
-    ok(&seqnet(dir.path(), &args));
+    ok(&seqnet(
+        dir.path(),
+        &train_sample("200", &["--out", "r", "--quiet"]),
+    ));
     let bytes = std::fs::read(dir.path().join("r/final.safetensors")).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta: HashMap<String, String> = meta.metadata().clone().unwrap();
@@ -919,21 +878,10 @@ fn every_preset_trains_briefly_under_its_own_protocol() {
         let out_dir = format!("run-{}", preset.name);
         let out = ok(&seqnet(
             dir.path(),
-            &[
-                "train",
-                "--net",
-                preset.name,
-                "--dataset",
-                "mnist-5k",
-                "--limit",
+            &train_sample(
                 "60",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--json",
-                "--out",
-                &out_dir,
-            ],
+                &["--net", preset.name, "--quiet", "--json", "--out", &out_dir],
+            ),
         ));
         let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
         if preset.recipe.book_protocol {
@@ -976,20 +924,7 @@ fn every_preset_trains_briefly_under_its_own_protocol() {
 #[test]
 fn resume_keeps_the_recorded_initialisation() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--net",
-        "book-relu",
-        "--dataset",
-        "mnist-5k",
-        "--limit",
-        "20",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        "run",
-    ];
+    let args = train_sample("20", &["--net", "book-relu", "--quiet", "--out", "run"]);
     let largest_first_weight = || {
         let model = std::fs::read(dir.path().join("run").join("final.safetensors")).unwrap();
         let st = SafeTensors::deserialize(&model).unwrap();
@@ -1025,18 +960,14 @@ fn resume_keeps_the_recorded_initialisation() {
 #[test]
 fn runs_are_never_overwritten_and_resume_keeps_its_options() {
     let dir = tempfile::tempdir().unwrap();
-    let base = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--limit",
+    let base = train_sample(
         "40",
-        "--epochs",
-        "1",
-        "--spec",
-        "Conv2d(1, 2, 5) -> MaxPool2d(4) -> Flatten() -> LazyLinear(10)",
-        "--quiet",
-    ];
+        &[
+            "--spec",
+            "Conv2d(1, 2, 5) -> MaxPool2d(4) -> Flatten() -> LazyLinear(10)",
+            "--quiet",
+        ],
+    );
     fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
         [base, extra].concat()
     }
@@ -1150,18 +1081,7 @@ fn bench_without_warmup() {
 #[test]
 fn augment_alone_picks_the_affine_default_for_grey_digits_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--dataset",
-        "mnist-5k",
-        "--epochs",
-        "1",
-        "--limit",
-        "64",
-        "--augment",
-        "--out",
-        "run",
-    ];
+    let args = train_sample("64", &["--augment", "--out", "run"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
     let want = "augmented by RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), \
                 interpolation=bilinear)";

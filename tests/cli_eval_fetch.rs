@@ -13,7 +13,7 @@ mod support;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::idx::{gz, idx_images, idx_labels};
-use support::run::{fails, ok, ok_out_err, seqnet, seqnet_env};
+use support::run::{fails, ok, ok_out_err, seqnet, seqnet_env, train_sample};
 
 // ---------------------------------------------------------------------------------------
 // Running the binary (tests/support), and what it leaves behind.
@@ -434,23 +434,9 @@ fn trained() -> &'static (PathBuf, PathBuf) {
         let mut paths = Vec::new();
         for seed in ["1", "2"] {
             let out = root.join(format!("run{seed}"));
-            ok(&seqnet(
-                &root,
-                &[
-                    "train",
-                    "--dataset",
-                    "mnist-5k",
-                    "--epochs",
-                    "1",
-                    "--limit",
-                    "500",
-                    "--seed",
-                    seed,
-                    "--out",
-                    out.to_str().expect("utf-8"),
-                    "--quiet",
-                ],
-            ));
+            let dest = out.to_str().expect("utf-8");
+            let args = train_sample("500", &["--seed", seed, "--out", dest, "--quiet"]);
+            ok(&seqnet(&root, &args));
             paths.push(out.join("final.safetensors"));
         }
         (paths[0].clone(), paths[1].clone())
@@ -889,12 +875,7 @@ fn tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 /// `n` CIFAR-10 records: label `i % 10`, pixels `i + k`.
 fn cifar_records(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        out.push((i % 10) as u8);
-        out.extend((0..3072).map(|k| ((i + k) % 256) as u8));
-    }
-    out
+    support::images::cifar_records(n, |i| (i % 10) as u8, |i, k| ((i + k) % 256) as u8)
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 mod support;
 
+use support::images::png;
 use support::run::{fails, ok, ok_out_err, seqnet};
 
 /// The RGB network: 3×32×32 in, 16 maps of 16×16 before the classifier.
@@ -115,9 +116,11 @@ fn an_rgb_network_trains_on_a_folder_of_pngs_and_predicts_its_images() {
 
 /// Pixels whose red and blue differ by more than 60: none in a grey picture, all of
 /// [`write_folder`]'s.
-fn coloured_pixels(png: &Path) -> usize {
-    let img = image::open(png).unwrap().to_rgb8();
-    img.pixels().filter(|p| p[0].abs_diff(p[2]) > 60).count()
+fn coloured_pixels(path: &Path) -> usize {
+    png(path)
+        .pixels()
+        .filter(|p| p[0].abs_diff(p[2]) > 60)
+        .count()
 }
 
 #[test]
@@ -269,18 +272,15 @@ fn image_folder_options_and_mistakes_are_explained() {
 
 /// `n` CIFAR-10 records with labels `i % 2`: class 0 reddish, class 1 bluish.
 fn cifar_records(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        let label = (i % 2) as u8;
-        out.push(label);
-        for c in 0..3u32 {
-            for p in 0..1024u32 {
-                let base: u8 = if (label == 0) == (c == 0) { 200 } else { 40 };
-                out.push(base.saturating_add(noise(i as u32 * 5000 + c * 1024 + p)));
-            }
-        }
-    }
-    out
+    support::images::cifar_records(
+        n,
+        |i| (i % 2) as u8,
+        |i, k| {
+            // Red is the first of the three planes.
+            let base: u8 = if (i % 2 == 0) == (k < 1024) { 200 } else { 40 };
+            base.saturating_add(noise((i * 5000 + k) as u32))
+        },
+    )
 }
 
 fn write_cifar(dir: &Path) {

@@ -6,33 +6,15 @@ use std::path::{Path, PathBuf};
 mod support;
 
 use image::RgbImage;
-use support::run::{fails, ok, seqnet};
+use support::images::png;
+use support::run::{fails, ok, seqnet, train_sample};
 
 /// Trains the seed network for one epoch on 300 images into `dir/run`.
 fn trained(dir: &Path) -> PathBuf {
     let run = dir.join("run");
-    ok(&seqnet(
-        dir,
-        &[
-            "train",
-            "--dataset",
-            "mnist-5k",
-            "--epochs",
-            "1",
-            "--limit",
-            "300",
-            "--quiet",
-            "--out",
-            run.to_str().unwrap(),
-        ],
-    ));
+    let out = run.to_str().unwrap();
+    ok(&seqnet(dir, &train_sample("300", &["--quiet", "--out", out])));
     run
-}
-
-fn png(path: &Path) -> RgbImage {
-    image::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .to_rgb8()
 }
 
 /// Pixels that are neither white nor near-white background.

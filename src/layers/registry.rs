@@ -266,9 +266,9 @@ pub const LAYERS: &[LayerEntry] = &[
         doc: "x for x > 0, negative_slope·x otherwise, element-wise",
         example: "LeakyReLU(negative_slope=0.2)",
         build: |b| {
-            let slope = b.float("negative_slope", "a float, e.g. 0.01")?;
+            let slope = b.float_or_default("negative_slope", "a float, e.g. 0.01")?;
             b.flag("inplace")?;
-            Ok(Box::new(LeakyReLU::new(slope.unwrap_or(0.01))))
+            Ok(Box::new(LeakyReLU::new(slope)))
         },
         planned_params: no_params,
     },
@@ -279,9 +279,9 @@ pub const LAYERS: &[LayerEntry] = &[
         doc: "x for x > 0, alpha·(e^x - 1) otherwise, element-wise",
         example: "ELU(alpha=0.5)",
         build: |b| {
-            let alpha = b.float("alpha", "a float, e.g. 1.0")?;
+            let alpha = b.float_or_default("alpha", "a float, e.g. 1.0")?;
             b.flag("inplace")?;
-            Ok(Box::new(ELU::new(alpha.unwrap_or(1.0))))
+            Ok(Box::new(ELU::new(alpha)))
         },
         planned_params: no_params,
     },
@@ -486,22 +486,18 @@ const BATCHNORM_ARGS: &[ArgSpec] = &[
 ];
 
 fn batchnorm(b: &Bound, make: fn(usize) -> BatchNorm) -> Result<Box<dyn Layer>> {
-    let call = b.call;
     let c = b.required(b.size("num_features", 1)?, "num_features")?;
-    let eps = b.float("eps", "a float, e.g. 1e-05")?.unwrap_or(1e-5);
+    let eps = b.float_or_default("eps", "a float, e.g. 1e-05")?;
     if eps <= 0.0 {
         return Err(b.fail(
-            call.span.clone(),
+            b.span_of("eps"),
             format!("eps must be positive (it keeps √(σ² + eps) away from 0), got {eps}"),
         ));
     }
     let momentum = if b.is_none("momentum") {
         None
     } else {
-        Some(
-            b.float("momentum", "a float in [0, 1] or None")?
-                .unwrap_or(0.1),
-        )
+        Some(b.float_or_default("momentum", "a float in [0, 1] or None")?)
     };
     for name in ["device", "dtype"] {
         if let Some(node) = b.get(name).filter(|_| !b.is_none(name)) {
@@ -554,25 +550,39 @@ pub(crate) const NOT_IMPLEMENTED: &[&str] = &[
     "ZeroPad2d",
 ];
 
+/// A layer's input size, in_channels or in_features (`name`): `None` for the lazy
+/// layer, which infers it (its print's placeholder 0 is accepted; `fixed` is the
+/// non-lazy call to suggest for any other number), else at least 1, 0 pointing to
+/// `lazy_call`.
+fn input_size(
+    b: &Bound,
+    name: &str,
+    lazy: bool,
+    fixed: &str,
+    lazy_call: &str,
+) -> Result<Option<usize>> {
+    if lazy {
+        b.lazy_placeholder(name, fixed)?;
+        return Ok(None);
+    }
+    let n = b.required(b.size(name, 0)?, name)?;
+    if n == 0 {
+        return Err(b.bad(
+            b.span_of(name),
+            format!("{name} must be at least 1, got 0; to infer it from the input, use {lazy_call}"),
+        ));
+    }
+    Ok(Some(n))
+}
+
 fn conv2d(b: &Bound, lazy: bool) -> Result<Box<dyn Layer>> {
-    let call = b.call;
-    let in_channels = if lazy {
-        b.lazy_placeholder("in_channels", "Conv2d({}, out_channels, kernel_size)")?;
-        None
-    } else {
-        let c = b.required(b.size("in_channels", 0)?, "in_channels")?;
-        if c == 0 {
-            let node = b
-                .get("in_channels")
-                .map_or(call.span.clone(), |n| n.span.clone());
-            return Err(b.bad(
-                node,
-                "in_channels must be at least 1, got 0; to infer it from the input, use \
-                 LazyConv2d(out_channels, kernel_size)",
-            ));
-        }
-        Some(c)
-    };
+    let in_channels = input_size(
+        b,
+        "in_channels",
+        lazy,
+        "Conv2d({}, out_channels, kernel_size)",
+        "LazyConv2d(out_channels, kernel_size)",
+    )?;
     let out_channels = b.required(b.size("out_channels", 1)?, "out_channels")?;
     let kernel = b.required(b.size2("kernel_size", 1)?, "kernel_size")?;
     let stride = b.size2("stride", 1)?.unwrap_or(Size2(1, 1));
@@ -645,24 +655,13 @@ fn conv_padding(b: &Bound, stride: Size2) -> Result<ConvPadding> {
 }
 
 fn linear(b: &Bound, lazy: bool) -> Result<Box<dyn Layer>> {
-    let call = b.call;
-    let in_features = if lazy {
-        b.lazy_placeholder("in_features", "Linear({}, out_features)")?;
-        None
-    } else {
-        let f = b.required(b.size("in_features", 0)?, "in_features")?;
-        if f == 0 {
-            let node = b
-                .get("in_features")
-                .map_or(call.span.clone(), |n| n.span.clone());
-            return Err(b.bad(
-                node,
-                "in_features must be at least 1, got 0; to infer it from the input, use \
-                 LazyLinear(out_features)",
-            ));
-        }
-        Some(f)
-    };
+    let in_features = input_size(
+        b,
+        "in_features",
+        lazy,
+        "Linear({}, out_features)",
+        "LazyLinear(out_features)",
+    )?;
     let out_features = b.required(b.size("out_features", 1)?, "out_features")?;
     let bias = b.flag("bias")?.unwrap_or(true);
     let linear = match in_features {
@@ -698,18 +697,14 @@ fn maxpool2d(b: &Bound) -> Result<Box<dyn Layer>> {
 }
 
 fn avgpool2d(b: &Bound) -> Result<Box<dyn Layer>> {
-    let call = b.call;
     let (kernel, stride, padding) = pool_sizes(b)?;
     let ceil_mode = b.flag("ceil_mode")?.unwrap_or(false);
     let count_include_pad = b.flag("count_include_pad")?.unwrap_or(true);
     if !b.is_none("divisor_override")
         && let Some(d) = b.size("divisor_override", 1)?
     {
-        let span = b
-            .get("divisor_override")
-            .map_or(call.span.clone(), |n| n.span.clone());
         return Err(b.bad(
-            span,
+            b.span_of("divisor_override"),
             format!(
                 "divisor_override={d} is not implemented in seqnet (only None: the \
                      window area divides)"
@@ -777,43 +772,24 @@ fn dropout(b: &Bound) -> Result<Box<dyn Layer>> {
     Ok(Box::new(Dropout::new(dropout_p(b)?)))
 }
 
-/// Dropout's and Dropout2d's p (finite; its range is checked when built), inplace
-/// accepted.
+/// Dropout's and Dropout2d's p (finite; its range is Dropout's to check when built),
+/// inplace accepted.
 fn dropout_p(b: &Bound) -> Result<f32> {
-    let p = match b.get("p") {
-        None => 0.5,
-        Some(node) => {
-            let p = match node.kind {
-                NodeKind::Float(v) => v as f32,
-                NodeKind::Int(v) => v as f32,
-                _ => return Err(b.expects("p", node, "a float (the fraction dropped, e.g. 0.5)")),
-            };
-            // The range is Dropout's to check when built; a non-finite p would print as
-            // `inf`, which no spec can read back.
-            if !p.is_finite() {
-                return Err(b.bad(
-                    node.span.clone(),
-                    format!("p must be a finite number in [0, 1), got {}", b.src(node)),
-                ));
-            }
-            p
-        }
-    };
+    let p = b.float_or_default("p", "a float (the fraction dropped, e.g. 0.5)")?;
     b.flag("inplace")?;
     Ok(p)
 }
 
 fn softmax(b: &Bound) -> Result<Box<dyn Layer>> {
-    let (call, layer) = (b.call, b.layer);
+    let layer = b.layer;
     let dim = if b.is_none("dim") {
         None
     } else {
         b.int("dim")?
     };
     let Some(dim) = dim else {
-        let span = b.get("dim").map_or(call.span.clone(), |n| n.span.clone());
         return Err(b.fail(
-            span,
+            b.span_of("dim"),
             format!(
                 "needs dim (PyTorch's implicit choice is deprecated); seqnet normalises \
                  over the classes: {layer}(dim=1)"
@@ -922,6 +898,28 @@ mod tests {
             .map(|e| (e.signature(), e.doc.to_string()))
             .collect();
         assert_eq!(entries, want);
+    }
+
+    #[test]
+    fn float_defaults_are_the_signatures() {
+        let repr = |text: &str| crate::spec::to_layers(text).unwrap()[0].repr();
+        for (bare, explicit) in [
+            ("LeakyReLU()", "LeakyReLU(negative_slope=0.01)"),
+            ("ELU()", "ELU(alpha=1.0)"),
+            ("Dropout()", "Dropout(p=0.5)"),
+            ("Dropout2d()", "Dropout2d(0.5)"),
+            ("BatchNorm2d(3)", "BatchNorm2d(3, eps=1e-05, momentum=0.1)"),
+        ] {
+            assert_eq!(repr(bare), repr(explicit), "{bare}");
+        }
+        assert_ne!(repr("ELU()"), repr("ELU(alpha=0.5)"));
+        let err = crate::spec::to_layers("BatchNorm2d(4, eps=0)").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("BatchNorm2d eps must be positive")
+                && err.to_string().ends_with("\n                     ^"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -188,6 +188,12 @@ impl<'a> Bound<'a> {
         self.slots[slot]
     }
 
+    /// Where argument `name` is written, for a caret; the whole call when it is not.
+    pub(crate) fn span_of(&self, name: &str) -> Range<usize> {
+        self.get(name)
+            .map_or(self.call.span.clone(), |n| n.span.clone())
+    }
+
     pub(crate) fn src(&self, node: &Node) -> String {
         clip(&self.text[node.span.clone()])
     }
@@ -312,6 +318,21 @@ impl<'a> Bound<'a> {
             ));
         }
         Ok(Some(v))
+    }
+
+    /// [`Bound::float`], or the default the signature gives when the argument is not
+    /// written: each default is written once, where `seqnet layers` prints it.
+    pub(crate) fn float_or_default(&self, name: &str, what: &str) -> Result<f32> {
+        if let Some(v) = self.float(name, what)? {
+            return Ok(v);
+        }
+        let default = self.sig.iter().find(|p| p.name == name).and_then(|p| p.default);
+        default.and_then(|d| d.parse::<f32>().ok()).ok_or_else(|| {
+            self.fail(
+                self.call.span.clone(),
+                format!("has no numeric default for '{name}' (seqnet's table says {default:?})"),
+            )
+        })
     }
 
     /// A string argument that must be one of `choices` (quoted or not, as the spec

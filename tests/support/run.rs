@@ -93,6 +93,17 @@ pub fn seqnet(dir: &Path, args: &[&str]) -> Output {
     seqnet_env(dir, args, &[])
 }
 
+/// `train --dataset mnist-5k --epochs 1 --limit LIMIT`, then `extra`: a short run on
+/// the first images of the embedded MNIST sample, as most tests that need a model
+/// train one.
+pub fn train_sample<'a>(limit: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train", "--dataset", "mnist-5k", "--epochs", "1", "--limit", limit,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// stdout and stderr as text.
 pub fn text(o: &Output) -> (String, String) {
     (
