@@ -469,7 +469,18 @@ fn data_err(path: &Path, message: impl Into<String>) -> Error {
 /// together.
 fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Result<Dataset> {
     let (img, lab) = rayon::join(|| idx::read_images(images), || idx::read_labels(labels));
-    let (img, lab) = (img?, lab?);
+    join_pair(img?, &lab?, (images, labels), name, classes)
+}
+
+/// Images and labels read from the files `names` (images, labels) as one dataset,
+/// checking that they belong together.
+fn join_pair(
+    img: idx::IdxImages,
+    lab: &[u8],
+    (images, labels): (&Path, &Path),
+    name: String,
+    classes: usize,
+) -> Result<Dataset> {
     if img.n != lab.len() {
         return Err(data_err(
             labels,
@@ -482,7 +493,7 @@ fn read_pair(images: &Path, labels: &Path, name: String, classes: usize) -> Resu
             ),
         ));
     }
-    Dataset::from_u8(name, img.pixels, &lab, [1, img.h, img.w], classes)
+    Dataset::from_u8(name, img.pixels, lab, [1, img.h, img.w], classes)
         .map_err(|m| data_err(labels, m))
 }
 
@@ -498,20 +509,7 @@ pub fn pair_from_bytes(
 ) -> Result<Dataset> {
     let img = idx::images_from_bytes(images, images_name)?;
     let lab = idx::labels_from_bytes(labels, labels_name)?;
-    if img.n != lab.len() {
-        return Err(data_err(
-            labels_name,
-            format!(
-                "holds {} labels, but {} holds {} images: the two files do not belong \
-                 together (or one of them is from another version of the dataset)",
-                lab.len(),
-                images_name.display(),
-                img.n
-            ),
-        ));
-    }
-    Dataset::from_u8(name, img.pixels, &lab, [1, img.h, img.w], MNIST_CLASSES)
-        .map_err(|m| data_err(labels_name, m))
+    join_pair(img, &lab, (images_name, labels_name), name, MNIST_CLASSES)
 }
 
 /// Loads the four standard IDX files in `dir` (gzipped or not; see [`STANDARD_FILES`])
