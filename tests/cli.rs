@@ -8,7 +8,7 @@ mod support;
 
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
-use support::run::{fails, ok, ok_out_err, seqnet, train_sample};
+use support::run::{fails, message, ok, ok_out_err, seqnet, train_sample};
 
 const SEED_SPEC: &str = "Conv2d(1, 20, 5) -> ReLU() -> MaxPool2d(2) -> Flatten() -> LazyLinear(100) -> ReLU() -> Linear(100, 10)";
 
@@ -562,10 +562,8 @@ fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
         args.extend_from_slice(&net);
         args.extend_from_slice(&common);
         let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-        let line = err
-            .lines()
-            .find(|l| l.starts_with("recipe ("))
-            .unwrap_or_else(|| panic!("no recipe line:\n{err}"));
+        let line =
+            message(&err, "recipe (").unwrap_or_else(|| panic!("no recipe line:\n{err}"));
         assert!(
             line.contains(
                 "SGD momentum 0.9, lr 0.03 ×0.6 per epoch, batch 32, 2 epochs, weight decay 0, \
@@ -626,9 +624,7 @@ fn a_learning_rate_far_too_large_is_named() {
     let mut args = base.clone();
     args.extend(["--lr", "10", "--out", "ten"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-    let warning = err
-        .lines()
-        .find(|l| l.starts_with("warning: after epoch 1"))
+    let warning = message(&err, "warning: after epoch 1")
         .unwrap_or_else(|| panic!("no warning:\n{err}"));
     assert!(warning.contains("chance level"), "{warning}");
     assert!(warning.contains("--lr 10;"), "{warning}");
@@ -647,9 +643,7 @@ fn a_learning_rate_far_too_large_is_named() {
     let mut args = base.to_vec();
     args.extend(["--optimizer", "adam", "--lr", "100", "--out", "adam"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-    let warning = err
-        .lines()
-        .find(|l| l.starts_with("warning: after epoch 1"))
+    let warning = message(&err, "warning: after epoch 1")
         .unwrap_or_else(|| panic!("no warning:\n{err}"));
     assert!(warning.contains("the training loss is "), "{warning}");
     assert!(warning.contains("far above the 2.30"), "{warning}");
@@ -704,15 +698,16 @@ fn patience_stops_early_and_says_so() {
         "--json",
     ];
     let (out, err) = ok_out_err(&seqnet(dir.path(), &args));
+    let stopped = message(&err, "stopped early").unwrap_or_default();
     assert!(
-        err.contains(
+        stopped.contains(
             "stopped early after epoch 3 of 6: the validation accuracy has not improved for 2 \
              epochs (--patience 2); its best was"
         ),
         "{err}"
     );
-    assert!(err.contains("at epoch 1 (best.safetensors)"), "{err}");
-    let line = err.lines().find(|l| l.starts_with("recipe (")).unwrap();
+    assert!(stopped.contains("at epoch 1 (best.safetensors)"), "{err}");
+    let line = message(&err, "recipe (").unwrap();
     assert!(
         line.contains("SGD Nesterov momentum 0.9, lr 1e-20 ×0.6 per epoch")
             && line.contains("label smoothing 0.05")
@@ -1085,10 +1080,7 @@ fn augment_alone_picks_the_affine_default_for_grey_digits_and_says_so() {
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
     let want = "augmented by RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), \
                 interpolation=bilinear)";
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("recipe ("))
-        .unwrap_or("");
+    let line = message(&err, "recipe (").unwrap_or_default();
     assert!(line.contains(want), "{err}");
     let config = std::fs::read_to_string(dir.path().join("run/config.json")).unwrap();
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 mod support;
 
 use support::images::png;
-use support::run::{fails, ok, ok_out_err, seqnet};
+use support::run::{fails, message, ok, ok_out_err, seqnet};
 
 /// The issue's RGB network: 3×32×32 in, 16 maps of 16×16 before the classifier.
 const RGB_SPEC: &str = "Conv2d(3, 16, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> \
@@ -71,14 +71,17 @@ fn an_rgb_network_trains_on_a_folder_of_pngs_and_predicts_its_images() {
             "--json",
         ],
     ));
+    // The data line, wrapped at 100 columns.
+    let data = message(&err, "data: ").unwrap_or_default();
     assert!(
-        err.contains("2 classes, RGB 32×32, 16 train / 4 test, holdout 0.2 of each class"),
+        data.contains("2 classes, RGB 32×32, 16 train / 4 test, holdout 0.2 of each class"),
         "{err}"
     );
     assert!(
-        err.contains("skipped 1 file that is not PNG or JPEG"),
+        data.contains("skipped 1 file that is not PNG or JPEG"),
         "{err}"
     );
+    assert!(err.lines().all(|l| l.chars().count() <= 100), "{err}");
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let acc = last["test_accuracy"].as_f64().unwrap_or(0.0);
     assert!(acc == 1.0, "red against blue is easy: {acc}\n{out}");
@@ -228,8 +231,9 @@ fn image_folder_options_and_mistakes_are_explained() {
             "b",
         ],
     ));
-    assert!(err.contains("grey 8×8 (resized)"), "{err}");
-    assert!(err.contains("4 train / 2 test, holdout 0.34"), "{err}");
+    let data = message(&err, "data: ").unwrap_or_default();
+    assert!(data.contains("grey 8×8 (resized)"), "{err}");
+    assert!(data.contains("4 train / 2 test, holdout 0.34"), "{err}");
     let err = fails(&seqnet(
         dir.path(),
         &["train", "--dataset", "pics", "--resize", "8", "--out", "c"],
@@ -321,10 +325,12 @@ fn cifar10_trains_by_name_and_by_folder_with_its_normalisation() {
             "--json",
         ],
     ));
-    assert!(err.contains("CIFAR-10 from"), "{err}");
-    assert!(err.contains("20 train / 6 test"), "{err}");
+    let data = message(&err, "data: ").unwrap_or_default();
+    assert!(data.contains("CIFAR-10 from"), "{err}");
+    assert!(data.contains("20 train / 6 test"), "{err}");
+    let recipe = message(&err, "recipe (").unwrap_or_default();
     assert!(
-        err.contains("pixels (x − (0.4914, 0.4822, 0.4465))/(0.247, 0.2435, 0.2616)"),
+        recipe.contains("pixels (x − (0.4914, 0.4822, 0.4465))/(0.247, 0.2435, 0.2616)"),
         "{err}"
     );
     assert!(out.contains("test_accuracy"), "{out}");

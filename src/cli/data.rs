@@ -290,13 +290,14 @@ fn list(args: ListArgs) -> Result<ExitCode> {
         ),
     }
     println!();
-    println!(
+    let text = format!(
         "Where seqnet looks for each, in order; the first folder holding the four files \
          ({}, each optionally .gz) is used.",
         STANDARD_FILES.join(", ")
     );
+    println!("{}", super::wrap(&text));
     println!(
-        "  * used   + holds the four files, but not used for this dataset (an earlier folder \
+        "  * used   + holds the four files, but not used for this dataset (an earlier folder\n           \
          wins, or the folder's name says it holds another)"
     );
     for (name, found) in KNOWN_NAMES.iter().zip(&found_dirs) {

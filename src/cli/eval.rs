@@ -284,7 +284,7 @@ fn pct(a: f64) -> String {
 
 fn print_report(r: &Report) {
     let n = thousands(r.images);
-    println!("data: {}", r.data);
+    println!("{}", super::wrap(&format!("data: {}", r.data)));
     println!("{} images: {n}", r.set.words());
     match &r.ensemble {
         None => {
@@ -310,11 +310,12 @@ fn print_report(r: &Report) {
             }
             println!("ensemble of {}:", e.models);
             println!(
-                "  plurality vote          {:>7} ({} / {n}); {TIE_BREAK}; {} tied",
+                "  plurality vote          {:>7} ({} / {n}); {} tied",
                 pct(e.vote.accuracy),
                 thousands(e.vote.correct),
                 thousands(e.vote_ties)
             );
+            println!("{}", super::wrap(&format!("    ({TIE_BREAK})")));
             println!(
                 "  averaged probabilities  {:>7} ({} / {n})",
                 pct(e.average.accuracy),

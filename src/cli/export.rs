@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let out = onnx::save(&args.onnx, &m.net, &m.info)
         .with_context(|| format!("exporting {} to ONNX", args.model.display()))?;
-    eprintln!(
+    let text = format!(
         "wrote {}: ONNX opset {}, {} nodes ({}), input N×{} → logits N×{}",
         args.onnx.display(),
         out.opset,
@@ -34,14 +34,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         fmt_shape(m.net.input_shape()),
         fmt_shape(m.net.output_shape())
     );
+    eprintln!("{}", super::wrap(&text));
     for layer in &out.omitted {
         eprintln!("left out layer {layer}: the identity at inference");
     }
     if let Some(n) = m.info.normalize {
-        eprintln!(
+        let text = format!(
             "note: the model normalises its input; feed the ONNX model pixels/255 as x, then {}",
             n.describe()
         );
+        eprintln!("{}", super::wrap(&text));
     }
     Ok(ExitCode::SUCCESS)
 }

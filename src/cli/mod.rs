@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 /// PyTorch-style Sequential CNNs in Rust: explain the shapes, train on MNIST, predict.
 #[derive(Parser, Debug)]
-#[command(name = "seqnet", version, about, long_about = None)]
+#[command(name = "seqnet", version, about, long_about = None, max_term_width = WIDTH)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -220,7 +220,10 @@ fn test_set(d: &DataArgs, m: &Model) -> Result<Dataset> {
         Split::Official,
         &folder,
     )?;
-    eprintln!("data: the test set of {}", splits.source);
+    eprintln!(
+        "{}",
+        super::wrap(&format!("data: the test set of {}", splits.source))
+    );
     let trained = m.info.trained_on.as_ref();
     if let Some(w) = evaluate::overlap(trained, &splits.dataset, evaluate::EvalSet::Test) {
         eprintln!("warning: {w}.");
@@ -368,7 +371,10 @@ fn augment(a: AugmentArgs) -> Result<ExitCode> {
         bail!("--images and --epochs must be at least 1");
     }
     let splits = data::load(a.dataset.as_deref(), a.data_dir.as_deref(), Split::Official)?;
-    eprintln!("data: the training set of {}", splits.source);
+    eprintln!(
+        "{}",
+        super::wrap(&format!("data: the training set of {}", splits.source))
+    );
     let train = splits.train;
     let Some(aug) = data::augment::Augment::parse(&a.augment, train.shape)? else {
         bail!("--augment {}: nothing to draw", a.augment);

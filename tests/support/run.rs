@@ -138,3 +138,21 @@ pub fn fails(o: &Output) -> String {
     assert!(!err.contains("panicked"), "seqnet panicked:\n{err}");
     err
 }
+
+/// The message in `text` that starts with `head`: its first line and the lines indented
+/// by two spaces that continue it, joined back into one line (seqnet wraps its messages
+/// at 100 columns that way). `None` if no line starts with `head`.
+pub fn message(text: &str, head: &str) -> Option<String> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(head));
+    let mut joined = lines.next()?.to_string();
+    for line in lines {
+        match line.strip_prefix("  ") {
+            Some(rest) if !rest.starts_with(' ') => {
+                joined.push(' ');
+                joined.push_str(rest);
+            }
+            _ => break,
+        }
+    }
+    Some(joined)
+}
