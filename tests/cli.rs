@@ -99,13 +99,20 @@ fn summary_evaluates_the_arithmetic_of_pasted_pytorch_code() {
     assert!(out.contains("32 · 14 · 14 = 6272"), "{out}");
     let err = fails(&seqnet(
         dir.path(),
-        &["summary", "--spec", "nn.Flatten(), nn.Linear(28 * 28 / 2, 10)"],
+        &[
+            "summary",
+            "--spec",
+            "nn.Flatten(), nn.Linear(28 * 28 / 2, 10)",
+        ],
     ));
     assert!(
         err.contains("Linear: in_features = 28 * 28 / 2: '/' is true division"),
         "{err}"
     );
-    assert!(err.contains("\n                          ^^^^^^^^^^^\n"), "{err}");
+    assert!(
+        err.contains("\n                          ^^^^^^^^^^^\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -503,7 +510,10 @@ fn training_rejects_bad_arguments() {
 #[test]
 fn a_short_training_run_on_the_embedded_sample_saves_a_usable_model() {
     let dir = tempfile::tempdir().unwrap();
-    let args = train_sample("800", &["--out", "run", "--json", "--save", "copy.safetensors"]);
+    let args = train_sample(
+        "800",
+        &["--out", "run", "--json", "--save", "copy.safetensors"],
+    );
     let out = ok(&seqnet(dir.path(), &args));
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -562,8 +572,7 @@ fn a_network_given_as_text_trains_with_the_seed_recipe_and_says_so() {
         args.extend_from_slice(&net);
         args.extend_from_slice(&common);
         let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-        let line =
-            message(&err, "recipe (").unwrap_or_else(|| panic!("no recipe line:\n{err}"));
+        let line = message(&err, "recipe (").unwrap_or_else(|| panic!("no recipe line:\n{err}"));
         assert!(
             line.contains(
                 "SGD momentum 0.9, lr 0.03 ×0.6 per epoch, batch 32, 2 epochs, weight decay 0, \
@@ -624,8 +633,8 @@ fn a_learning_rate_far_too_large_is_named() {
     let mut args = base.clone();
     args.extend(["--lr", "10", "--out", "ten"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-    let warning = message(&err, "warning: after epoch 1")
-        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    let warning =
+        message(&err, "warning: after epoch 1").unwrap_or_else(|| panic!("no warning:\n{err}"));
     assert!(warning.contains("chance level"), "{warning}");
     assert!(warning.contains("--lr 10;"), "{warning}");
     assert!(dir.path().join("ten/final.safetensors").exists());
@@ -643,8 +652,8 @@ fn a_learning_rate_far_too_large_is_named() {
     let mut args = base.to_vec();
     args.extend(["--optimizer", "adam", "--lr", "100", "--out", "adam"]);
     let (_, err) = ok_out_err(&seqnet(dir.path(), &args));
-    let warning = message(&err, "warning: after epoch 1")
-        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    let warning =
+        message(&err, "warning: after epoch 1").unwrap_or_else(|| panic!("no warning:\n{err}"));
     assert!(warning.contains("the training loss is "), "{warning}");
     assert!(warning.contains("far above the 2.30"), "{warning}");
     assert!(

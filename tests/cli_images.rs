@@ -13,6 +13,24 @@ use support::run::{fails, message, ok, ok_out_err, seqnet};
 const RGB_SPEC: &str = "Conv2d(3, 16, 3, padding=1) -> ReLU() -> MaxPool2d(2) -> Flatten() -> \
                         Linear(16*16*16, 10)";
 
+/// Four epochs of [`RGB_SPEC`] on the folder `pics` into `run`: enough to tell
+/// [`write_folder`]'s red from its blue on every image.
+const TRAIN_PICS: [&str; 13] = [
+    "train",
+    "--spec",
+    RGB_SPEC,
+    "--dataset",
+    "pics",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "4",
+    "--lr",
+    "0.01",
+    "--out",
+    "run",
+];
+
 /// A small deterministic noise in 0..40.
 fn noise(k: u32) -> u8 {
     ((k.wrapping_mul(2_654_435_761) >> 24) % 40) as u8
@@ -54,22 +72,7 @@ fn an_rgb_network_trains_on_a_folder_of_pngs_and_predicts_its_images() {
 
     let (out, err) = ok_out_err(&seqnet(
         dir.path(),
-        &[
-            "train",
-            "--spec",
-            RGB_SPEC,
-            "--dataset",
-            "pics",
-            "--epochs",
-            "4",
-            "--batch-size",
-            "4",
-            "--lr",
-            "0.01",
-            "--out",
-            "run",
-            "--json",
-        ],
+        &[&TRAIN_PICS[..], &["--json"]].concat(),
     ));
     // The data line, wrapped at 100 columns.
     let data = message(&err, "data: ").unwrap_or_default();
@@ -140,24 +143,7 @@ fn viz_mistakes_draws_rgb_images_in_their_colours() {
             std::fs::copy(&path, target.join(path.file_name().unwrap())).unwrap();
         }
     }
-    ok(&seqnet(
-        dir.path(),
-        &[
-            "train",
-            "--spec",
-            RGB_SPEC,
-            "--dataset",
-            "pics",
-            "--epochs",
-            "4",
-            "--batch-size",
-            "4",
-            "--lr",
-            "0.01",
-            "--out",
-            "run",
-        ],
-    ));
+    ok(&seqnet(dir.path(), &TRAIN_PICS));
     let (_, err) = ok_out_err(&seqnet(
         dir.path(),
         &[

@@ -13,7 +13,10 @@ use support::run::{fails, ok, seqnet, train_sample};
 fn trained(dir: &Path) -> PathBuf {
     let run = dir.join("run");
     let out = run.to_str().unwrap();
-    ok(&seqnet(dir, &train_sample("300", &["--quiet", "--out", out])));
+    ok(&seqnet(
+        dir,
+        &train_sample("300", &["--quiet", "--out", out]),
+    ));
     run
 }
 

@@ -248,9 +248,7 @@ fn test_set(d: &DataArgs, m: &Model) -> Result<Dataset> {
 fn activations(a: ActivationsArgs) -> Result<ExitCode> {
     let mut m = load_model(&a.model.model)?;
     let (mut values, heading) = match &a.image {
-        Some(path) => {
-            (super::predict::load_for(&m, path)?, file_name(path))
-        }
+        Some(path) => (super::predict::load_for(&m, path)?, file_name(path)),
         None => {
             let test = test_set(&a.data, &m)?;
             if a.index >= test.len() {

@@ -422,12 +422,13 @@ pub fn render() -> String {
     let mut out = String::new();
     for entry in LAYERS {
         let indent = " ".repeat(entry.name.chars().count() + 1);
-        let lines = crate::summary::wrap_at(
-            &entry.signature(),
-            RENDER_WIDTH - indent.len(),
-            ", ",
+        let lines = crate::summary::wrap_at(&entry.signature(), RENDER_WIDTH - indent.len(), ", ");
+        let _ = writeln!(
+            out,
+            "{}\n    {}",
+            lines.join(&format!("\n{indent}")),
+            entry.doc
         );
-        let _ = writeln!(out, "{}\n    {}", lines.join(&format!("\n{indent}")), entry.doc);
     }
     out
 }
@@ -569,7 +570,9 @@ fn input_size(
     if n == 0 {
         return Err(b.bad(
             b.span_of(name),
-            format!("{name} must be at least 1, got 0; to infer it from the input, use {lazy_call}"),
+            format!(
+                "{name} must be at least 1, got 0; to infer it from the input, use {lazy_call}"
+            ),
         ));
     }
     Ok(Some(n))
@@ -915,8 +918,7 @@ mod tests {
         assert_ne!(repr("ELU()"), repr("ELU(alpha=0.5)"));
         let err = crate::spec::to_layers("BatchNorm2d(4, eps=0)").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("BatchNorm2d eps must be positive")
+            err.to_string().contains("BatchNorm2d eps must be positive")
                 && err.to_string().ends_with("\n                     ^"),
             "{err}"
         );

@@ -326,7 +326,11 @@ impl<'a> Bound<'a> {
         if let Some(v) = self.float(name, what)? {
             return Ok(v);
         }
-        let default = self.sig.iter().find(|p| p.name == name).and_then(|p| p.default);
+        let default = self
+            .sig
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.default);
         default.and_then(|d| d.parse::<f32>().ok()).ok_or_else(|| {
             self.fail(
                 self.call.span.clone(),

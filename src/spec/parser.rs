@@ -93,9 +93,7 @@ pub(super) fn arith(text: &str, op: Op, lhs: Node, rhs: Node) -> Node {
                 Op::Add => a.checked_add(b).map_or(NodeKind::BigInt, NodeKind::Int),
                 Op::Sub => a.checked_sub(b).map_or(NodeKind::BigInt, NodeKind::Int),
                 Op::Mul => a.checked_mul(b).map_or(NodeKind::BigInt, NodeKind::Int),
-                Op::FloorDiv if b == 0 => {
-                    NodeKind::BadArith("division by zero".to_string())
-                }
+                Op::FloorDiv if b == 0 => NodeKind::BadArith("division by zero".to_string()),
                 Op::FloorDiv => floor_div(a, b).map_or(NodeKind::BigInt, NodeKind::Int),
                 Op::TrueDiv => NodeKind::BadArith("'/' gives a float".to_string()),
             }
@@ -637,7 +635,10 @@ impl Parser<'_> {
         if !matches!(next.kind, Tk::Int(_) | Tk::Float(_) | Tk::LParen) {
             return Err(self.err(
                 minus.span,
-                format!("expected a number after '-', found {}", self.describe(&next)),
+                format!(
+                    "expected a number after '-', found {}",
+                    self.describe(&next)
+                ),
             ));
         }
         let node = self.atom(open, depth)?;

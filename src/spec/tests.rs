@@ -299,13 +299,19 @@ fn arithmetic_that_gives_no_int_names_the_layer_and_argument() {
     let errors = assert_errors(&rows);
     for ((text, .., width), err) in table.iter().zip(errors) {
         let carets = err.to_string().matches('^').count();
-        assert_eq!(carets, *width, "{text:?}: the carets span the expression:\n{err}");
+        assert_eq!(
+            carets, *width,
+            "{text:?}: the carets span the expression:\n{err}"
+        );
     }
     // parse names the argument by position or keyword.
     let err = parse("Foo(1, 16*0.5)").unwrap_err();
     assert!(caret(&err).0.contains("Foo argument 2 = 16*0.5: "), "{err}");
     let err = parse("Foo(x=2/3)").unwrap_err();
-    assert!(caret(&err).0.contains("Foo: x = 2/3: '/' is true division"), "{err}");
+    assert!(
+        caret(&err).0.contains("Foo: x = 2/3: '/' is true division"),
+        "{err}"
+    );
 }
 
 #[test]

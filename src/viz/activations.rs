@@ -409,8 +409,12 @@ mod tests {
 
     #[test]
     fn an_rgb_input_is_drawn_in_its_colours_before_normalisation() {
-        let mut net = crate::spec::build("Conv2d(3, 2, 3) -> Flatten() -> LazyLinear(2)", &[3, 8, 8], 0)
-            .unwrap();
+        let mut net = crate::spec::build(
+            "Conv2d(3, 2, 3) -> Flatten() -> LazyLinear(2)",
+            &[3, 8, 8],
+            0,
+        )
+        .unwrap();
         // Orange (R 1.0, G 0.5, B 0.0) as stored, then normalised as CIFAR-10 is.
         let n = crate::data::cifar::normalize();
         let mut img: Vec<f32> = [1.0f32, 0.5, 0.0]
@@ -423,7 +427,11 @@ mod tests {
         // and the block's title.
         let (x, y) = (MARGIN as u32 + 24, 58 + TITLE_H as u32 + 24);
         let (r, g, b) = pic.pixel(x, y);
-        assert!(r >= 254 && g.abs_diff(128) <= 1 && b <= 1, "{:?}", (r, g, b));
+        assert!(
+            r >= 254 && g.abs_diff(128) <= 1 && b <= 1,
+            "{:?}",
+            (r, g, b)
+        );
         // Without the normalisation, the normalised values are stretched to [0, 1]:
         // still red above green above blue, not grey.
         let pic = activations(&mut net, &img, None, "test").unwrap();

@@ -193,7 +193,14 @@ impl Picture {
     /// top-left corner at (x, y), each value a `scale × scale` square: three channels
     /// (R, G, B planes) in their colours, any other number as the mean of its channels
     /// in ink on paper (see [`ink`]), as MNIST's digits are drawn.
-    pub(crate) fn image(&mut self, x: i32, y: i32, values: &[f32], [c, h, w]: [usize; 3], scale: u32) {
+    pub(crate) fn image(
+        &mut self,
+        x: i32,
+        y: i32,
+        values: &[f32],
+        [c, h, w]: [usize; 3],
+        scale: u32,
+    ) {
         let plane = h * w;
         if c == 3 {
             let level = |v: f32| {

@@ -98,7 +98,13 @@ pub fn seqnet(dir: &Path, args: &[&str]) -> Output {
 /// train one.
 pub fn train_sample<'a>(limit: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        "train", "--dataset", "mnist-5k", "--epochs", "1", "--limit", limit,
+        "train",
+        "--dataset",
+        "mnist-5k",
+        "--epochs",
+        "1",
+        "--limit",
+        limit,
     ];
     args.extend_from_slice(extra);
     args
