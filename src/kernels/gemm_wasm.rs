@@ -53,7 +53,20 @@ pub(super) unsafe fn kernel(
         }
         // SAFETY: the asserts bound the panel reads (HALF values at j0 of each of kc
         // rows of NR); the tile's columns j0..min(nr, j0 + HALF) are in C by contract.
-        unsafe { half(kc, ap, bp, j0, c.add(j0), ldc, mr, (nr - j0).min(HALF), alpha, beta) }
+        unsafe {
+            half(
+                kc,
+                ap,
+                bp,
+                j0,
+                c.add(j0),
+                ldc,
+                mr,
+                (nr - j0).min(HALF),
+                alpha,
+                beta,
+            )
+        }
     }
 }
 
@@ -133,9 +146,7 @@ unsafe fn half(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::{
-        Kernel, KC, MatRef, PackedA, gemm_naive, gemm_packed_a, gemm_with,
-    };
+    use super::super::gemm::{KC, Kernel, MatRef, PackedA, gemm_naive, gemm_packed_a, gemm_with};
     use crate::rng::Rng;
 
     fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
@@ -180,7 +191,8 @@ mod tests {
                     row[n..].fill(f32::NAN);
                 }
                 for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.75)] {
-                    let what = format!("m={m} k={k} n={n} ta={ta} tb={tb} alpha={alpha} beta={beta}");
+                    let what =
+                        format!("m={m} k={k} n={n} ta={ta} tb={tb} alpha={alpha} beta={beta}");
                     let mut want = init.clone();
                     gemm_with(Kernel::Portable, alpha, a, b, beta, &mut want, ldc);
                     let mut got = init.clone();

@@ -153,14 +153,20 @@ mod tests {
             // Columns 1..n only: column 0 keeps its start value.
             let mut part = start.clone();
             // SAFETY: m rows of ldc ≥ n in `part`, borrowed mutably here; 1 ≤ n.
-            unsafe {
-                super::rows_dot_cols(&inp, m, k, &w, 1, n, OutPtr(part.as_mut_ptr()), ldc)
-            };
+            unsafe { super::rows_dot_cols(&inp, m, k, &w, 1, n, OutPtr(part.as_mut_ptr()), ldc) };
             for r in 0..m {
                 for j in 0..ldc {
                     let i = r * ldc + j;
-                    let expect = if (1..n).contains(&j) { want[i] } else { start[i] };
-                    assert_eq!(part[i].to_bits(), expect.to_bits(), "{m}×{k}×{n}: ({r}, {j})");
+                    let expect = if (1..n).contains(&j) {
+                        want[i]
+                    } else {
+                        start[i]
+                    };
+                    assert_eq!(
+                        part[i].to_bits(),
+                        expect.to_bits(),
+                        "{m}×{k}×{n}: ({r}, {j})"
+                    );
                 }
             }
         }
