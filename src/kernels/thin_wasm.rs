@@ -106,7 +106,7 @@ unsafe fn block<const R: usize, const N: usize>(
                 v128_store(lanes.as_mut_ptr().add(4).cast(), v[1]);
                 let mut tail = 0.0f32;
                 for t in full..k {
-                    tail = *ip.add(a * k + t) * *wp.add(q * k + t) + tail;
+                    tail += *ip.add(a * k + t) * *wp.add(q * k + t);
                 }
                 out.add((r + a) * ldc + j + q, reduce(&lanes) + tail);
             }
