@@ -13,11 +13,14 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wa
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' wasm/Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $version"; then
   echo "installing wasm-bindgen-cli $version (cargo install --locked; a few minutes)"
-  # --locked builds it with the lock file it was published with. Should the registry
-  # lack one of those versions (a yanked one), the same version is built with a fresh
-  # resolution instead, rather than failing the build.
-  cargo install --locked wasm-bindgen-cli --version "$version" ||
-    cargo install wasm-bindgen-cli --version "$version"
+  # --locked builds it with the lock file it was published with; wasm/Cargo.toml pins a
+  # version whose published lock resolves from the registry (see the comment there).
+  if ! cargo install --locked wasm-bindgen-cli --version "$version"; then
+    echo "error: cargo install --locked wasm-bindgen-cli --version $version failed; if the" \
+      "registry lacks a crate its lock names, pin wasm-bindgen in web/wasm/Cargo.toml to a" \
+      "version whose CLI installs with --locked (cargo update -p wasm-bindgen --precise V)" >&2
+    exit 1
+  fi
 fi
 
 # SIMD: every current browser runs wasm SIMD (Chrome 91, Firefox 89, Safari 16.4).

@@ -296,6 +296,10 @@ pub enum Kernel {
     /// AVX-512F (with AVX2 and FMA): [`MR_512`] × [`NR_512`] tile in zmm registers.
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// WebAssembly SIMD (simd128): 6 × 16 tile in two halves, bitwise equal to the
+    /// portable kernel (see gemm_wasm.rs).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
 }
 
 impl Kernel {
@@ -316,6 +320,8 @@ impl Kernel {
             Kernel::Avx2Fma => "avx2",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => "avx512",
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128 => "simd128",
         }
     }
 
@@ -327,6 +333,10 @@ impl Kernel {
             Kernel::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => Kernel::Avx2Fma.runs_here() && is_x86_feature_detected!("avx512f"),
+            // Compiled in only for a wasm target with simd128, which every engine running
+            // the module then has (it would not validate otherwise).
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128 => true,
         }
     }
 
@@ -337,6 +347,8 @@ impl Kernel {
             Kernel::Avx512,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Fma,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128,
             Kernel::Portable,
         ];
         all.into_iter().filter(|k| k.runs_here()).collect()
@@ -362,6 +374,8 @@ pub fn kernel() -> Kernel {
                     Kernel::Avx512,
                     #[cfg(target_arch = "x86_64")]
                     Kernel::Avx2Fma,
+                    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                    Kernel::Simd128,
                     Kernel::Portable,
                 ]
                 .into_iter()
@@ -385,6 +399,8 @@ fn rank(k: Kernel) -> u8 {
         Kernel::Avx2Fma => 1,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => 2,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Kernel::Simd128 => 1,
     }
 }
 
@@ -784,6 +800,11 @@ unsafe fn micro(
         // SAFETY: the kernel is chosen only when the CPU has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2Fma => unsafe { avx2::kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
+        // SAFETY: the caller's contract (the module was built with simd128).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Kernel::Simd128 => unsafe {
+            super::gemm_wasm::kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta)
+        },
         Kernel::Portable => unsafe { portable_kernel(kc, ap, bp, c, ldc, mr, nr, alpha, beta) },
     }
 }

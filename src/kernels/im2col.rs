@@ -388,6 +388,7 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "overflows")]
+    #[cfg(target_pointer_width = "64")] // 1 << 32 does not fit a 32-bit usize (wasm32)
     fn a_geometry_whose_sizes_overflow_is_refused() {
         // ConvGeom's fields are public: a made-up geometry whose c·h·w wraps to 0 must not
         // pass the bounds checks of the raw-pointer fast path.

@@ -4,6 +4,8 @@
 
 pub mod direct_conv;
 pub mod gemm;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod gemm_wasm;
 pub mod im2col;
 pub mod pool;
 pub mod thin;

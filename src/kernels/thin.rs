@@ -94,6 +94,10 @@ unsafe fn rows_dot_cols(
         // SAFETY: the CPU has the features; the rest is the caller's.
         return unsafe { avx2::rows_dot_cols(inp, m, k, w, j0, j1, out, ldc) };
     }
+    // SAFETY: the module was built with simd128; the rest is the caller's.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return unsafe { wasm::rows_dot_cols(inp, m, k, w, j0, j1, out, ldc) };
+    #[allow(unreachable_code)]
     for r in 0..m {
         for j in j0..j1 {
             let v = dot(&inp[r * k..(r + 1) * k], &w[j * k..(j + 1) * k]);
@@ -135,6 +139,11 @@ fn reduce(v: &[f32; 8]) -> f32 {
     let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
     (q[0] + q[2]) + (q[1] + q[3])
 }
+
+/// The loops above with WebAssembly SIMD.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[path = "thin_wasm.rs"]
+mod wasm;
 
 /// Weight rows per register block.
 const NB: usize = 3;

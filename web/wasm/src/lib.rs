@@ -562,8 +562,9 @@ impl Bench {
             idx.extend((0..take).map(|j| (self.cursor + j) % n));
             self.cursor = (self.cursor + take) % n;
             self.net.zero_grad();
-            loss = accumulate_gradients(&mut self.net, &self.train, &idx, None, 0.0, &mut self.bufs)
-                .map_err(js_err)?;
+            loss =
+                accumulate_gradients(&mut self.net, &self.train, &idx, None, 0.0, &mut self.bufs)
+                    .map_err(js_err)?;
             self.opt.step(&mut self.net);
             done += take;
         }
