@@ -656,7 +656,9 @@ fn forward_run(
         {
             let (run, rest) = layers[start..].split_at_mut(end - start);
             let steps = per_image_steps(run, |_, l| l.forward_images(n, pass));
-            let gather = rest.first_mut().map(|l| image_wise(l).gather_forward(n, pass));
+            let gather = rest
+                .first_mut()
+                .map(|l| image_wise(l).gather_forward(n, pass));
             each_image(n, parallel, &|i| {
                 let mut x = input(start, i);
                 for (k, step) in steps.iter().enumerate() {
@@ -724,7 +726,9 @@ fn backward_run(
         if j + 1 == count {
             &dout.data()[i * dout_len..(i + 1) * dout_len]
         } else {
-            let s = slots[j + 1].as_ref().expect("a layer above the first has dinp");
+            let s = slots[j + 1]
+                .as_ref()
+                .expect("a layer above the first has dinp");
             // SAFETY: image i belongs to the calling task alone.
             unsafe { s.get(i) }
         }
@@ -745,12 +749,13 @@ fn backward_run(
     // Layers top − 1 down to low, then the gathering of layer low − 1's share.
     let mut top = count;
     while top > 0 {
-        let low = (0..top - 1).rev().find(|&j| gathers[j]).map_or(0, |j| j + 1);
+        let low = (0..top - 1)
+            .rev()
+            .find(|&j| gathers[j])
+            .map_or(0, |j| j + 1);
         {
             let (below, run) = layers[..top].split_at_mut(low);
-            let steps = per_image_steps(run, |k, l| {
-                l.backward_images(n, slots[low + k].is_some())
-            });
+            let steps = per_image_steps(run, |k, l| l.backward_images(n, slots[low + k].is_some()));
             let gather = below.last_mut().map(|l| image_wise(l).gather_backward(n));
             each_image(n, parallel, &|i| {
                 let mut d = dout_of(top - 1, i);
@@ -773,7 +778,9 @@ fn backward_run(
             });
         }
         if low > 0 {
-            Profiler::time(time(low - 1), || image_wise(&mut layers[low - 1]).reduce_backward());
+            Profiler::time(time(low - 1), || {
+                image_wise(&mut layers[low - 1]).reduce_backward()
+            });
         }
         top = low;
     }

@@ -587,10 +587,17 @@ mod tests {
             grads.chain(buffers).collect::<Vec<_>>()
         };
         assert_eq!(bits(&stepped), bits(&whole));
-        let tracked = stepped.named_buffers().into_iter().find_map(|(name, b)| match b {
-            crate::layers::Buffer::I64(v) if name.ends_with("num_batches_tracked") => Some(v),
-            _ => None,
-        });
-        assert_eq!(tracked, Some(1), "one step moves the running statistics once");
+        let tracked = stepped
+            .named_buffers()
+            .into_iter()
+            .find_map(|(name, b)| match b {
+                crate::layers::Buffer::I64(v) if name.ends_with("num_batches_tracked") => Some(v),
+                _ => None,
+            });
+        assert_eq!(
+            tracked,
+            Some(1),
+            "one step moves the running statistics once"
+        );
     }
 }

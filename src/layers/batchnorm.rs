@@ -296,7 +296,6 @@ impl Layer for BatchNorm {
     }
 }
 
-
 impl ImageWise for BatchNorm {
     fn output_len(&self) -> usize {
         self.num_features * self.inner
@@ -329,7 +328,8 @@ impl ImageWise for BatchNorm {
         // Per channel: (mean, biased variance) of the batch.
         let stats: Vec<(f64, f64)> = (0..c)
             .map(|ch| {
-                let images = || (0..n).map(|i| (parts[(i * c + ch) * 2], parts[(i * c + ch) * 2 + 1]));
+                let images =
+                    || (0..n).map(|i| (parts[(i * c + ch) * 2], parts[(i * c + ch) * 2 + 1]));
                 let mean = images().map(|(s, _)| s).sum::<f64>() / count.max(1) as f64;
                 let m2 = images()
                     .map(|(s, m2)| {
@@ -511,7 +511,11 @@ impl ImageStep for Normalise<'_> {
         let inner = self.inner;
         // SAFETY: image i is this call's alone (the trait's contract).
         let mut xhat = self.xhat.as_ref().map(|s| unsafe { s.get(i) });
-        for (ch, (y, x)) in y.chunks_exact_mut(inner).zip(x.chunks_exact(inner)).enumerate() {
+        for (ch, (y, x)) in y
+            .chunks_exact_mut(inner)
+            .zip(x.chunks_exact(inner))
+            .enumerate()
+        {
             let (mean, s) = (self.mean[ch], self.invstd[ch]);
             let g = self.gamma.map_or(1.0, |g| g[ch]);
             let b = self.beta.map_or(0.0, |b| b[ch]);
@@ -546,7 +550,9 @@ impl ImageStep for GatherGrads<'_> {
         let xhat = &self.xhat[i * dy.len()..(i + 1) * dy.len()];
         // SAFETY: image i is this call's alone (the trait's contract).
         let parts = unsafe { self.parts.get(i) };
-        let planes = dy.chunks_exact(self.inner).zip(xhat.chunks_exact(self.inner));
+        let planes = dy
+            .chunks_exact(self.inner)
+            .zip(xhat.chunks_exact(self.inner));
         for ((dy, xh), p) in planes.zip(parts.chunks_exact_mut(2)) {
             (p[0], p[1]) = sum_and_dot(dy, xh);
         }
@@ -639,10 +645,11 @@ fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
             dot[k] += ca[k] as f64 * cb[k] as f64;
         }
     }
-    ta.iter().zip(tb).fold(
-        (fold_lanes(sum), fold_lanes(dot)),
-        |(s, d), (&a, &b)| (s + a as f64, d + a as f64 * b as f64),
-    )
+    ta.iter()
+        .zip(tb)
+        .fold((fold_lanes(sum), fold_lanes(dot)), |(s, d), (&a, &b)| {
+            (s + a as f64, d + a as f64 * b as f64)
+        })
 }
 
 #[cfg(test)]
@@ -653,7 +660,11 @@ mod tests {
 
     fn random(shape: &[usize], offset: f32, rng: &mut Rng) -> Tensor {
         let len = shape.iter().product();
-        Tensor::from_vec(shape, (0..len).map(|_| offset + rng.symmetric(1.0)).collect()).unwrap()
+        Tensor::from_vec(
+            shape,
+            (0..len).map(|_| offset + rng.symmetric(1.0)).collect(),
+        )
+        .unwrap()
     }
 
     /// The gathered-and-reduced statistics against the textbook two passes in f64, on
@@ -719,12 +730,22 @@ mod tests {
                         );
                     }
                 }
-                let close = |got: f32, want: f64| (got as f64 - want).abs() <= 1e-6 * (1.0 + want.abs());
-                assert!(close(rm.data()[ch], 0.1 * mean), "running mean {} vs {}", rm.data()[ch], 0.1 * mean);
+                let close =
+                    |got: f32, want: f64| (got as f64 - want).abs() <= 1e-6 * (1.0 + want.abs());
+                assert!(
+                    close(rm.data()[ch], 0.1 * mean),
+                    "running mean {} vs {}",
+                    rm.data()[ch],
+                    0.1 * mean
+                );
                 if count > 1.0 {
                     let unbiased = var * count / (count - 1.0);
                     let want = 0.9 + 0.1 * unbiased;
-                    assert!(close(rv.data()[ch], want), "running var {} vs {want}", rv.data()[ch]);
+                    assert!(
+                        close(rv.data()[ch], want),
+                        "running var {} vs {want}",
+                        rv.data()[ch]
+                    );
                 }
             }
         }
@@ -748,7 +769,12 @@ mod tests {
                 let out = net.forward(&x, Pass::Train).unwrap();
                 let dout = random(out.shape(), 0.0, &mut rng);
                 let dinp = net.backward(&dout).unwrap();
-                let mut bits: Vec<u32> = out.data().iter().chain(dinp.data()).map(|v| v.to_bits()).collect();
+                let mut bits: Vec<u32> = out
+                    .data()
+                    .iter()
+                    .chain(dinp.data())
+                    .map(|v| v.to_bits())
+                    .collect();
                 for (_, p) in net.named_params() {
                     bits.extend(p.grad().unwrap().data().iter().map(|v| v.to_bits()));
                 }
@@ -760,6 +786,9 @@ mod tests {
                 bits
             })
         };
-        assert!(run(1) == run(3), "BatchNorm's results depend on the thread count");
+        assert!(
+            run(1) == run(3),
+            "BatchNorm's results depend on the thread count"
+        );
     }
 }
