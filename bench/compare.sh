@@ -4,6 +4,8 @@
 #   bench/compare.sh                 # book-relu, 5 alternating runs per configuration
 #   RUNS=9 IMAGES=12800 bench/compare.sh
 #   TORCH_VENV=/opt/torchenv bench/compare.sh   # use an existing PyTorch install
+#   NET=fast-mnist BATCHES=128 bench/compare.sh  # BatchNorm network, AdamW on both sides
+#   RSS=0 bench/compare.sh           # without the peak-RSS runs
 #
 # For each mini-batch (10, 64) and thread count (1, 2) it runs `seqnet bench` and
 # bench/pytorch_reference.py alternately RUNS times (so both see the same machine load)
@@ -69,12 +71,16 @@ maxrss() {
 subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1000)' "$@"
 }
+# RSS=0 skips them (an epoch of fast-mnist takes a minute or more).
+SEQNET_RSS=nan TORCH_RSS=nan
+if [[ ${RSS:-1} != 0 ]]; then
 echo "peak RSS: seqnet train (1 epoch)" >&2
 SEQNET_RSS=$(maxrss "$SEQNET" train --net "$NET" --epochs 1 --split official --threads 2 \
   --quiet --out "$OUT/run")
 echo "peak RSS: PyTorch training" >&2
 TORCH_RSS=$(maxrss "$PY" -W ignore bench/pytorch_reference.py --net "$NET" --batch-size 10 \
   --images 6000 --warmup 0 --threads 2)
+fi
 
 # `seqnet --version`: median wall time of 21 runs.
 VERSION_MS=$("$PY" -c 'import statistics, subprocess, sys, time
@@ -96,6 +102,9 @@ def med(tool, key, t, b=None):
     return statistics.median(v) if v else float("nan"), len(v)
 threads = sorted({r["r"]["threads"] for r in rows})
 batches = sorted({r["r"]["batch_size"] for r in rows})
+opts = sorted({(r["tool"], r["r"].get("optimizer", "sgd")) for r in rows})
+print(f"{rows[0]['r']['net']}: optimiser " + ", ".join(f"{t} {o}" for t, o in opts)
+      + " (constant lr); training images not augmented on either side")
 print(f"torch {torch.__version__}; medians of alternating runs (img/s); the cpu columns")
 print("are images per CPU-second (all threads), which a loaded machine disturbs less")
 print(f"{'what':<20}{'threads':>8}{'seqnet':>9}{'pytorch':>9}{'ratio':>7}"

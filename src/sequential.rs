@@ -326,8 +326,14 @@ impl Sequential {
         let mut out_shape = vec![n];
         out_shape.extend_from_slice(self.output_shape());
         let mut out = Tensor::zeros(&out_shape);
-        for start in (0..n).step_by(INFER_CHUNK) {
-            let len = INFER_CHUNK.min(n - start);
+        // A network whose outputs depend on the whole batch goes through in one piece.
+        let chunk = if self.mixes_images(Pass::Infer) {
+            n.max(1)
+        } else {
+            INFER_CHUNK
+        };
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
             self.load_input(len, &inp.data()[start * per_in..(start + len) * per_in]);
             self.run_forward(Pass::Infer);
             let last = &self.bufs[self.layers.len()];
@@ -352,6 +358,21 @@ impl Sequential {
             }
         }
         Ok(out)
+    }
+
+    /// Whether an image's output in `pass` depends on the other images of its batch:
+    /// BatchNorm normalises with the batch's statistics in training, and in every pass
+    /// when it keeps no running statistics. Such a batch must go through whole: the
+    /// training loop does not split it into parts ([`crate::train::MICRO_BATCH`]), and
+    /// [`Sequential::infer`] does not cut it into chunks.
+    pub fn mixes_images(&self, pass: Pass) -> bool {
+        self.layers.iter().any(|l| match l.describe() {
+            LayerDesc::BatchNorm {
+                track_running_stats,
+                ..
+            } => pass == Pass::Train || !track_running_stats,
+            _ => false,
+        })
     }
 
     /// Copies a batch of `n` images into `bufs[0]`.
@@ -555,6 +576,11 @@ impl Sequential {
     }
 }
 
+/// The image-wise face of a layer in an image-wise stretch.
+fn image_wise(layer: &mut Box<dyn Layer>) -> &mut dyn crate::layers::ImageWise {
+    layer.per_image().expect("an image-wise stretch").0
+}
+
 /// The image-wise steps of a stretch's layers.
 fn per_image_steps<'a>(
     layers: &'a mut [Box<dyn Layer>],
@@ -563,13 +589,27 @@ fn per_image_steps<'a>(
     layers
         .iter_mut()
         .enumerate()
-        .map(|(j, l)| step(j, l.per_image().expect("an image-wise stretch").0))
+        .map(|(j, l)| step(j, image_wise(l)))
         .collect()
+}
+
+/// `image(i)` for every image `i < n`, one parallel task each when `parallel`.
+fn each_image(n: usize, parallel: bool, image: &(dyn Fn(usize) + Sync)) {
+    if parallel {
+        (0..n).into_par_iter().for_each(image);
+    } else {
+        (0..n).for_each(image);
+    }
 }
 
 /// Carries every image of `inp` through `layers` (all image-wise) in one parallel task
 /// per image, writing layer j's output into `outs[j]` (`steps[j].out` per image); with
 /// `prof`, layer j's time is added to `prof[j]`.
+///
+/// A layer that gathers figures of the batch (BatchNorm in training) ends a task: each
+/// image's share is gathered from the output of the layer before it at the end of the
+/// image's task, the layer reduces the shares, and new tasks carry the images on from
+/// there.
 fn forward_run(
     layers: &mut [Box<dyn Layer>],
     inp: &Tensor,
@@ -580,35 +620,74 @@ fn forward_run(
     prof: Option<&[AtomicU64]>,
 ) {
     let n = inp.batch();
+    let count = layers.len();
     let in_len = inp.len() / n.max(1);
-    let mut slots = Vec::with_capacity(layers.len());
+    let mut slots = Vec::with_capacity(count);
     for (out, step) in outs.iter_mut().zip(steps) {
         out.reuse_as_batch(n, &step.out);
         slots.push(Slots::new(out.data_mut(), step.out.iter().product()));
     }
-    let steps = per_image_steps(layers, |_, l| l.forward_images(n, pass));
-    let image = |i: usize| {
-        let mut x = &inp.data()[i * in_len..(i + 1) * in_len];
-        for (j, (step, slots)) in steps.iter().zip(&slots).enumerate() {
-            // SAFETY: image i belongs to this task alone; each layer's step runs it once.
-            let out = unsafe { slots.get(i) };
-            Profiler::time(prof.map(|p| &p[j]), || unsafe {
-                step.run(i, x, Some(&mut *out))
-            });
-            x = out;
+    let gathers: Vec<bool> = layers
+        .iter_mut()
+        .map(|l| image_wise(l).gathers_forward(pass))
+        .collect();
+    let time = |j: usize| prof.map(|p| &p[j]);
+    // Image i's input to layer j (for j > 0, what layer j − 1 wrote).
+    let input = |j: usize, i: usize| -> &[f32] {
+        match j {
+            0 => &inp.data()[i * in_len..(i + 1) * in_len],
+            // SAFETY: image i belongs to the calling task alone.
+            _ => unsafe { slots[j - 1].get(i) },
         }
     };
-    if parallel {
-        (0..n).into_par_iter().for_each(image);
-    } else {
-        (0..n).for_each(image);
+    if count > 0 && gathers[0] {
+        let gather = image_wise(&mut layers[0]).gather_forward(n, pass);
+        each_image(n, parallel, &|i| {
+            // SAFETY: each image is one task, and runs once.
+            Profiler::time(time(0), || unsafe { gather.run(i, input(0, i), None) })
+        });
+        drop(gather);
+        Profiler::time(time(0), || image_wise(&mut layers[0]).reduce_forward());
+    }
+    let mut start = 0;
+    while start < count {
+        // Layers start..end, then the gathering of layer `end`'s share (if it exists).
+        let end = (start + 1..count).find(|&j| gathers[j]).unwrap_or(count);
+        {
+            let (run, rest) = layers[start..].split_at_mut(end - start);
+            let steps = per_image_steps(run, |_, l| l.forward_images(n, pass));
+            let gather = rest
+                .first_mut()
+                .map(|l| image_wise(l).gather_forward(n, pass));
+            each_image(n, parallel, &|i| {
+                let mut x = input(start, i);
+                for (k, step) in steps.iter().enumerate() {
+                    // SAFETY: image i belongs to this task alone; each layer's step runs
+                    // it once.
+                    let out = unsafe { slots[start + k].get(i) };
+                    Profiler::time(time(start + k), || unsafe {
+                        step.run(i, x, Some(&mut *out))
+                    });
+                    x = out;
+                }
+                if let Some(gather) = &gather {
+                    // SAFETY: as above.
+                    Profiler::time(time(end), || unsafe { gather.run(i, x, None) });
+                }
+            });
+        }
+        if end < count {
+            Profiler::time(time(end), || image_wise(&mut layers[end]).reduce_forward());
+        }
+        start = end;
     }
 }
 
 /// The backward counterpart of [`forward_run`] for the layers `first..` of the network
 /// (`layers`): `dout` is dL/d(output of the last of them); `grads[j]` receives
 /// dL/d(input of layer first + j), except the first one's when not `first_input_grad`.
-/// Then each layer adds up its per-image parameter-gradient terms in image order.
+/// A layer that gathers sums of its dL/d(output) ends a task, as in forward. Then each
+/// layer adds up its per-image parameter-gradient terms in image order.
 #[allow(clippy::too_many_arguments)]
 fn backward_run(
     layers: &mut [Box<dyn Layer>],
@@ -622,8 +701,9 @@ fn backward_run(
     prof: Option<&[AtomicU64]>,
 ) {
     let n = dout.batch();
+    let count = layers.len();
     let dout_len = dout.len() / n.max(1);
-    let mut slots = Vec::with_capacity(layers.len());
+    let mut slots = Vec::with_capacity(count);
     for (j, grad) in grads.iter_mut().enumerate() {
         if j == 0 && !first_input_grad {
             slots.push(None);
@@ -636,32 +716,76 @@ fn backward_run(
         grad.reuse_as_batch(n, shape);
         slots.push(Some(Slots::new(grad.data_mut(), shape.iter().product())));
     }
-    {
-        let steps = per_image_steps(layers, |j, l| l.backward_images(n, slots[j].is_some()));
-        let image = |i: usize| {
-            let mut d = &dout.data()[i * dout_len..(i + 1) * dout_len];
-            for (j, (step, slots)) in steps.iter().zip(&slots).enumerate().rev() {
-                // SAFETY: image i belongs to this task alone; each step runs it once.
-                let dinp = slots.as_ref().map(|s| unsafe { s.get(i) });
-                let slot = prof.map(|p| &p[j]);
-                match dinp {
-                    Some(dinp) => {
-                        Profiler::time(slot, || unsafe { step.run(i, d, Some(&mut *dinp)) });
-                        d = dinp;
-                    }
-                    None => Profiler::time(slot, || unsafe { step.run(i, d, None) }),
-                }
-            }
-        };
-        if parallel {
-            (0..n).into_par_iter().for_each(image);
+    let gathers: Vec<bool> = layers
+        .iter_mut()
+        .map(|l| image_wise(l).gathers_backward())
+        .collect();
+    let time = |j: usize| prof.map(|p| &p[j]);
+    // Image i's dL/d(output of layer j) (for j below the last, what layer j + 1 wrote).
+    let dout_of = |j: usize, i: usize| -> &[f32] {
+        if j + 1 == count {
+            &dout.data()[i * dout_len..(i + 1) * dout_len]
         } else {
-            (0..n).for_each(image);
+            let s = slots[j + 1]
+                .as_ref()
+                .expect("a layer above the first has dinp");
+            // SAFETY: image i belongs to the calling task alone.
+            unsafe { s.get(i) }
         }
+    };
+    if count > 0 && gathers[count - 1] {
+        let gather = image_wise(&mut layers[count - 1]).gather_backward(n);
+        each_image(n, parallel, &|i| {
+            // SAFETY: each image is one task, and runs once.
+            Profiler::time(time(count - 1), || unsafe {
+                gather.run(i, dout_of(count - 1, i), None)
+            })
+        });
+        drop(gather);
+        Profiler::time(time(count - 1), || {
+            image_wise(&mut layers[count - 1]).reduce_backward()
+        });
+    }
+    // Layers top − 1 down to low, then the gathering of layer low − 1's share.
+    let mut top = count;
+    while top > 0 {
+        let low = (0..top - 1)
+            .rev()
+            .find(|&j| gathers[j])
+            .map_or(0, |j| j + 1);
+        {
+            let (below, run) = layers[..top].split_at_mut(low);
+            let steps = per_image_steps(run, |k, l| l.backward_images(n, slots[low + k].is_some()));
+            let gather = below.last_mut().map(|l| image_wise(l).gather_backward(n));
+            each_image(n, parallel, &|i| {
+                let mut d = dout_of(top - 1, i);
+                for (k, step) in steps.iter().enumerate().rev() {
+                    let j = low + k;
+                    // SAFETY: image i belongs to this task alone; each step runs it once.
+                    let dinp = slots[j].as_ref().map(|s| unsafe { s.get(i) });
+                    match dinp {
+                        Some(dinp) => {
+                            Profiler::time(time(j), || unsafe { step.run(i, d, Some(&mut *dinp)) });
+                            d = dinp;
+                        }
+                        None => Profiler::time(time(j), || unsafe { step.run(i, d, None) }),
+                    }
+                }
+                if let Some(gather) = &gather {
+                    // SAFETY: as above.
+                    Profiler::time(time(low - 1), || unsafe { gather.run(i, d, None) });
+                }
+            });
+        }
+        if low > 0 {
+            Profiler::time(time(low - 1), || {
+                image_wise(&mut layers[low - 1]).reduce_backward()
+            });
+        }
+        top = low;
     }
     for (j, layer) in layers.iter_mut().enumerate() {
-        let layer = layer.per_image().expect("an image-wise stretch").0;
-        Profiler::time(prof.map(|p| &p[j]), || layer.finish_backward());
+        Profiler::time(time(j), || image_wise(layer).finish_backward());
     }
 }
 
@@ -709,16 +833,37 @@ mod tests {
     fn image_wise_stretches_equal_layer_by_layer_passes() {
         let spec = "Conv2d(2, 4, 3) -> ReLU() -> MaxPool2d(2) -> Conv2d(4, 3, 2) -> ReLU() \
                     -> Flatten() -> LazyLinear(6) -> ReLU() -> LazyLinear(5)";
+        stretches_equal_layer_by_layer(spec, Pass::Train, 5);
+    }
+
+    /// The same with BatchNorm, which gathers each image's sums at the end of the task
+    /// that carried it through the layers before: first in the network, inside a
+    /// stretch, before Flatten, after a Linear (BatchNorm1d), two in a row; in training
+    /// (batch statistics) and evaluation (running statistics), on 1 and 7 images.
+    #[test]
+    fn stretches_with_batchnorm_equal_layer_by_layer_passes() {
+        let spec = "BatchNorm2d(2) -> Conv2d(2, 4, 3, bias=False) -> BatchNorm2d(4) -> ReLU() \
+                    -> MaxPool2d(2) -> Conv2d(4, 3, 2) -> BatchNorm2d(3) -> BatchNorm2d(3) \
+                    -> Flatten() -> LazyLinear(6) -> BatchNorm1d(6) -> ReLU() -> LazyLinear(5)";
+        for pass in [Pass::Train, Pass::Eval] {
+            for n in [1, 7] {
+                stretches_equal_layer_by_layer(spec, pass, n);
+            }
+        }
+    }
+
+    /// [`Sequential`]'s passes over `n` random images against its layers called one by
+    /// one: outputs, input gradient, parameter gradients and buffers, bit for bit.
+    fn stretches_equal_layer_by_layer(spec: &str, pass: Pass, n: usize) {
         let build = || crate::spec::build(spec, &[2, 11, 13], 7).unwrap();
         let (mut net, mut by_layer) = (build(), build());
         let mut rng = Rng::new(8);
-        let n = 5;
         let x = Tensor::from_vec(
             &[n, 2, 11, 13],
             (0..n * 2 * 11 * 13).map(|_| rng.symmetric(1.0)).collect(),
         )
         .unwrap();
-        let out = net.forward(&x, Pass::Train).unwrap();
+        let out = net.forward(&x, pass).unwrap();
         let dout = Tensor::from_vec(
             out.shape(),
             (0..out.len()).map(|_| rng.symmetric(1.0)).collect(),
@@ -730,7 +875,7 @@ mod tests {
         by_layer.zero_grad();
         let mut y = x.clone();
         for layer in by_layer.layers_mut() {
-            y = layer.forward(&y, Pass::Train);
+            y = layer.forward(&y, pass);
         }
         let mut d = dout.clone();
         for layer in by_layer.layers_mut().iter_mut().rev() {
@@ -747,11 +892,59 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(grads(&net), grads(&by_layer));
+        let buffers = |net: &Sequential| {
+            net.named_buffers()
+                .iter()
+                .map(|(name, b)| match b {
+                    Buffer::F32(t) => (name.clone(), bits(t)),
+                    Buffer::I64(v) => (name.clone(), vec![*v as u32]),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(buffers(&net), buffers(&by_layer));
         // The training path (no input gradient) gives the same parameter gradients.
         net.zero_grad();
-        net.forward(&x, Pass::Train).unwrap();
+        by_layer.zero_grad();
+        net.forward(&x, pass).unwrap();
         net.backward_params(&dout).unwrap();
+        let mut y = x.clone();
+        for layer in by_layer.layers_mut() {
+            y = layer.forward(&y, pass);
+        }
+        let mut d = dout.clone();
+        for (i, layer) in by_layer.layers_mut().iter_mut().enumerate().rev() {
+            if i == 0 {
+                layer.backward_into(&d, None);
+            } else {
+                d = layer.backward(&d);
+            }
+        }
         assert_eq!(grads(&net), grads(&by_layer));
+        assert_eq!(buffers(&net), buffers(&by_layer));
+    }
+
+    /// A network whose outputs depend on the whole batch (BatchNorm without running
+    /// statistics) is not cut into chunks by `infer`.
+    #[test]
+    fn infer_keeps_a_batch_whole_when_batchnorm_uses_its_statistics() {
+        let spec = "Conv2d(1, 3, 3) -> BatchNorm2d(3, track_running_stats=False) -> ReLU() \
+                    -> Flatten() -> LazyLinear(4)";
+        let mut net = crate::spec::build(spec, &[1, 6, 7], 3).unwrap();
+        assert!(net.mixes_images(Pass::Infer) && net.mixes_images(Pass::Train));
+        let mut rng = Rng::new(4);
+        let n = INFER_CHUNK + 3;
+        let x = Tensor::from_vec(
+            &[n, 1, 6, 7],
+            (0..n * 42).map(|_| rng.symmetric(1.0)).collect(),
+        )
+        .unwrap();
+        let want = net.forward(&x, Pass::Eval).unwrap();
+        let got = net.infer(&x).unwrap();
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
+        let tracked = crate::spec::build("Conv2d(1, 3, 3) -> BatchNorm2d(3)", &[1, 6, 7], 3);
+        let tracked = tracked.unwrap();
+        assert!(tracked.mixes_images(Pass::Train) && !tracked.mixes_images(Pass::Infer));
     }
 
     /// zero_grad clears lazily (the next backward overwrites): a step's gradient must

@@ -222,6 +222,8 @@ pub fn prepare_augmented_into(
 /// activations and im2col columns stay in the cores' L2 caches. Measured on book-relu
 /// at mini-batch 64 (see BENCHMARKS.md). A constant, never the thread count, so the
 /// gradient sums keep one order: runs stay bitwise reproducible on any thread count.
+/// A network with BatchNorm is never split: its statistics are the whole mini-batch's,
+/// as in PyTorch ([`Sequential::mixes_images`]).
 pub const MICRO_BATCH: usize = 16;
 
 /// Buffers of [`accumulate_gradients`], kept from step to step, and the epoch's
@@ -246,8 +248,8 @@ impl StepBuffers {
 /// Adds dL/dθ of the mean cross-entropy (label-smoothed by `label_smoothing`, 0 for
 /// none) over the images `indices` of `ds` to every parameter's gradient (call
 /// `zero_grad` first for a fresh step) and returns that mean loss. The images go through
-/// the network [`MICRO_BATCH`] at a time; the result is the whole batch's gradient (each
-/// part's loss gradient is scaled by 1/batch length).
+/// the network [`MICRO_BATCH`] at a time (all at once with BatchNorm); the result is the
+/// whole batch's gradient (each part's loss gradient is scaled by 1/batch length).
 pub fn accumulate_gradients(
     net: &mut Sequential,
     ds: &Dataset,
@@ -257,7 +259,12 @@ pub fn accumulate_gradients(
     bufs: &mut StepBuffers,
 ) -> Result<f32> {
     let mut total = 0.0f64;
-    for part in indices.chunks(MICRO_BATCH) {
+    let part = if net.mixes_images(Mode::Train) {
+        indices.len().max(1)
+    } else {
+        MICRO_BATCH
+    };
+    for part in indices.chunks(part) {
         match &bufs.augment {
             Some(a) => prepare_augmented_into(ds, part, normalize, a, &mut bufs.x, &mut bufs.y),
             None => prepare_into(ds, part, normalize, &mut bufs.x, &mut bufs.y),
@@ -530,5 +537,67 @@ mod tests {
                 assert!((u - v).abs() <= 1e-5 * scale, "{name}: {u} vs {v}");
             }
         }
+    }
+
+    /// With BatchNorm the batch is not split: the gradient, the loss and the running
+    /// statistics are those of one pass over all its images (bit for bit), and the
+    /// statistics moved once.
+    #[test]
+    fn a_batch_with_batchnorm_goes_through_whole() {
+        let n = 2 * MICRO_BATCH + 5;
+        let mut rng = Rng::new(9);
+        let images: Vec<f32> = (0..n * 10 * 10).map(|_| rng.uniform_f32()).collect();
+        let labels: Vec<usize> = (0..n).map(|i| (i * 3) % 10).collect();
+        let ds = Dataset::new("random", images, labels, [1, 10, 10], 10).unwrap();
+        let spec = "Conv2d(1, 4, 3, bias=False) -> BatchNorm2d(4) -> ReLU -> MaxPool2d(2) \
+                    -> Flatten -> Linear(64, 10)";
+        let mut stepped = crate::spec::build(spec, &ds.shape, 3).unwrap();
+        let mut whole = crate::spec::build(spec, &ds.shape, 3).unwrap();
+        let indices: Vec<usize> = (0..n).rev().collect();
+
+        stepped.zero_grad();
+        let loss_stepped = accumulate_gradients(
+            &mut stepped,
+            &ds,
+            &indices,
+            None,
+            0.0,
+            &mut StepBuffers::default(),
+        )
+        .unwrap();
+
+        whole.zero_grad();
+        let (x, y) = prepare(&ds, &indices, None);
+        let logits = whole.forward(&x, Mode::Train).unwrap();
+        let (loss_whole, dlogits) = cross_entropy(&logits, &y);
+        whole.backward_params(&dlogits).unwrap();
+
+        assert_eq!(loss_stepped.to_bits(), loss_whole.to_bits());
+        let bits = |net: &Sequential| {
+            let grads = net.named_params().into_iter().map(|(name, p)| {
+                let g = p.grad().expect("backward ran").data();
+                (name, g.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            });
+            let buffers = net.named_buffers().into_iter().map(|(name, b)| match b {
+                crate::layers::Buffer::F32(t) => {
+                    (name, t.data().iter().map(|v| v.to_bits()).collect())
+                }
+                crate::layers::Buffer::I64(v) => (name, vec![v as u32]),
+            });
+            grads.chain(buffers).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&stepped), bits(&whole));
+        let tracked = stepped
+            .named_buffers()
+            .into_iter()
+            .find_map(|(name, b)| match b {
+                crate::layers::Buffer::I64(v) if name.ends_with("num_batches_tracked") => Some(v),
+                _ => None,
+            });
+        assert_eq!(
+            tracked,
+            Some(1),
+            "one step moves the running statistics once"
+        );
     }
 }

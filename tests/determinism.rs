@@ -145,3 +145,22 @@ fn crop_and_flip_training_is_bitwise_equal_for_1_and_2_threads() {
     );
     assert!(one != run(1, None), "--augment changed nothing");
 }
+
+/// fast-mnist (BatchNorm after every convolution) at a mini-batch larger than the
+/// training loop's parts, with the digit augmentation: each BatchNorm gathers its
+/// statistics image by image and adds them in image order, so 1, 2 and 3 threads give
+/// the same weights, and the same running statistics (the test-set predictions use them).
+#[test]
+fn batchnorm_network_is_bitwise_equal_for_1_2_and_3_threads() {
+    let spec = seqnet::presets::get("fast-mnist").unwrap().spec;
+    let aug = Augment::default_for([1, 28, 28]).unwrap();
+    let (w1, p1) = train_with(spec, 1, 120, 40, 0.9, Some(aug));
+    for threads in [2, 3] {
+        let (w, p) = train_with(spec, threads, 120, 40, 0.9, Some(aug));
+        assert!(
+            w1 == w,
+            "fast-mnist weights differ between 1 and {threads} threads"
+        );
+        assert_eq!(p1, p, "predictions differ between 1 and {threads} threads");
+    }
+}

@@ -2,10 +2,11 @@
 //! of a preset network, measured the way `bench/pytorch_reference.py` measures PyTorch,
 //! so that the two lines can be compared side by side (`bench/compare.sh`).
 //!
-//! Training: plain SGD (the preset's learning rate, no momentum, no decay) on the
-//! training images in file order, `--warmup` images first (untimed), then `--images`
-//! images timed, each step being zero_grad, forward (Train), cross-entropy, backward,
-//! optimiser step. Inference: the test set (or `--infer-images` of it) in batches of
+//! Training: the preset's optimiser at its learning rate, held constant (plain SGD
+//! without momentum or L2 for the book's presets; AdamW with its weight decay for
+//! fast-mnist), on the training images in file order, not augmented, `--warmup` images
+//! first (untimed), then `--images` images timed, each step being zero_grad, forward
+//! (Train), cross-entropy, backward, optimiser step. Inference: the test set (or `--infer-images` of it) in batches of
 //! `--infer-batch`, forward (Eval) and argmax, after one untimed batch.
 
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use seqnet::Sequential;
 use seqnet::data::{self, Dataset, Split};
-use seqnet::optim::{Optimizer, OptimizerKind};
+use seqnet::optim::{AdamW, Optimizer, OptimizerKind};
+use seqnet::recipe::OptimizerChoice;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -77,6 +79,8 @@ struct Report {
     net: String,
     batch_size: usize,
     threads: usize,
+    /// "sgd", "adam" or "adamw" (the preset's).
+    optimizer: &'static str,
     train_images: usize,
     infer_images: usize,
     train_img_per_s: f64,
@@ -121,7 +125,12 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
     let test_set = splits.test.unwrap_or_else(|| train_set.clone());
     let mut net = seqnet::spec::build(preset.spec, &train_set.shape, args.seed)?;
     let lr = args.lr.unwrap_or(preset.recipe.lr);
-    let mut opt = Optimizer::new(OptimizerKind::sgd(0.0), lr, 0.0, 0.0);
+    let mut opt = match preset.recipe.optimizer {
+        OptimizerChoice::Sgd => Optimizer::new(OptimizerKind::sgd(0.0), lr, 0.0, 0.0),
+        OptimizerChoice::Adam => Optimizer::adam(lr),
+        OptimizerChoice::AdamW => AdamW::new(lr).weight_decay(preset.recipe.weight_decay),
+    };
+    let optimizer = opt.kind.name();
 
     let mut cursor = 0usize;
     let mut final_loss = f32::NAN;
@@ -183,6 +192,7 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         net: args.net,
         batch_size: args.batch_size,
         threads,
+        optimizer,
         train_images: args.images,
         infer_images,
         train_img_per_s,

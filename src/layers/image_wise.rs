@@ -13,12 +13,21 @@
 //! over images (parameter gradients) is summed afterwards in image order, so results do
 //! not depend on the schedule or the thread count.
 //!
+//! A layer whose per-image step needs a few figures of the whole batch first
+//! (BatchNorm's statistics, and in backward its sums of dL/dy) *gathers* them: a
+//! per-image step takes each image's share where the image is already in cache, at the
+//! end of the task that carried it through the layers before, and the layer *reduces*
+//! the shares in image order before its own per-image step runs. The stretch then runs
+//! as one parallel task per image up to each such layer, and the threads meet there
+//! only for the reduction.
+//!
 //! The layers that run per image (a test below holds this list to the registry):
-//! Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, ReLU, LeakyReLU,
-//! GELU, SiLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax, Identity and Flatten.
+//! Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm1d,
+//! BatchNorm2d, ReLU, LeakyReLU, GELU, SiLU, ELU, Sigmoid, Tanh, Softmax, LogSoftmax,
+//! Identity and Flatten.
 //! Linear multiplies the whole batch at once (one matrix product); Dropout and Dropout2d
-//! draw their masks in one stream over the batch; BatchNorm needs the statistics of the
-//! whole batch. They run on the batch, between stretches.
+//! draw their masks in one stream over the batch. They run on the batch, between
+//! stretches.
 //!
 //! This machinery is the crate's own: its steps write through raw per-image slots, and
 //! only seqnet's layers, whose steps keep to their image, may use it. A layer written
@@ -60,6 +69,44 @@ pub(crate) trait ImageWise {
 
     /// Values per image of the output (forward) — the size of `dst` in a forward step.
     fn output_len(&self) -> usize;
+
+    /// Whether a forward in `pass` gathers figures of the whole batch before its
+    /// per-image step: then [`ImageWise::gather_forward`]'s step runs over every image's
+    /// input, [`ImageWise::reduce_forward`] follows, and only then
+    /// [`ImageWise::forward_images`].
+    fn gathers_forward(&self, _pass: Pass) -> bool {
+        false
+    }
+
+    /// Readies the gathering for a forward over `n` images and returns the step that
+    /// takes one image's share: `src` is the image's input, there is no `dst`.
+    fn gather_forward(&mut self, _n: usize, _pass: Pass) -> Box<dyn ImageStep + '_> {
+        Box::new(NoStep)
+    }
+
+    /// Combines the images' shares of the forward, in image order.
+    fn reduce_forward(&mut self) {}
+
+    /// Whether backward gathers sums of dL/d(output) over the batch before its
+    /// per-image step (the last forward decides).
+    fn gathers_backward(&self) -> bool {
+        false
+    }
+
+    /// [`ImageWise::gather_forward`] for backward: `src` is one image's dL/d(output).
+    fn gather_backward(&mut self, _n: usize) -> Box<dyn ImageStep + '_> {
+        Box::new(NoStep)
+    }
+
+    /// Combines the images' shares of the backward, in image order.
+    fn reduce_backward(&mut self) {}
+}
+
+/// The gathering step of a layer that gathers nothing.
+struct NoStep;
+
+impl ImageStep for NoStep {
+    unsafe fn run(&self, _: usize, _: &[f32], _: Option<&mut [f32]>) {}
 }
 
 /// One image's share of a pass: `src` (the image's input, or its output gradient) to
@@ -140,6 +187,12 @@ pub(crate) fn forward_batch(
     let n = inp.batch();
     super::recycle_batch(out, n, out_shape);
     let (src_len, dst_len) = (inp.len() / n.max(1), layer.output_len());
+    if layer.gathers_forward(pass) {
+        let gather = layer.gather_forward(n, pass);
+        run_batch(&*gather, n, inp.data(), src_len, None, 0);
+        drop(gather);
+        layer.reduce_forward();
+    }
     let step = layer.forward_images(n, pass);
     run_batch(
         &*step,
@@ -164,9 +217,16 @@ pub(crate) fn backward_batch(
         super::recycle_batch(d, n, in_shape);
         d.data_mut()
     });
+    let dout_len = dout.len() / n.max(1);
+    if layer.gathers_backward() {
+        let gather = layer.gather_backward(n);
+        run_batch(&*gather, n, dout.data(), dout_len, None, 0);
+        drop(gather);
+        layer.reduce_backward();
+    }
     {
         let step = layer.backward_images(n, dinp.is_some());
-        run_batch(&*step, n, dout.data(), dout.len() / n.max(1), dinp, in_len);
+        run_batch(&*step, n, dout.data(), dout_len, dinp, in_len);
     }
     layer.finish_backward();
 }
