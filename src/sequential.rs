@@ -63,6 +63,24 @@ impl Profiler {
             }
         }
     }
+
+    /// As [`Profiler::time`], for work on the whole batch at once (a layer that is not
+    /// image-wise, or the sums after an image-wise stretch): its wall time counts once for
+    /// every thread of the pool, which it has to itself (or leaves idle), so that its
+    /// times and the image-wise ones summed over the threads are both machine time.
+    #[inline]
+    fn time_whole<R>(slot: Option<&AtomicU64>, f: impl FnOnce() -> R) -> R {
+        match slot {
+            None => f(),
+            Some(slot) => {
+                let t = Instant::now();
+                let r = f();
+                let ns = t.elapsed().as_nanos() as u64 * rayon::current_num_threads() as u64;
+                slot.fetch_add(ns, Ordering::Relaxed);
+                r
+            }
+        }
+    }
 }
 
 /// One layer's share of the passes since profiling was turned on
@@ -120,10 +138,11 @@ impl Sequential {
     }
 
     /// Turns per-layer timing on (counters from zero) or off. Off, as it is by default,
-    /// the passes read no clock. With several threads, a layer that runs image by image
-    /// is timed on every thread and the times are added up: CPU time, not wall time (at
-    /// one thread the two are the same). Not on wasm32-unknown-unknown, which has no
-    /// clock: there it stays off.
+    /// the passes read no clock. With several threads the times are machine time (at one
+    /// thread, wall time): a layer that runs image by image is timed on every thread and
+    /// the times are added up; work on the whole batch at once counts its wall time once
+    /// per thread of the pool. Not on wasm32-unknown-unknown, which has no clock: there
+    /// it stays off.
     pub fn set_profiling(&mut self, on: bool) {
         let clock = !cfg!(all(target_arch = "wasm32", target_os = "unknown"));
         self.profiler = (on && clock).then(|| {
@@ -405,7 +424,7 @@ impl Sequential {
                 );
             } else {
                 let layer = &mut self.layers[r.start];
-                Profiler::time(prof.map(|p| &p[0]), || {
+                Profiler::time_whole(prof.map(|p| &p[0]), || {
                     layer.forward_into(x, &mut rest[0], pass)
                 });
             }
@@ -484,7 +503,7 @@ impl Sequential {
             } else {
                 let dinp = first_input_grad.then(|| &mut before[r.start]);
                 let layer = &mut self.layers[r.start];
-                Profiler::time(prof.map(|p| &p[0]), || layer.backward_into(d, dinp));
+                Profiler::time_whole(prof.map(|p| &p[0]), || layer.backward_into(d, dinp));
             }
         }
         Ok(())
@@ -647,7 +666,7 @@ fn forward_run(
             Profiler::time(time(0), || unsafe { gather.run(i, input(0, i), None) })
         });
         drop(gather);
-        Profiler::time(time(0), || image_wise(&mut layers[0]).reduce_forward());
+        Profiler::time_whole(time(0), || image_wise(&mut layers[0]).reduce_forward());
     }
     let mut start = 0;
     while start < count {
@@ -677,7 +696,7 @@ fn forward_run(
             });
         }
         if end < count {
-            Profiler::time(time(end), || image_wise(&mut layers[end]).reduce_forward());
+            Profiler::time_whole(time(end), || image_wise(&mut layers[end]).reduce_forward());
         }
         start = end;
     }
@@ -742,7 +761,7 @@ fn backward_run(
             })
         });
         drop(gather);
-        Profiler::time(time(count - 1), || {
+        Profiler::time_whole(time(count - 1), || {
             image_wise(&mut layers[count - 1]).reduce_backward()
         });
     }
@@ -778,14 +797,14 @@ fn backward_run(
             });
         }
         if low > 0 {
-            Profiler::time(time(low - 1), || {
+            Profiler::time_whole(time(low - 1), || {
                 image_wise(&mut layers[low - 1]).reduce_backward()
             });
         }
         top = low;
     }
     for (j, layer) in layers.iter_mut().enumerate() {
-        Profiler::time(time(j), || image_wise(layer).finish_backward());
+        Profiler::time_whole(time(j), || image_wise(layer).finish_backward());
     }
 }
 

@@ -1080,6 +1080,49 @@ fn bench_without_warmup() {
     assert!(err.contains("nothing to measure"), "{err}");
 }
 
+/// `bench --per-layer` on two threads: the shares are of CPU time (the layer times are
+/// summed over the threads), so together they stay within 100 %; without an inference
+/// pass the inference columns are empty, not the training times again.
+#[test]
+fn bench_per_layer_shares_are_of_cpu_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&seqnet(
+        dir.path(),
+        &[
+            "bench",
+            "--net",
+            "seed",
+            "--dataset",
+            "mnist-5k",
+            "--images",
+            "200",
+            "--batch-size",
+            "10",
+            "--warmup",
+            "20",
+            "--infer-images",
+            "0",
+            "--threads",
+            "2",
+            "--per-layer",
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let layers = report["layers"].as_array().unwrap();
+    let train_share: f64 = layers
+        .iter()
+        .map(|l| l["train_share"].as_f64().unwrap())
+        .sum();
+    assert!(
+        train_share > 0.0 && train_share <= 1.0,
+        "shares sum to {train_share}: {out}"
+    );
+    for l in layers {
+        assert_eq!(l["infer_us"].as_f64(), Some(0.0), "{out}");
+    }
+}
+
 /// `--augment` alone picks RandomAffine for MNIST's grey digits and says so in the recipe
 /// line and config.json.
 #[test]

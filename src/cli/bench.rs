@@ -177,12 +177,18 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
         infer_img_per_s = infer_images as f64 / started.elapsed().as_secs_f64().max(1e-9);
         infer_img_per_cpu_s = infer_images as f64 / (cpu_seconds() - cpu).max(1e-9);
     }
-    let infer_prof = net.profile();
+    // Without an inference pass the profiler still holds the training times.
+    let infer_prof = if infer_images > 0 {
+        net.profile()
+    } else {
+        None
+    };
     let layers = if args.per_layer {
         layer_rows(
             &net,
             (train_prof, args.images, train_img_per_s),
             (infer_prof, infer_images, infer_img_per_s),
+            threads,
         )
     } else {
         Vec::new()
@@ -220,17 +226,20 @@ fn run_in_pool(args: Args, threads: usize) -> Result<ExitCode> {
 }
 
 /// The per-layer rows from the profiles of the timed training and inference passes
-/// (each with its image count and wall-time rate).
+/// (each with its image count and wall-time rate), run on `threads` threads.
 fn layer_rows(
     net: &Sequential,
     (train_prof, train_n, train_rate): (Option<Vec<seqnet::LayerTime>>, usize, f64),
     (infer_prof, infer_n, infer_rate): (Option<Vec<seqnet::LayerTime>>, usize, f64),
+    threads: usize,
 ) -> Vec<LayerRow> {
     let us_per = |d: std::time::Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
     // GFLOP/s of `flops` per image taking `us` microseconds per image.
     let gflops = |flops: f64, us: f64| if us > 0.0 { flops / us / 1e3 } else { 0.0 };
-    // The wall time of one image, in µs, from the measured rates.
-    let (train_img_us, infer_img_us) = (1e6 / train_rate.max(1e-9), 1e6 / infer_rate.max(1e-9));
+    // The CPU time one image had, in µs, from the measured wall-time rates: the layer
+    // times are summed over the threads, so a share is of wall time × threads.
+    let cpu_us = |rate: f64| 1e6 * threads as f64 / rate.max(1e-9);
+    let (train_img_us, infer_img_us) = (cpu_us(train_rate), cpu_us(infer_rate));
     let zero = seqnet::LayerTime::default();
     net.layers()
         .iter()
@@ -270,10 +279,10 @@ fn layer_rows(
 fn print_layers(report: &Report) {
     println!(
         "kernel {}; per image: µs in training forward, backward, share of the training \
-         wall time, GFLOP/s; µs in inference, share, GFLOP/s{}",
+         time, GFLOP/s; µs in inference, share, GFLOP/s{}",
         report.kernel,
         if report.threads > 1 {
-            " (times are CPU time summed over threads)"
+            " (times and shares are of CPU time summed over the threads)"
         } else {
             ""
         }
