@@ -4,7 +4,7 @@
 #   bench/compare.sh                 # book-relu, 5 alternating runs per configuration
 #   RUNS=9 IMAGES=12800 bench/compare.sh
 #   TORCH_VENV=/opt/torchenv bench/compare.sh   # use an existing PyTorch install
-#   NET=fast-mnist BATCHES=128 bench/compare.sh  # BatchNorm network, AdamW on both sides
+#   NET=fast-mnist BATCHES=64 bench/compare.sh   # BatchNorm network, AdamW on both sides
 #   RSS=0 bench/compare.sh           # without the peak-RSS runs
 #
 # For each mini-batch (10, 64) and thread count (1, 2) it runs `seqnet bench` and

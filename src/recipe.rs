@@ -123,20 +123,23 @@ impl Recipe {
     };
 
     /// The `fast-mnist` preset's recipe: AdamW (decoupled weight decay 0.01, PyTorch's
-    /// default) under a OneCycle schedule peaking at 0.004 per mini-batch of 128, for 8
-    /// epochs, each training image drawn through a random affine transform (±10°, shifts
-    /// up to 10 %, scale 0.9–1.1) afresh every epoch, pixels normalised by MNIST's mean
-    /// and standard deviation.
+    /// default) under a OneCycle schedule peaking at 0.003 per mini-batch of 64, for 10
+    /// epochs, with label smoothing 0.1, each training image drawn through a random affine
+    /// transform (±10°, shifts up to 10 %, scale 0.9–1.1) afresh every epoch, pixels
+    /// normalised by MNIST's mean and standard deviation. Chosen on the book's validation
+    /// split (the last 10,000 training images), not the test set: seed 1 reached 99.59 %
+    /// there, against 99.43 % for 8 epochs of 128 at 0.004 without smoothing.
     pub fn fast_mnist() -> Recipe {
         Recipe {
-            epochs: 8,
-            batch_size: 128,
+            epochs: 10,
+            batch_size: 64,
             optimizer: OptimizerChoice::AdamW,
             // OneCycle's peak (max_lr) is the rate; lr is what --lr changes.
-            lr: 0.004,
+            lr: 0.003,
             momentum: 0.0,
             weight_decay: 0.01,
-            schedule: Schedule::OneCycle(crate::schedule::OneCycle::new(0.004)),
+            schedule: Schedule::OneCycle(crate::schedule::OneCycle::new(0.003)),
+            label_smoothing: 0.1,
             normalize: Some(Normalize::new(0.1307, 0.3081)),
             augment: Some(Augment {
                 affine: Some(Augment::DIGITS),
