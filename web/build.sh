@@ -23,18 +23,29 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $version"; then
   fi
 fi
 
-# SIMD: every current browser runs wasm SIMD (Chrome 91, Firefox 89, Safari 16.4).
+# Two builds of the same code. simd128: every current browser runs wasm SIMD (Chrome 91,
+# Firefox 89, Safari 16.4). relaxed-simd (+simd128,+relaxed-simd): the GEMM and Linear
+# loops use f32x4_relaxed_madd, a fused multiply-add where the CPU has one (Chromium has
+# relaxed SIMD since 114). The page loads the relaxed build where the browser validates
+# relaxed SIMD, else the simd128 one (src/seqnet.js). Each build has a target
+# directory of its own, so that neither rebuilds the other's crates.
 export CARGO_TARGET_DIR="${SEQNET_WEB_TARGET:-$web/wasm/target}"
 RUSTFLAGS="-C target-feature=+simd128" \
+  cargo build --release --locked --target wasm32-unknown-unknown --manifest-path wasm/Cargo.toml
+relaxed_target="$CARGO_TARGET_DIR/relaxed-simd"
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" CARGO_TARGET_DIR="$relaxed_target" \
   cargo build --release --locked --target wasm32-unknown-unknown --manifest-path wasm/Cargo.toml
 
 rm -rf dist
 mkdir -p dist/pkg dist/vendor
 wasm-bindgen --target web --no-typescript --out-dir dist/pkg \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/seqnet_web.wasm"
+wasm-bindgen --target web --no-typescript --out-dir dist/pkg --out-name seqnet_web_relaxed \
+  "$relaxed_target/wasm32-unknown-unknown/release/seqnet_web.wasm"
 
 npm ci --no-audit --no-fund --loglevel=error
 cp index.html bench.html dist/
 cp src/*.js src/*.css dist/
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css dist/vendor/
-echo "built $web/dist ($(stat -c %s dist/pkg/seqnet_web_bg.wasm) bytes of wasm)"
+echo "built $web/dist ($(stat -c %s dist/pkg/seqnet_web_bg.wasm) bytes of simd128 wasm," \
+  "$(stat -c %s dist/pkg/seqnet_web_relaxed_bg.wasm) bytes of relaxed-simd wasm)"

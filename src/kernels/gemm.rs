@@ -297,7 +297,8 @@ pub enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx512,
     /// WebAssembly SIMD (simd128): 6 × 16 tile in two halves, bitwise equal to the
-    /// portable kernel (see gemm_wasm.rs).
+    /// portable kernel; built with relaxed-simd, its multiply-adds may be fused and its
+    /// name is "relaxed-simd" (see gemm_wasm.rs).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     Simd128,
 }
@@ -320,8 +321,15 @@ impl Kernel {
             Kernel::Avx2Fma => "avx2",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => "avx512",
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            #[cfg(all(
+                target_arch = "wasm32",
+                target_feature = "simd128",
+                not(target_feature = "relaxed-simd")
+            ))]
             Kernel::Simd128 => "simd128",
+            // The same kernel with fused multiply-adds where the engine has them.
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            Kernel::Simd128 => "relaxed-simd",
         }
     }
 

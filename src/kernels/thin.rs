@@ -123,7 +123,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     reduce(&lanes) + tail
 }
 
-/// x·y + acc, fused as the AVX2 loops do. Except on wasm32: WebAssembly has no fused
+/// x·y + acc, fused as the AVX2 loops do. Except on wasm32: WebAssembly has no scalar fused
 /// multiply-add, so `f32::mul_add` there is a software routine many times slower than the
 /// product it rounds (it made the browser build's Linear layers crawl); a multiply then
 /// an add keeps the same order of sums, rounded twice.

@@ -9,11 +9,16 @@
 //! inputs per 8 values of k: 14 values, which fit the 15 vector registers V8 allocates on
 //! x86-64) share their loads.
 //!
-//! Each output is summed exactly as the portable [`super::dot`]: eight lanes (two
-//! vectors of four) of products added in k order, a multiply then an add (wasm has no
-//! fused multiply-add), reduced pairwise, plus the k % 8 tail one by one. So the results
-//! are bitwise the portable loops' (tested), on any browser.
+//! Each output is summed in the order of the portable [`super::dot`]: eight lanes (two
+//! vectors of four) of products added in k order, reduced pairwise, plus the k % 8 tail
+//! one by one. In the plain simd128 build each multiply-add is a multiply then an add,
+//! as in the portable loops on wasm, so the results are bitwise theirs (tested), on any
+//! browser. In the relaxed-SIMD build it is `f32x4_relaxed_madd` (see
+//! [`super::super::gemm_wasm::madd`]): fused where the machine has FMA, so the last bits
+//! can differ from the portable loops' (tested within rounding of an f64 reference), and
+//! are the same run to run on one machine.
 
+use super::super::gemm_wasm::madd;
 use super::{OutPtr, reduce};
 use core::arch::wasm32::*;
 
@@ -92,9 +97,9 @@ unsafe fn block<const R: usize, const N: usize>(
                 let s = ip.add(a * k + p);
                 let x = [v128_load(s.cast()), v128_load(s.add(4).cast())];
                 for (v, wq) in row.iter_mut().zip(&wv) {
-                    // lanes[l] = x·y + lanes[l]: the product rounded, then the sum.
-                    v[0] = f32x4_add(f32x4_mul(x[0], wq[0]), v[0]);
-                    v[1] = f32x4_add(f32x4_mul(x[1], wq[1]), v[1]);
+                    // lanes[l] = x·y + lanes[l].
+                    v[0] = madd(x[0], wq[0], v[0]);
+                    v[1] = madd(x[1], wq[1], v[1]);
                 }
             }
             p += 8;
@@ -119,12 +124,14 @@ mod tests {
     use super::super::{OutPtr, dot, rows_dot_par};
     use crate::rng::Rng;
 
-    /// Bitwise the portable dot products, on awkward sizes: k not a multiple of 8 (and
-    /// below 8), odd numbers of rows and columns (blocks of 1), a padded output whose
-    /// padding must stay untouched; through [`rows_dot_par`] (which runs these loops
-    /// here) and on a column range starting past 0.
+    /// Bitwise the portable dot products in the plain simd128 build (in the relaxed-SIMD
+    /// build, within rounding of an f64 reference), on awkward sizes: k not a multiple of
+    /// 8 (and below 8), odd numbers of rows and columns (blocks of 1), a padded output
+    /// whose padding must stay untouched; through [`rows_dot_par`] (which runs these
+    /// loops here) and on a column range starting past 0 (bitwise the full range's).
     #[test]
     fn simd128_rows_dot_is_bitwise_the_portable_dot() {
+        let bitwise = cfg!(not(target_feature = "relaxed-simd"));
         let mut rng = Rng::new(31);
         for (m, k, n) in [
             (10, 2880, 100),
@@ -148,9 +155,34 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             let mut got = start.clone();
             rows_dot_par(&inp, m, k, &w, n, &mut got, ldc);
-            assert_eq!(bits(&got), bits(&want), "{m}×{k}×{n}");
+            if bitwise {
+                assert_eq!(bits(&got), bits(&want), "{m}×{k}×{n}");
+            }
+            for r in 0..m {
+                for j in 0..ldc {
+                    let (i, y) = (r * ldc + j, start[r * ldc + j]);
+                    if j >= n {
+                        assert_eq!(got[i].to_bits(), y.to_bits(), "{m}×{k}×{n}: pad ({r}, {j})");
+                        continue;
+                    }
+                    let (a, b) = (&inp[r * k..(r + 1) * k], &w[j * k..(j + 1) * k]);
+                    let exact = a
+                        .iter()
+                        .zip(b)
+                        .map(|(&x, &y)| x as f64 * y as f64)
+                        .sum::<f64>();
+                    let want64 = y as f64 + exact;
+                    let tol = 1e-5 * (1.0 + want64.abs()) * (k as f64).sqrt();
+                    assert!(
+                        (got[i] as f64 - want64).abs() <= tol,
+                        "{m}×{k}×{n}: ({r}, {j}): {} vs f64 {want64}",
+                        got[i]
+                    );
+                }
+            }
 
-            // Columns 1..n only: column 0 keeps its start value.
+            // Columns 1..n only: column 0 keeps its start value, the others are the
+            // full range's.
             let mut part = start.clone();
             // SAFETY: m rows of ldc ≥ n in `part`, borrowed mutably here; 1 ≤ n.
             unsafe { super::rows_dot_cols(&inp, m, k, &w, 1, n, OutPtr(part.as_mut_ptr()), ldc) };
@@ -158,7 +190,7 @@ mod tests {
                 for j in 0..ldc {
                     let i = r * ldc + j;
                     let expect = if (1..n).contains(&j) {
-                        want[i]
+                        got[i]
                     } else {
                         start[i]
                     };

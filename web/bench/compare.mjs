@@ -140,13 +140,21 @@ async function run(path, timeout = 300000) {
 
 const q = `batch=${batch}&images=${images}&infer_batch=${inferBatch}`;
 const rows = [];
+// seqnet's two wasm builds (web/build.sh): the plain simd128 one, and the relaxed-SIMD one
+// (fused multiply-adds) that the page loads where the browser has relaxed SIMD.
 for (const path of [
-  `/bench.html?net=seed&${q}&infer_images=${inferImages}`,
-  `/compare/convnetjs.html?${q}&infer_images=${Math.min(inferImages, 2000)}`,
-  `/compare/tfjs.html?backend=wasm&${q}&infer_images=${inferImages}`,
-  `/compare/tfjs.html?backend=cpu&${q}&infer_images=${inferBatch * 2}`,
+  `/bench.html?net=seed&wasm=simd128&${q}&infer_images=${inferImages}`,
+  `/bench.html?net=seed&wasm=relaxed-simd&${q}&infer_images=${inferImages}`,
+  // --seqnet-only: seqnet's rows alone (a quicker A/B of seqnet's own builds).
+  ...(process.argv.includes('--seqnet-only') ? [] : [
+    `/compare/convnetjs.html?${q}&infer_images=${Math.min(inferImages, 2000)}`,
+    `/compare/tfjs.html?backend=wasm&${q}&infer_images=${inferImages}`,
+    `/compare/tfjs.html?backend=cpu&${q}&infer_images=${inferBatch * 2}`,
+  ]),
 ]) {
-  rows.push(await run(path));
+  const r = await run(path);
+  if (r.engine === 'seqnet-wasm') r.engine = `seqnet-wasm (${r.wasm_build})`;
+  rows.push(r);
   console.error(JSON.stringify(rows[rows.length - 1]));
 }
 if (existsSync(seqnetBin)) {
@@ -159,6 +167,14 @@ console.log(`Chromium ${browser.version()}; seed network, mini-batch ${batch}, $
 const fmt = (v) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : '–');
 console.log('| engine | train img/s | infer img/s | note |\n|---|---:|---:|---|');
 for (const r of rows) console.log(`| ${r.engine || '?'} | ${fmt(r.train_img_per_s)} | ${fmt(r.infer_img_per_s)} | ${[r.train_error, r.train_note, r.error].filter(Boolean).join('; ')} |`);
+const native = rows.find((r) => (r.engine || '').startsWith('seqnet native') && r.train_img_per_s);
+const tfWasm = rows.find((r) => r.engine === 'tfjs-wasm' && r.infer_img_per_s);
+for (const r of rows.filter((r) => (r.engine || '').startsWith('seqnet-wasm') && r.train_img_per_s)) {
+  const parts = [];
+  if (native) parts.push(`training ${(100 * r.train_img_per_s / native.train_img_per_s).toFixed(1)} % of native`);
+  if (tfWasm) parts.push(`inference ${(r.infer_img_per_s / tfWasm.infer_img_per_s).toFixed(2)}x TF.js wasm`);
+  console.log(`${r.engine}: ${parts.join(', ')}`);
+}
 console.log(JSON.stringify(rows));
 await browser.close();
 server.close();

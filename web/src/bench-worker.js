@@ -1,11 +1,11 @@
 // The bench's worker: seqnet's Bench (the work of `seqnet bench`), timed here.
-import init, { Bench } from './pkg/seqnet_web.js';
+import { loadSeqnet } from './seqnet.js';
 
 onmessage = async (m) => {
   const a = m.data;
   try {
-    await init();
-    const b = new Bench(a.net, 1n);
+    const wasm = await loadSeqnet(a.wasm);
+    const b = new wasm.Bench(a.net, 1n);
     b.train(a.warmup, a.batch);
     let t0 = performance.now();
     const loss = b.train(a.images, a.batch);
@@ -18,7 +18,7 @@ onmessage = async (m) => {
       engine: 'seqnet-wasm', net: a.net, batch_size: a.batch, threads: 1,
       train_images: a.images, infer_images: a.infer_images, infer_batch: a.infer_batch,
       train_img_per_s: a.images / trainS, infer_img_per_s: a.infer_images / inferS,
-      final_loss: loss, simd: WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11])),
+      final_loss: loss, wasm_build: wasm.build, simd: WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11])),
     });
   } catch (e) {
     postMessage({ error: e.message || String(e) });

@@ -7,6 +7,8 @@ const args = {
   warmup: Number(q.get('warmup') || 200),
   infer_batch: Number(q.get('infer_batch') || 1000),
   infer_images: Number(q.get('infer_images') || 5000),
+  // 'simd128' or 'relaxed-simd' to choose the wasm build; by default the page's choice.
+  wasm: q.get('wasm') || '',
 };
 const w = new Worker('./bench-worker.js', { type: 'module' });
 w.onmessage = (m) => {

@@ -1,9 +1,11 @@
 // The page: panels wired to seqnet. The spec's shape table comes from seqnet's summary in
 // this thread (instant as you type); data, network and training live in the worker.
-import init, { summarize, presets as presetsJson, sample_test_images } from './pkg/seqnet_web.js';
+import { loadSeqnet } from './seqnet.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 const $ = (id) => document.getElementById(id);
+// seqnet's bindings, once loaded (seqnet.js picks the relaxed-SIMD or the simd128 build).
+let wasm = null;
 const errorBox = $('error');
 
 function showError(message) {
@@ -70,7 +72,7 @@ function group(n) { return n.toLocaleString('en-US'); }
 function renderSummary() {
   let s;
   try {
-    s = JSON.parse(summarize(spec.value, $('input-shape').value));
+    s = JSON.parse(wasm.summarize(spec.value, $('input-shape').value));
   } catch (e) {
     specOk = false;
     shapes.classList.add('stale');
@@ -466,12 +468,13 @@ $('model-file').addEventListener('change', async (e) => {
 
 // For the browser tests: the same requests the panels make.
 window.seqnet = { call, restartWorker };
-window.seqnetTestImages = (start, count) => JSON.parse(sample_test_images(start, count));
+window.seqnetTestImages = (start, count) => JSON.parse(wasm.sample_test_images(start, count));
 
 // ---- start ----------------------------------------------------------------------------
 (async () => {
-  await init();
-  presets = JSON.parse(presetsJson());
+  wasm = await loadSeqnet();
+  document.body.dataset.wasm = wasm.build;
+  presets = JSON.parse(wasm.presets());
   const sel = $('preset');
   for (const p of presets) {
     const o = document.createElement('option');

@@ -2,7 +2,9 @@
 // never blocks the page. Requests are {id, cmd, args}; answers {id, ok, result|error}.
 // Training runs in slices of a few mini-batches; between slices the worker yields, so
 // pause, draw and inspect requests are answered while a run goes on.
-import init, { Session, debug_panic } from './pkg/seqnet_web.js';
+import { loadSeqnet } from './seqnet.js';
+
+let wasm = null; // the bindings (seqnet.js picks the build)
 
 let session = null;
 let running = false; // a run is going (paused or not)
@@ -35,7 +37,7 @@ function fail(id, e) {
   }
 }
 
-const ready = init().then(() => { session = new Session(); });
+const ready = loadSeqnet().then((m) => { wasm = m; session = new m.Session(); });
 
 const commands = {
   async use_embedded() { return JSON.parse(session.use_embedded()); },
@@ -56,7 +58,7 @@ const commands = {
   async logits(a) { return JSON.parse(session.logits(a.values)); },
   async model_bytes() { return session.model_bytes(); },
   async hash() { return session.weights_hash(); },
-  async panic() { debug_panic(); },
+  async panic() { wasm.debug_panic(); },
   async pause() { paused = true; return true; },
   async resume() { paused = false; if (running) loop(); return true; },
   async train(a) { running = true; paused = false; actIndex = a.actIndex || 0; loop(); return true; },

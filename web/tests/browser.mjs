@@ -142,6 +142,14 @@ async function checkLayout(name, width, height) {
   return stats;
 }
 
+await test('the page loads the relaxed-SIMD wasm where the browser has relaxed SIMD', async () => {
+  // The same 49-byte module as web/src/seqnet.js (f32x4.relaxed_madd).
+  const relaxed = await page.evaluate(() => WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 28, 1, 26, 0, 67, 0, 0, 0, 0, 253, 19, 67, 0, 0, 0, 0, 253, 19, 67, 0, 0, 0, 0, 253, 19, 253, 133, 2, 11])));
+  const build = await page.evaluate(() => document.body.dataset.wasm);
+  console.log(`     relaxed SIMD: ${relaxed}; wasm build loaded: ${build}`);
+  assert(build === (relaxed ? 'relaxed-simd' : 'simd128'), `loaded ${build}, relaxed SIMD ${relaxed}`);
+});
+
 await test('the seed network with Linear(800, 100) shows the error naming 2880', async () => {
   await setSpec(SEED_WRONG);
   const text = await errorText();
