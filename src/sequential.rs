@@ -53,15 +53,7 @@ impl Profiler {
     /// `f()`, its time added to `slot`; without a slot, just `f()`.
     #[inline]
     fn time<R>(slot: Option<&AtomicU64>, f: impl FnOnce() -> R) -> R {
-        match slot {
-            None => f(),
-            Some(slot) => {
-                let t = Instant::now();
-                let r = f();
-                slot.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                r
-            }
-        }
+        Self::timed(slot, || 1, f)
     }
 
     /// As [`Profiler::time`], for work on the whole batch at once (a layer that is not
@@ -70,12 +62,22 @@ impl Profiler {
     /// times and the image-wise ones summed over the threads are both machine time.
     #[inline]
     fn time_whole<R>(slot: Option<&AtomicU64>, f: impl FnOnce() -> R) -> R {
+        Self::timed(slot, rayon::current_num_threads, f)
+    }
+
+    /// `f()`, its wall time times `threads()` added to `slot` (asked only when timing).
+    #[inline]
+    fn timed<R>(
+        slot: Option<&AtomicU64>,
+        threads: impl FnOnce() -> usize,
+        f: impl FnOnce() -> R,
+    ) -> R {
         match slot {
             None => f(),
             Some(slot) => {
                 let t = Instant::now();
                 let r = f();
-                let ns = t.elapsed().as_nanos() as u64 * rayon::current_num_threads() as u64;
+                let ns = t.elapsed().as_nanos() as u64 * threads() as u64;
                 slot.fetch_add(ns, Ordering::Relaxed);
                 r
             }
