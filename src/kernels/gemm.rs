@@ -445,8 +445,10 @@ unsafe fn gemm_raw(
     unsafe {
         match kern {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<MR_512, NR_512>(kern, m, n, k, alpha, a, b, beta, c, ldc),
-            _ => blocked::<MR, NR>(kern, m, n, k, alpha, a, b, beta, c, ldc),
+            Kernel::Avx512 => {
+                blocked::<MR_512, NR_512, _>(kern, m, n, k, alpha, a, b, beta, c, ldc)
+            }
+            _ => blocked::<MR, NR, _>(kern, m, n, k, alpha, a, b, beta, c, ldc),
         }
     }
 }
@@ -456,24 +458,33 @@ unsafe fn gemm_raw(
 /// # Safety
 /// As [`gemm_raw`], with k > 0.
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocked<const TM: usize, const TN: usize>(
+unsafe fn blocked<const TM: usize, const TN: usize, B: PackB>(
     kern: Kernel,
     m: usize,
     n: usize,
     k: usize,
     alpha: f32,
     a: &MatRef,
-    b: &MatRef,
+    b: &B,
     beta: f32,
     c: *mut f32,
     ldc: usize,
 ) {
     debug_assert_eq!(kern.tile(), (TM, TN));
     let (mc_blk, nc_blk) = ((MC / TM).max(1) * TM, (NC / TN).max(1) * TN);
+    // With several blocks of rows, each block of B (KC × NC) serves them all, so it is
+    // packed whole; with one, B is packed a panel at a time just before the tiles that
+    // use it, so the panel (KC × TN) stays in L1. Either way each tile sees the same
+    // panel, so the result is the same.
+    let whole_b = m > mc_blk;
     PACK.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let (ap, bp) = &mut *bufs;
-        let nc_max = n.min(nc_blk).div_ceil(TN) * TN;
+        let nc_max = if whole_b {
+            n.min(nc_blk).div_ceil(TN) * TN
+        } else {
+            TN
+        };
         let mc_max = m.min(mc_blk).div_ceil(TM) * TM;
         let kc_max = k.min(KC);
         if bp.len() < kc_max * nc_max {
@@ -487,13 +498,22 @@ unsafe fn blocked<const TM: usize, const TN: usize>(
             for pc in (0..k).step_by(KC) {
                 let kc = (k - pc).min(KC);
                 let beta_k = if pc == 0 { beta } else { 1.0 };
-                pack_b::<TN>(kern, b, pc, kc, jc, nc, bp);
+                if whole_b {
+                    for (jr, panel) in (0..nc).step_by(TN).zip(bp.chunks_exact_mut(kc * TN)) {
+                        b.pack_panel::<TN>(kern, pc, kc, jc + jr, (nc - jr).min(TN), panel);
+                    }
+                }
                 for ic in (0..m).step_by(mc_blk) {
                     let mc = (m - ic).min(mc_blk);
                     pack_a::<TM>(a, ic, mc, pc, kc, ap);
                     for jr in (0..nc).step_by(TN) {
                         let nr = (nc - jr).min(TN);
-                        let bpanel = &bp[jr * kc..jr * kc + kc * TN];
+                        let bpanel = if whole_b {
+                            &bp[jr * kc..jr * kc + kc * TN]
+                        } else {
+                            b.pack_panel::<TN>(kern, pc, kc, jc + jr, nr, &mut bp[..kc * TN]);
+                            &bp[..kc * TN]
+                        };
                         for ir in (0..mc).step_by(TM) {
                             let mr = (mc - ir).min(TM);
                             let apanel = &ap[ir * kc..ir * kc + kc * TM];
@@ -508,6 +528,43 @@ unsafe fn blocked<const TM: usize, const TN: usize>(
             }
         }
     });
+}
+
+/// The B operand of a product, handed to the micro-kernel as panels: a matrix in memory
+/// ([`MatRef`]), or one made on the fly and never stored whole (an image's im2col
+/// columns or their transpose: [`crate::kernels::im2col::ImageCols`]).
+pub trait PackB {
+    /// Rows (the product's inner dimension) and columns.
+    fn shape(&self) -> (usize, usize);
+    /// Packs rows `pc..pc+kc` and columns `j0..j0+cols` (cols ≤ TN) into one panel:
+    /// `panel[p·TN + j]` = B(pc + p, j0 + j), zero for j ≥ cols; `panel` holds kc·TN
+    /// values. `kern` says which SIMD the copies may use.
+    fn pack_panel<const TN: usize>(
+        &self,
+        kern: Kernel,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        panel: &mut [f32],
+    );
+}
+
+impl PackB for MatRef<'_> {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    fn pack_panel<const TN: usize>(
+        &self,
+        kern: Kernel,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        panel: &mut [f32],
+    ) {
+        pack_b::<TN>(kern, self, pc, kc, j0, cols, panel);
+    }
 }
 
 /// A matrix A packed once into the micro-kernel's panels, for many products A·B with
@@ -585,33 +642,108 @@ impl PackedA {
 /// beforehand, on the kernel A was packed for. Bitwise the same as [`gemm_with`] on the
 /// unpacked A and that kernel.
 pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
-    let (m, k, n) = (a.m, a.k, b.cols);
-    assert_eq!(k, b.rows, "gemm: inner dimensions differ");
+    if a.m > 0 && a.k > 0 && b.rows > 0 && b.cols > 0 {
+        assert!(
+            b.last_index() < b.data.len(),
+            "gemm: a view reaches past its slice"
+        );
+    }
+    gemm_packed_a_from(alpha, a, &b, beta, c, ldc);
+}
+
+/// [`gemm_packed_a`] with B given by a [`PackB`] (for example an image's columns, packed
+/// straight from the image). Bitwise the same as [`gemm_packed_a`] on B written out.
+pub fn gemm_packed_a_from<B: PackB>(
+    alpha: f32,
+    a: &PackedA,
+    b: &B,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let (m, k, n) = (a.m, a.k, b.shape().1);
+    assert_eq!(k, b.shape().0, "gemm: inner dimensions differ");
     assert!(ldc >= n, "gemm: ldc smaller than the row length");
     if m == 0 || n == 0 {
         return;
     }
     assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
     let kern = a.kern;
+    let empty = MatRef::new(&[], m, 0);
     if k == 0 {
-        let empty = MatRef::new(&[], m, 0);
         // SAFETY: k = 0 touches only C, checked above.
-        unsafe { gemm_raw(kern, m, n, 0, alpha, &empty, &b, beta, c.as_mut_ptr(), ldc) };
+        unsafe {
+            gemm_raw(
+                kern,
+                m,
+                n,
+                0,
+                alpha,
+                &empty,
+                &empty,
+                beta,
+                c.as_mut_ptr(),
+                ldc,
+            )
+        };
         return;
     }
-    assert!(
-        b.last_index() < b.data.len(),
-        "gemm: a view reaches past its slice"
-    );
-    // SAFETY: C holds m rows of ldc ≥ n (checked above) and no view aliases it; B's
-    // view is in bounds; `pack_for` checked that the CPU runs `kern`.
+    // SAFETY: C holds m rows of ldc ≥ n (checked above) and no view aliases it; B packs
+    // its own panels in safe code; `pack_for` checked that the CPU runs `kern`.
     unsafe {
         match kern {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
-                packed_blocked::<MR_512, NR_512>(alpha, a, &b, beta, c.as_mut_ptr(), ldc)
+                packed_blocked::<MR_512, NR_512, B>(alpha, a, b, beta, c.as_mut_ptr(), ldc)
             }
-            _ => packed_blocked::<MR, NR>(alpha, a, &b, beta, c.as_mut_ptr(), ldc),
+            _ => packed_blocked::<MR, NR, B>(alpha, a, b, beta, c.as_mut_ptr(), ldc),
+        }
+    }
+}
+
+/// [`gemm_ldc`] with B given by a [`PackB`]: bitwise the same as [`gemm_ldc`] on B
+/// written out.
+pub fn gemm_from<B: PackB>(alpha: f32, a: MatRef, b: &B, beta: f32, c: &mut [f32], ldc: usize) {
+    let kern = kernel();
+    let (m, k, n) = (a.rows, a.cols, b.shape().1);
+    assert_eq!(k, b.shape().0, "gemm: inner dimensions differ");
+    assert!(ldc >= n, "gemm: ldc smaller than the row length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    if k == 0 {
+        let empty = MatRef::new(&[], m, 0);
+        // SAFETY: k = 0 touches only C, checked above.
+        unsafe {
+            gemm_raw(
+                kern,
+                m,
+                n,
+                0,
+                alpha,
+                &empty,
+                &empty,
+                beta,
+                c.as_mut_ptr(),
+                ldc,
+            )
+        };
+        return;
+    }
+    assert!(
+        a.last_index() < a.data.len(),
+        "gemm: a view reaches past its slice"
+    );
+    // SAFETY: A's view is in bounds and C holds m rows of ldc ≥ n (checked above); C is
+    // a unique &mut; B packs its own panels in safe code; `kernel()` runs here.
+    unsafe {
+        match kern {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                blocked::<MR_512, NR_512, B>(kern, m, n, k, alpha, &a, b, beta, c.as_mut_ptr(), ldc)
+            }
+            _ => blocked::<MR, NR, B>(kern, m, n, k, alpha, &a, b, beta, c.as_mut_ptr(), ldc),
         }
     }
 }
@@ -620,35 +752,37 @@ pub fn gemm_packed_a(alpha: f32, a: &PackedA, b: MatRef, beta: f32, c: &mut [f32
 ///
 /// # Safety
 /// As [`gemm_packed_a`] once its checks passed, with k > 0.
-unsafe fn packed_blocked<const TM: usize, const TN: usize>(
+unsafe fn packed_blocked<const TM: usize, const TN: usize, B: PackB>(
     alpha: f32,
     a: &PackedA,
-    b: &MatRef,
+    b: &B,
     beta: f32,
     c: *mut f32,
     ldc: usize,
 ) {
-    let (m, k, n, kern) = (a.m, a.k, b.cols, a.kern);
+    let (m, k, n, kern) = (a.m, a.k, b.shape().1, a.kern);
     debug_assert_eq!(kern.tile(), (TM, TN));
     let mpad = m.div_ceil(TM) * TM;
     let nc_blk = (NC / TN).max(1) * TN;
     PACK.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let bp = &mut bufs.1;
-        let nc_max = n.min(nc_blk).div_ceil(TN) * TN;
-        if bp.len() < k.min(KC) * nc_max {
-            bp.resize(k.min(KC) * nc_max, 0.0);
+        if bp.len() < k.min(KC) * TN {
+            bp.resize(k.min(KC) * TN, 0.0);
         }
+        // A is packed already, so B is packed one panel at a time, just before the
+        // tiles that use it: the panel (KC × TN, 16 KB) stays in L1, where a whole
+        // block of B (KC × NC) would not fit even in L2 for a large image's columns.
         for jc in (0..n).step_by(nc_blk) {
             let nc = (n - jc).min(nc_blk);
             for pc in (0..k).step_by(KC) {
                 let kc = (k - pc).min(KC);
                 let beta_k = if pc == 0 { beta } else { 1.0 };
-                pack_b::<TN>(kern, b, pc, kc, jc, nc, bp);
                 let ablock = &a.data[pc * mpad..pc * mpad + kc * mpad];
                 for jr in (0..nc).step_by(TN) {
                     let nr = (nc - jr).min(TN);
-                    let bpanel = &bp[jr * kc..jr * kc + kc * TN];
+                    b.pack_panel::<TN>(kern, pc, kc, jc + jr, nr, &mut bp[..kc * TN]);
+                    let bpanel = &bp[..kc * TN];
                     for ir in (0..m).step_by(TM) {
                         let mr = (m - ir).min(TM);
                         let apanel = &ablock[ir * kc..ir * kc + kc * TM];
@@ -859,7 +993,7 @@ unsafe fn portable_kernel(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
@@ -884,41 +1018,56 @@ mod avx2 {
             for blk in 0..blocks {
                 let p = blk * 8;
                 for h in 0..TN / 8 {
-                    let r: [__m256; 8] =
-                        std::array::from_fn(|j| _mm256_loadu_ps(srcs[h * 8 + j].as_ptr().add(p)));
-                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                    let out = [
-                        _mm256_permute2f128_ps::<0x20>(u0, u4),
-                        _mm256_permute2f128_ps::<0x20>(u1, u5),
-                        _mm256_permute2f128_ps::<0x20>(u2, u6),
-                        _mm256_permute2f128_ps::<0x20>(u3, u7),
-                        _mm256_permute2f128_ps::<0x31>(u0, u4),
-                        _mm256_permute2f128_ps::<0x31>(u1, u5),
-                        _mm256_permute2f128_ps::<0x31>(u2, u6),
-                        _mm256_permute2f128_ps::<0x31>(u3, u7),
-                    ];
-                    for (q, &v) in out.iter().enumerate() {
-                        _mm256_storeu_ps(panel.as_mut_ptr().add((p + q) * TN + h * 8), v);
-                    }
+                    let rows = std::array::from_fn(|j| srcs[h * 8 + j].as_ptr().add(p));
+                    transpose8x8(rows, panel.as_mut_ptr().add(p * TN + h * 8), TN);
                 }
             }
         }
         blocks * 8
+    }
+
+    /// Writes the transpose of the 8 × 8 block whose row j is the 8 values at `rows[j]`:
+    /// `dst[q·stride + j] = rows[j][q]`. Pure copies: no arithmetic.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; each `rows[j]` must be readable for 8 values and `dst`
+    /// writable at `q·stride .. q·stride + 8` for q < 8.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) unsafe fn transpose8x8(rows: [*const f32; 8], dst: *mut f32, stride: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|j| _mm256_loadu_ps(rows[j]));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (q, &v) in out.iter().enumerate() {
+                _mm256_storeu_ps(dst.add(q * stride), v);
+            }
+        }
     }
 
     /// The 6 × 16 AVX2/FMA micro-kernel: 12 ymm accumulators, 2 loads of B and 6

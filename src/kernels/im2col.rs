@@ -93,13 +93,23 @@ pub fn im2col(g: &ConvGeom, inp: &[f32], col: &mut [f32]) {
 /// Every run lies in bounds: image offset + ow − 1 ≤ (c−1)·h·w + (kh−1 + oh−1)·w +
 /// kw−1 + ow−1 < c·h·w (asserted here), column offset + ow ≤ c·kh·kw·oh·ow.
 #[inline(always)]
-fn for_each_run(g: &ConvGeom, mut run: impl FnMut(usize, usize)) {
+fn for_each_run(g: &ConvGeom, run: impl FnMut(usize, usize)) {
+    for_each_run_in_rows(g, 0, g.oh, run)
+}
+
+/// [`for_each_run`] for output rows `oy0..oy0 + rows` only, with the column offsets of a
+/// strip holding just those rows (c·kh·kw × rows·ow).
+#[inline(always)]
+fn for_each_run_in_rows(g: &ConvGeom, oy0: usize, rows: usize, mut run: impl FnMut(usize, usize)) {
     // In checked arithmetic: ConvGeom's fields are public, and a wrapped product or sum
     // would let a made-up geometry pass these checks.
     let fits =
         |o: usize, k: usize, n: usize| k >= 1 && o.checked_add(k - 1).is_some_and(|e| e <= n);
     assert!(
-        g.is_simple() && fits(g.oh, g.kh, g.h) && fits(g.ow, g.kw, g.w),
+        g.is_simple()
+            && fits(g.oh, g.kh, g.h)
+            && fits(g.ow, g.kw, g.w)
+            && oy0.checked_add(rows).is_some_and(|end| end <= g.oh),
         "im2col: window past the image"
     );
     let mut at_col = 0;
@@ -107,7 +117,7 @@ fn for_each_run(g: &ConvGeom, mut run: impl FnMut(usize, usize)) {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let tap = ci * g.h * g.w + ky * g.w + kx;
-                for oy in 0..g.oh {
+                for oy in oy0..oy0 + rows {
                     run(tap + oy * g.w, at_col);
                     at_col += g.ow;
                 }
@@ -180,6 +190,30 @@ pub fn col2im(g: &ConvGeom, col: &[f32], dinp: &mut [f32]) {
     let (src, dst) = (col.as_ptr(), dinp.as_mut_ptr());
     for_each_run(g, |at_image, at_col| {
         // SAFETY: as in im2col: the offsets lie in the image and the columns.
+        unsafe { add_run_raw(src.add(at_col), dst.add(at_image), g.ow) }
+    });
+}
+
+/// [`col2im`] for a strip of the columns: `strip` holds the columns of output rows
+/// `oy0..oy0 + rows` only (c·kh·kw × rows·ow, as im2col would write them for those rows),
+/// added back onto `dinp`. Simple geometries only.
+///
+/// Strips added from the last output rows to the first give `dinp` bitwise what one
+/// [`col2im`] of all the columns gives: every input pixel receives its terms in the
+/// order of the taps (ky, kx), as there. Pixel row y takes tap ky from output row
+/// y − ky, so the rows of a later strip (higher oy) bring the lower ky, and within a
+/// strip the taps come in order.
+pub fn col2im_rows(g: &ConvGeom, strip: &[f32], oy0: usize, rows: usize, dinp: &mut [f32]) {
+    assert!(g.is_simple(), "col2im_rows: simple geometries only");
+    assert_eq!(dinp.len(), g.image_len(), "col2im: input length");
+    assert!(
+        strip.len() >= g.col_rows() * rows * g.ow,
+        "col2im: strip length"
+    );
+    let (src, dst) = (strip.as_ptr(), dinp.as_mut_ptr());
+    for_each_run_in_rows(g, oy0, rows, |at_image, at_col| {
+        // SAFETY: the offsets lie in the image and the strip (for_each_run_in_rows's
+        // bounds, with the strip's length checked above).
         unsafe { add_run_raw(src.add(at_col), dst.add(at_image), g.ow) }
     });
 }
@@ -411,6 +445,36 @@ mod tests {
             col2im(&g, &col, &mut fast);
             col2im_naive(&g, &col, &mut slow);
             assert_same_bits(&fast, &slow, &g);
+        }
+    }
+
+    #[test]
+    fn strips_from_the_last_rows_add_back_as_col2im() {
+        let mut rng = Rng::new(21);
+        for g in [
+            geom(3, 9, 8, (3, 3), (1, 1), (0, 0)),
+            geom(2, 12, 12, (5, 5), (1, 1), (0, 0)),
+            geom(4, 6, 26, (2, 3), (1, 1), (0, 0)),
+        ] {
+            let col: Vec<f32> = (0..g.col_len()).map(|_| rng.symmetric(1.0)).collect();
+            let mut want = vec![0.0; g.image_len()];
+            col2im(&g, &col, &mut want);
+            for rows in [1, 2, 3, g.oh] {
+                let mut got = vec![0.0; g.image_len()];
+                let mut end = g.oh;
+                while end > 0 {
+                    let oy0 = end.saturating_sub(rows);
+                    let n = end - oy0;
+                    // The strip: these output rows of every row of the columns.
+                    let strip: Vec<f32> = col
+                        .chunks_exact(g.col_cols())
+                        .flat_map(|r| r[oy0 * g.ow..end * g.ow].iter().copied())
+                        .collect();
+                    col2im_rows(&g, &strip, oy0, n, &mut got);
+                    end = oy0;
+                }
+                assert_same_bits(&got, &want, &g);
+            }
         }
     }
 

@@ -7,5 +7,6 @@ pub mod gemm;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod gemm_wasm;
 pub mod im2col;
+pub mod image_cols;
 pub mod pool;
 pub mod thin;

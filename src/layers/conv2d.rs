@@ -23,8 +23,11 @@ use super::{
     checked_param_count,
 };
 use crate::kernels::direct_conv;
-use crate::kernels::gemm::{MatRef, PackedA, gemm_ldc, gemm_packed_a};
-use crate::kernels::im2col::{ConvGeom, col2im, im2col};
+use crate::kernels::gemm::{
+    MatRef, PackedA, gemm_from, gemm_ldc, gemm_packed_a, gemm_packed_a_from,
+};
+use crate::kernels::im2col::{ConvGeom, col2im, col2im_rows, im2col};
+use crate::kernels::image_cols::ImageCols;
 use crate::shape::{explain_hw, window_out_dilated};
 use crate::tensor::Tensor;
 
@@ -192,6 +195,19 @@ impl Conv2d {
         self.groups == 1 && direct_conv::applies(self.geom())
     }
 
+    /// Whether the products take the columns straight from the image
+    /// (kernels/image_cols.rs), never writing them out: one group, a simple geometry,
+    /// and one image's columns past IMPLICIT_COLS_BYTES, where writing them out goes
+    /// past L2 and back.
+    fn implicit(&self) -> bool {
+        let g = self.geom();
+        self.groups == 1
+            && g.is_simple()
+            && !self.direct()
+            && !self.transposed_dw()
+            && g.col_len() * 4 > IMPLICIT_COLS_BYTES
+    }
+
     /// Values in one row of the weight: (C/groups)·kh·kw.
     fn weight_row(&self) -> usize {
         self.geom().col_rows() / self.groups
@@ -222,6 +238,7 @@ impl ImageWise for Conv2d {
         // A single input channel is convolved directly (kernels/direct_conv.rs says why);
         // otherwise each group's weight is packed once and shared by every image's product.
         let direct = self.direct();
+        let implicit = self.implicit();
         if !direct {
             let (ocg, wk) = (self.out_channels / self.groups, self.weight_row());
             self.packed_w.resize_with(self.groups, PackedA::new);
@@ -238,7 +255,8 @@ impl ImageWise for Conv2d {
         // cache; past that, backward recomputes them image by image from the input
         // (cheaper than reading them back from memory: measured, book-relu at
         // mini-batch 10 vs 64). Inference keeps nothing.
-        let keep_cols = !direct && pass == Pass::Train && n * col_len * 4 <= KEEP_COLS_BYTES;
+        let keep_cols =
+            !direct && !implicit && pass == Pass::Train && n * col_len * 4 <= KEEP_COLS_BYTES;
         self.cols
             .resize(if keep_cols { n * col_len } else { 0 }, 0.0);
         let keep_inp = keep && !keep_cols;
@@ -248,6 +266,7 @@ impl ImageWise for Conv2d {
         Box::new(ConvForward {
             g,
             direct_weight: direct.then(|| weight.value.data()),
+            implicit,
             packed_w: &self.packed_w,
             groups: self.groups,
             bias: self.bias.as_ref().map(|b| b.value.data()),
@@ -294,6 +313,7 @@ impl ImageWise for Conv2d {
             oc,
             groups: self.groups,
             direct: self.direct(),
+            implicit: self.implicit(),
             transposed_dw,
             has_bias: self.bias.is_some(),
             packed_wt: &self.packed_wt,
@@ -335,6 +355,8 @@ struct ConvForward<'a> {
     g: ConvGeom,
     /// The weight, when the convolution is direct (one input channel).
     direct_weight: Option<&'a [f32]>,
+    /// Whether the columns are packed straight from the image (Conv2d::implicit).
+    implicit: bool,
     /// One packed weight per group.
     packed_w: &'a [PackedA],
     groups: usize,
@@ -356,6 +378,16 @@ impl ImageStep for ConvForward<'_> {
         }
         if let Some(weight) = self.direct_weight {
             return direct_conv::forward(g, weight, self.bias, inp, out);
+        }
+        if self.implicit {
+            if let Some(b) = self.bias {
+                for (row, &bv) in out.chunks_exact_mut(p).zip(b) {
+                    row.fill(bv);
+                }
+            }
+            let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
+            let cols = ImageCols::new(g, inp);
+            return gemm_packed_a_from(1.0, &self.packed_w[0], &cols, beta, out, p);
         }
         let mut conv = |col: &mut [f32]| {
             im2col(g, inp, col);
@@ -389,6 +421,8 @@ struct ConvBackward<'a> {
     groups: usize,
     /// One input channel: the weight gradient comes straight from the saved input.
     direct: bool,
+    /// The columns are packed from the saved input (Conv2d::implicit).
+    implicit: bool,
     transposed_dw: bool,
     has_bias: bool,
     /// One packed weightᵀ per group.
@@ -421,6 +455,28 @@ impl ImageStep for ConvBackward<'_> {
                     dinp.fill(0.0);
                     col2im(g, dcol, dinp);
                 });
+            }
+            return;
+        }
+        if self.implicit {
+            let in_len = g.image_len();
+            let inp = &self.saved_inp[i * in_len..(i + 1) * in_len];
+            // dweight_n = dout_n (OC × P) · col_nᵀ, the columns packed from the input.
+            gemm_from(
+                1.0,
+                MatRef::new(dout, oc, p),
+                &ImageCols::new(g, inp).t(),
+                0.0,
+                dw,
+                ckk,
+            );
+            if self.has_bias {
+                for (d, row) in db.iter_mut().zip(dout.chunks_exact(p)) {
+                    *d = sum_lanes(row);
+                }
+            }
+            if let Some(dinp) = dinp {
+                input_grad_in_strips(g, &self.packed_wt[0], MatRef::new(dout, oc, p), dinp);
             }
             return;
         }
@@ -478,6 +534,36 @@ impl ImageStep for ConvBackward<'_> {
             }),
         }
     }
+}
+
+/// dL/d(input) of one image without its whole dL/d(columns): weightᵀ · dout a strip of
+/// output rows at a time (a strip's columns stay in L1 or L2), each added back onto the
+/// input as soon as it is made, from the last rows to the first: bitwise what one
+/// col2im of all of dL/d(columns) gives (kernels/im2col.rs, col2im_rows).
+fn input_grad_in_strips(g: &ConvGeom, weight_t: &PackedA, dout: MatRef, dinp: &mut [f32]) {
+    let (ckk, ow) = (g.col_rows(), g.ow);
+    // Strips of whole output rows whose positions fill the micro-kernel's panels (a
+    // multiple of its tile's columns), unless that makes a strip past 128 KB.
+    let nr = crate::kernels::gemm::kernel().tile().1;
+    let fill = nr / gcd(nr, ow);
+    let fit = ((128 << 10) / (4 * ckk * ow)).max(1);
+    let rows = if fill <= fit { fill } else { fit }.min(g.oh);
+    dinp.fill(0.0);
+    with_scratch(ckk * rows * ow, |strip| {
+        let mut end = g.oh;
+        while end > 0 {
+            let oy0 = end.saturating_sub(rows);
+            let n = (end - oy0) * ow;
+            let dout_rows = dout.cols_range(oy0 * ow, n);
+            gemm_packed_a(1.0, weight_t, dout_rows, 0.0, &mut strip[..ckk * n], n);
+            col2im_rows(g, &strip[..ckk * n], oy0, end - oy0, dinp);
+            end = oy0;
+        }
+    });
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Runs `f` on this thread's scratch buffer of `len` values (one image's columns when
@@ -601,6 +687,11 @@ fn explain_same([ph, pw, pb, pr]: [usize; 4], d: Size2, square: bool) -> String 
         )
     }
 }
+
+/// One image's columns past this size (bytes) are packed straight from the image
+/// (Conv2d::implicit). 256 KB is half a Zen 3 core's L2: fast-mnist's second convolution
+/// (663 KB) is past it; the book's convolutions (at most 128 KB) are not.
+const IMPLICIT_COLS_BYTES: usize = 256 << 10;
 
 /// Largest im2col buffer a Train forward keeps for backward (bytes).
 const KEEP_COLS_BYTES: usize = 2 << 20;
@@ -1009,5 +1100,87 @@ mod tests {
                 bits(b.grad().expect("backward ran").data())
             );
         }
+    }
+
+    /// Columns past IMPLICIT_COLS_BYTES are packed from the image, and the input
+    /// gradient made in strips: forward, weight gradient and input gradient are bitwise
+    /// the written-out im2col product's, image by image.
+    #[test]
+    fn columns_packed_from_the_image_give_the_written_out_results() {
+        let (n, c, oc, hw) = (2, 8, 5, 40);
+        let g = ConvGeom {
+            c,
+            h: hw,
+            w: hw,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            ph: 0,
+            pw: 0,
+            pb: 0,
+            pr: 0,
+            dh: 1,
+            dw: 1,
+            oh: hw - 2,
+            ow: hw - 2,
+        };
+        assert!(g.col_len() * 4 > IMPLICIT_COLS_BYTES);
+        let mut rng = Rng::new(7);
+        let x = random(&[n, c, hw, hw], &mut rng);
+        let dout = random(&[n, oc, hw - 2, hw - 2], &mut rng);
+        let mut net = Sequential::new([c, hw, hw])
+            .add(Conv2d::new(c, oc, 3).bias(false))
+            .unwrap();
+        net.zero_grad();
+        let out = net.forward(&x, Pass::Train).unwrap();
+        let dinp = net.backward(&dout).unwrap();
+        let weight = net.named_params()[0].1.value.data().to_vec();
+        let (ckk, p) = (g.col_rows(), g.col_cols());
+        let (mut want_dw, mut want_out, mut want_dinp) = (vec![0.0f32; oc * ckk], vec![], vec![]);
+        for i in 0..n {
+            let inp = &x.data()[i * g.image_len()..(i + 1) * g.image_len()];
+            let d = &dout.data()[i * oc * p..(i + 1) * oc * p];
+            let mut col = vec![0.0; g.col_len()];
+            im2col(&g, inp, &mut col);
+            let mut o = vec![0.0; oc * p];
+            gemm_ldc(
+                1.0,
+                MatRef::new(&weight, oc, ckk),
+                MatRef::new(&col, ckk, p),
+                0.0,
+                &mut o,
+                p,
+            );
+            want_out.extend(o);
+            let mut part = vec![0.0; oc * ckk];
+            let (dm, cm) = (MatRef::new(d, oc, p), MatRef::new(&col, ckk, p));
+            gemm_ldc(1.0, dm, cm.t(), 0.0, &mut part, ckk);
+            for (w, v) in want_dw.iter_mut().zip(&part) {
+                *w += v;
+            }
+            let mut dcol = vec![0.0; g.col_len()];
+            gemm_ldc(
+                1.0,
+                MatRef::new(&weight, oc, ckk).t(),
+                dm,
+                0.0,
+                &mut dcol,
+                p,
+            );
+            let mut di = vec![0.0; g.image_len()];
+            col2im(&g, &dcol, &mut di);
+            want_dinp.extend(di);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(out.data()), bits(&want_out), "forward");
+        assert_eq!(bits(dinp.data()), bits(&want_dinp), "input gradient");
+        let grad = net.named_params()[0]
+            .1
+            .grad()
+            .expect("backward ran")
+            .data()
+            .to_vec();
+        assert_eq!(bits(&grad), bits(&want_dw), "weight gradient");
     }
 }
