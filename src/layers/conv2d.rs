@@ -195,17 +195,11 @@ impl Conv2d {
         self.groups == 1 && direct_conv::applies(self.geom())
     }
 
-    /// Whether the products take the columns straight from the image
-    /// (kernels/image_cols.rs), never writing them out: one group, a simple geometry,
-    /// and one image's columns past IMPLICIT_COLS_BYTES, where writing them out goes
-    /// past L2 and back.
-    fn implicit(&self) -> bool {
-        let g = self.geom();
-        self.groups == 1
-            && g.is_simple()
-            && !self.direct()
-            && !self.transposed_dw()
-            && g.col_len() * 4 > IMPLICIT_COLS_BYTES
+    /// Whether the products can take the columns straight from the image
+    /// (kernels/image_cols.rs), never writing them out: one group and a simple geometry.
+    /// Bitwise the same results either way.
+    fn can_pack_from_image(&self) -> bool {
+        self.groups == 1 && self.geom().is_simple() && !self.direct() && !self.transposed_dw()
     }
 
     /// Values in one row of the weight: (C/groups)·kh·kw.
@@ -238,7 +232,14 @@ impl ImageWise for Conv2d {
         // A single input channel is convolved directly (kernels/direct_conv.rs says why);
         // otherwise each group's weight is packed once and shared by every image's product.
         let direct = self.direct();
-        let implicit = self.implicit();
+        // The columns are packed from the image when one image's are past
+        // IMPLICIT_COLS_BYTES (written out, they would go past L2 and back), or in
+        // training when the batch's are too many to keep for backward (which would
+        // otherwise write them out twice: here and again in backward).
+        let col_bytes = col_len * 4;
+        let implicit = self.can_pack_from_image()
+            && (col_bytes > IMPLICIT_COLS_BYTES
+                || (pass == Pass::Train && n * col_bytes > KEEP_COLS_BYTES));
         if !direct {
             let (ocg, wk) = (self.out_channels / self.groups, self.weight_row());
             self.packed_w.resize_with(self.groups, PackedA::new);
@@ -313,7 +314,9 @@ impl ImageWise for Conv2d {
             oc,
             groups: self.groups,
             direct: self.direct(),
-            implicit: self.implicit(),
+            // Without kept columns backward works from the saved input, with the columns
+            // packed from it where it can (bitwise the same as recomputing them).
+            implicit: !have_cols && self.can_pack_from_image(),
             transposed_dw,
             has_bias: self.bias.is_some(),
             packed_wt: &self.packed_wt,
@@ -355,7 +358,7 @@ struct ConvForward<'a> {
     g: ConvGeom,
     /// The weight, when the convolution is direct (one input channel).
     direct_weight: Option<&'a [f32]>,
-    /// Whether the columns are packed straight from the image (Conv2d::implicit).
+    /// Whether the columns are packed straight from the image (see forward_images).
     implicit: bool,
     /// One packed weight per group.
     packed_w: &'a [PackedA],
@@ -421,7 +424,7 @@ struct ConvBackward<'a> {
     groups: usize,
     /// One input channel: the weight gradient comes straight from the saved input.
     direct: bool,
-    /// The columns are packed from the saved input (Conv2d::implicit).
+    /// The columns are packed from the saved input (Conv2d::can_pack_from_image).
     implicit: bool,
     transposed_dw: bool,
     has_bias: bool,
@@ -689,7 +692,7 @@ fn explain_same([ph, pw, pb, pr]: [usize; 4], d: Size2, square: bool) -> String 
 }
 
 /// One image's columns past this size (bytes) are packed straight from the image
-/// (Conv2d::implicit). 256 KB is half a Zen 3 core's L2: fast-mnist's second convolution
+/// (Conv2d::forward_images). 256 KB is half a Zen 3 core's L2: fast-mnist's second convolution
 /// (663 KB) is past it; the book's convolutions (at most 128 KB) are not.
 const IMPLICIT_COLS_BYTES: usize = 256 << 10;
 
